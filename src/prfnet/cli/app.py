@@ -1,0 +1,39 @@
+"""The Typer application object shared by the command modules, and the error boundary."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="prfnet",
+    help="PRFNet: which of two compressed images is closer to the reference (full-reference IQA).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+eval_app = typer.Typer(help="Evaluate metrics with each benchmark's official protocol.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+#: stderr console for messages, warnings and progress bars; stdout stays clean for --json.
+err = Console(stderr=True)
+
+USER_ERROR_EXIT = 2
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one line to stderr and return the exit to raise (code 2)."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(USER_ERROR_EXIT)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )

@@ -1,0 +1,148 @@
+"""``prfnet compare``, ``prfnet score`` and ``prfnet rank``: inference on image files."""
+
+from __future__ import annotations
+
+import json
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .app import app, err, setup_logging
+
+CheckpointOpt = Annotated[
+    Path | None,
+    typer.Option("--checkpoint", "-c", envvar="PRFNET_CHECKPOINT", help="prfnet .safetensors checkpoint."),
+]
+DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="cpu, cuda or cuda:N.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout.")]
+RandomOpt = Annotated[
+    bool, typer.Option("--random-init", help="Untrained model for smoke tests: its answers mean NOTHING.")
+]
+BackboneOpt = Annotated[str, typer.Option("--backbone", help="Backbone of the --random-init model.")]
+TileOpt = Annotated[int | None, typer.Option("--tile", help="Tile side for large images (default: whole image).")]
+StrideOpt = Annotated[int | None, typer.Option("--tile-stride", help="Tile stride (default: the tile side).")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per backbone batch.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what is loaded.")]
+PROGRESS_FROM = 4  # show a progress bar from this many images on
+
+
+def _model(checkpoint, device, random_init, backbone, tile, stride, verbose):
+    from ..api import load_model
+
+    setup_logging(verbose)
+    return load_model(checkpoint, device, random_init, backbone, tile, stride)
+
+
+def _progress(total: int):
+    if total < PROGRESS_FROM:
+        return nullcontext(None)
+    return Progress(
+        TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
+    )
+
+
+def _scored(ref, images, batch_size, model, ranked: bool):
+    from ..api import rank_files, score_files
+
+    with _progress(len(images)) as bar:
+        advance = None
+        if bar is not None:
+            task = bar.add_task("score", total=len(images))
+
+            def advance(n):
+                bar.advance(task, n)
+
+        if ranked:
+            return rank_files(model, ref, images, batch_size, advance)
+        return list(zip(map(str, images), score_files(model, ref, images, batch_size, advance), strict=True))
+
+
+@app.command(
+    epilog="Example: prfnet compare ref.png codec1.png codec2.png --checkpoint prfnet.safetensors --json"
+)
+def compare(
+    ref: Annotated[Path, typer.Argument(help="Reference image.")],
+    a: Annotated[Path, typer.Argument(help="Distorted image A.")],
+    b: Annotated[Path, typer.Argument(help="Distorted image B.")],
+    checkpoint: CheckpointOpt = None,
+    device: DeviceOpt = "cpu",
+    as_json: JsonOpt = False,
+    random_init: RandomOpt = False,
+    backbone: BackboneOpt = "seres2net50",
+    tile: TileOpt = None,
+    tile_stride: StrideOpt = None,
+    verbose: VerboseOpt = False,
+):
+    """Which of A and B is closer to REF. prob_a = P(A closer); scores are distances (lower = closer)."""
+    from ..api import compare_files
+
+    model = _model(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
+    result = compare_files(model, ref, a, b)
+    if as_json:
+        typer.echo(json.dumps(result.as_dict()))
+        return
+    typer.echo(f"closer: {result.closer}  (P(A closer) = {result.prob_a:.4f})")
+    typer.echo(f"score A: {result.score_a:.6f}  {a}")
+    typer.echo(f"score B: {result.score_b:.6f}  {b}")
+
+
+def _print_table(rows, title: str):
+    from rich.console import Console
+
+    table = Table(title=title)
+    table.add_column("#", justify="right")
+    table.add_column("score (lower = closer)", justify="right")
+    table.add_column("path")
+    for i, (path, score) in enumerate(rows, 1):
+        table.add_row(str(i), f"{score:.6f}", path)
+    Console().print(table)
+
+
+@app.command(epilog="Example: prfnet score ref.png q20.jpg q40.jpg q60.jpg -c prfnet.safetensors --json")
+def score(
+    ref: Annotated[Path, typer.Argument(help="Reference image.")],
+    dists: Annotated[list[Path], typer.Argument(help="One or more distorted images of the same size.")],
+    checkpoint: CheckpointOpt = None,
+    device: DeviceOpt = "cpu",
+    as_json: JsonOpt = False,
+    random_init: RandomOpt = False,
+    backbone: BackboneOpt = "seres2net50",
+    tile: TileOpt = None,
+    tile_stride: StrideOpt = None,
+    batch_size: BatchOpt = 4,
+    verbose: VerboseOpt = False,
+):
+    """Distance of each DIST to REF (>= 0, lower = closer), in input order."""
+    model = _model(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
+    rows = _scored(ref, dists, batch_size, model, ranked=False)
+    if as_json:
+        typer.echo(json.dumps([{"path": p, "score": s} for p, s in rows]))
+    else:
+        _print_table(rows, f"distance to {ref}")
+
+
+@app.command(epilog="Example: prfnet rank ref.png candidates/*.png -c prfnet.safetensors --json")
+def rank(
+    ref: Annotated[Path, typer.Argument(help="Reference image.")],
+    candidates: Annotated[list[Path], typer.Argument(help="Candidate images of the same size.")],
+    checkpoint: CheckpointOpt = None,
+    device: DeviceOpt = "cpu",
+    as_json: JsonOpt = False,
+    random_init: RandomOpt = False,
+    backbone: BackboneOpt = "seres2net50",
+    tile: TileOpt = None,
+    tile_stride: StrideOpt = None,
+    batch_size: BatchOpt = 4,
+    verbose: VerboseOpt = False,
+):
+    """Rank CANDIDATES by distance to REF, best (closest) first; reference features computed once."""
+    model = _model(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
+    rows = _scored(ref, candidates, batch_size, model, ranked=True)
+    if as_json:
+        typer.echo(json.dumps([{"path": p, "score": s} for p, s in rows]))
+    else:
+        _print_table(rows, f"ranking against {ref} (best first)")

@@ -1,0 +1,27 @@
+"""Typed exceptions. Every user error raised by prfnet is a :class:`PRFNetError`."""
+
+from __future__ import annotations
+
+
+class PRFNetError(Exception):
+    """Base class of every error that is the user's input, not a bug in prfnet."""
+
+
+class InputError(PRFNetError, ValueError):
+    """A tensor argument is malformed: wrong shape, channel count, range, dtype, NaN or size mismatch."""
+
+
+class ImageReadError(PRFNetError, OSError):
+    """An image file is missing, unreadable, truncated or of an unsupported kind."""
+
+
+class CheckpointError(PRFNetError):
+    """A weights file is missing, not a prfnet/safetensors file, or does not match its config."""
+
+
+class DataError(PRFNetError):
+    """A data set file is missing or malformed (the message names the file and, where known, the line)."""
+
+
+class ConfigError(PRFNetError):
+    """A training/evaluation configuration is invalid."""

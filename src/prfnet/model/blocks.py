@@ -1,0 +1,149 @@
+"""PRFNet's two blocks and their ablation baselines.
+
+Shapes use N = batch, S = number of scales, C_s = backbone channels at scale s, H_s x W_s = the
+feature map size at scale s (scale 0 is the finest), D = ``pair_channels``, F = ``fusion_channels``.
+
+* Pair stage (``CrossSubtract`` or ``ConcatPair``): one (reference, distorted) pair of multi-scale
+  features -> S maps of (N, D, H_s, W_s), zero where the two features agree (``CrossSubtract``).
+* Fusion stage (``ProgressiveFusion`` or ``SingleScaleFusion``): S maps -> a pooled, non-negative
+  quality-difference vector v of shape (N, F).
+* The cross subtraction of the positive and negative pairs, ``v_B - v_A``, is taken in that
+  feature space by :meth:`CrossSubtract.cross`; a linear head with positive weights turns it into
+  the 2AFC logit, so the logit is antisymmetric in (A, B) by construction.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Features = list[torch.Tensor]
+
+
+def _unit_normalise(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """Divide each spatial position's channel vector by its L2 norm (as LPIPS does)."""
+    return x / torch.sqrt((x * x).sum(dim=1, keepdim=True) + eps)
+
+
+class CrossSubtract(nn.Module):
+    """Compare reference and distorted features by subtraction, scale by scale.
+
+    ``forward(ref_feats, dist_feats)``: two lists of S tensors (N, C_s, H_s, W_s) -> S tensors
+    (N, D, H_s, W_s) = ReLU(W_s |u(F_R) - u(F_X)|), with u the channel-wise unit normalisation and
+    W_s a bias-free 1x1 convolution, so identical inputs give exactly zero.
+    ``cross(v_a, v_b)``: the positive/negative pair subtraction v_B - v_A, shape (N, F).
+    """
+
+    def __init__(self, in_channels: list[int], pair_channels: int = 64):
+        super().__init__()
+        self.proj = nn.ModuleList(nn.Conv2d(c, pair_channels, 1, bias=False) for c in in_channels)
+
+    def forward(self, ref_feats: Features, dist_feats: Features) -> Features:
+        return [
+            F.relu(proj(torch.abs(_unit_normalise(r) - _unit_normalise(x))))
+            for proj, r, x in zip(self.proj, ref_feats, dist_feats, strict=True)
+        ]
+
+    @staticmethod
+    def cross(v_a: torch.Tensor, v_b: torch.Tensor) -> torch.Tensor:
+        return v_b - v_a
+
+
+class ConcatPair(CrossSubtract):
+    """Ablation baseline: no subtraction; ReLU(W_s [u(F_R), u(F_X)]) from the concatenated features.
+
+    Same shapes as :class:`CrossSubtract`; identical inputs no longer map to zero.
+    """
+
+    def __init__(self, in_channels: list[int], pair_channels: int = 64):
+        nn.Module.__init__(self)
+        self.proj = nn.ModuleList(nn.Conv2d(2 * c, pair_channels, 1, bias=False) for c in in_channels)
+
+    def forward(self, ref_feats: Features, dist_feats: Features) -> Features:
+        return [
+            F.relu(proj(torch.cat([_unit_normalise(r), _unit_normalise(x)], dim=1)))
+            for proj, r, x in zip(self.proj, ref_feats, dist_feats, strict=True)
+        ]
+
+
+class ChannelAttention(nn.Module):
+    """Squeeze-and-excitation gate: (N, C, H, W) -> same shape, each channel scaled by a gate in (0, 1)."""
+
+    def __init__(self, channels: int, reduction: int = 4):
+        super().__init__()
+        hidden = max(channels // reduction, 8)
+        self.fc1 = nn.Conv2d(channels, hidden, 1)
+        self.fc2 = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean(dim=(2, 3), keepdim=True)))))
+        return x * gate
+
+
+class FusionStep(nn.Module):
+    """One progressive step: [coarser state resampled to H_s x W_s, pair map at s] -> (N, F, H_s, W_s)."""
+
+    def __init__(self, in_channels: int, out_channels: int, attention: bool = True):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.attention = ChannelAttention(out_channels) if attention else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attention(F.relu(self.conv2(F.relu(self.conv1(x)))))
+
+
+class ProgressiveFusion(nn.Module):
+    """Fuse S pair maps deep-to-shallow, one scale at a time, then average-pool.
+
+    State h = pair map at the coarsest scale; for s = S-2 .. 0: h = FusionStep_s([up(h), E_s]),
+    ``up`` = bilinear resampling to (H_s, W_s). Input: S tensors (N, D, H_s, W_s). Output: (N, F) >= 0.
+    All convolutions are bias-free, so an all-zero input (identical images) gives v = 0.
+    """
+
+    def __init__(self, num_scales: int, pair_channels: int = 64, channels: int = 64, attention: bool = True):
+        super().__init__()
+        self.entry = nn.Conv2d(pair_channels, channels, 1, bias=False)
+        self.steps = nn.ModuleList(
+            FusionStep(channels + pair_channels, channels, attention) for _ in range(num_scales - 1)
+        )
+        self.out_channels = channels
+
+    def forward(self, maps: Features) -> torch.Tensor:
+        h = F.relu(self.entry(maps[-1]))
+        for step, skip in zip(self.steps, reversed(maps[:-1]), strict=True):
+            h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            h = step(torch.cat([h, skip], dim=1))
+        return h.mean(dim=(2, 3))
+
+
+class SingleScaleFusion(nn.Module):
+    """Ablation baseline: one scale only (default the coarsest), a conv step, then average-pool.
+
+    Input: S tensors (N, D, H_s, W_s); output (N, F) >= 0.
+    """
+
+    def __init__(self, num_scales: int, pair_channels: int = 64, channels: int = 64, scale: int = -1):
+        super().__init__()
+        self.scale = scale if scale >= 0 else num_scales + scale
+        self.step = FusionStep(pair_channels, channels, attention=False)
+        self.out_channels = channels
+
+    def forward(self, maps: Features) -> torch.Tensor:
+        return self.step(maps[self.scale]).mean(dim=(2, 3))
+
+
+class PositiveLinear(nn.Module):
+    """(N, F) -> (N,): v . softplus(w). Non-negative weights keep the distance >= 0 and monotone in v."""
+
+    def __init__(self, in_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(in_features))
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return v @ F.softplus(self.weight)
+
+
+PAIR_BLOCKS = {"cross_subtract": CrossSubtract, "concat": ConcatPair}
+FUSION_BLOCKS = {"progressive": ProgressiveFusion, "single_scale": SingleScaleFusion}

@@ -1,0 +1,241 @@
+"""The PRFNet model: shared backbone -> cross subtract -> progressive fusion -> 2AFC / distance.
+
+Conventions for every method: images are float tensors of shape (N, 3, H, W), RGB, values in
+[0, 1], H and W >= 32 (any size, not only multiples of 32). ImageNet normalisation happens inside.
+``score`` is a distance: >= 0, lower = closer to the reference, exactly 0 for an identical image
+with the default blocks. ``compare`` is the probability that A is closer to the reference than B.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, InputError
+from .backbone import IMAGENET_MEAN, IMAGENET_STD, SE_RES2NET50, build_backbone, feature_channels
+from .blocks import FUSION_BLOCKS, PAIR_BLOCKS, PositiveLinear
+from .tiling import tile_windows
+
+MIN_SIDE = 32
+
+
+@dataclass(frozen=True)
+class PRFNetConfig:
+    """Everything needed to rebuild the architecture (stored in every checkpoint)."""
+
+    backbone: str = SE_RES2NET50
+    pair_block: str = "cross_subtract"  # or "concat" (ablation)
+    fusion: str = "progressive"  # or "single_scale" (ablation)
+    pair_channels: int = 64
+    fusion_channels: int = 64
+    attention: bool = True
+    tile_size: int | None = None  # None: whole image; else square tiles of this side
+    tile_stride: int | None = None  # None: equal to tile_size (no overlap)
+
+    def __post_init__(self):
+        if self.pair_block not in PAIR_BLOCKS:
+            raise ConfigError(f"pair_block must be one of {sorted(PAIR_BLOCKS)}, got {self.pair_block!r}")
+        if self.fusion not in FUSION_BLOCKS:
+            raise ConfigError(f"fusion must be one of {sorted(FUSION_BLOCKS)}, got {self.fusion!r}")
+        if self.tile_size is not None and self.tile_size < MIN_SIDE:
+            raise ConfigError(f"tile_size must be >= {MIN_SIDE}, got {self.tile_size}")
+        if self.tile_stride is not None and self.tile_stride <= 0:
+            raise ConfigError(f"tile_stride must be positive, got {self.tile_stride}")
+
+
+@dataclass
+class ReferenceFeatures:
+    """Backbone features of a reference image, computed once by :meth:`PRFNet.encode`.
+
+    ``feats``: S tensors (N_ref, C_s, H_s, W_s); ``size``: the image's (H, W).
+    """
+
+    feats: list[torch.Tensor]
+    size: tuple[int, int]
+
+
+@dataclass
+class Ranking:
+    """Result of :meth:`PRFNet.rank`: ``order`` indexes the candidates best (closest) first;
+    ``scores`` (N,) are the distances of the candidates in their input order (lower = closer)."""
+
+    order: torch.Tensor
+    scores: torch.Tensor
+
+
+def check_images(*images: torch.Tensor, names: tuple[str, ...] | None = None) -> None:
+    """Raise :class:`InputError` unless every tensor is float RGB (N, 3, H, W) in [0, 1], finite,
+    H, W >= 32, and all share H x W and a batch size (or a batch of 1, which broadcasts)."""
+    names = names or tuple(f"image {i}" for i in range(len(images)))
+    for name, x in zip(names, images, strict=True):
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise InputError(f"{name}: expected shape (N, 3, H, W) with RGB channels, got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise InputError(f"{name}: expected a float tensor in [0, 1], got {x.dtype}")
+        if min(x.shape[-2:]) < MIN_SIDE:
+            raise InputError(f"{name}: height and width must be >= {MIN_SIDE}, got {tuple(x.shape[-2:])}")
+        if x.numel() and not torch.isfinite(x).all():
+            raise InputError(f"{name}: contains NaN or infinite values")
+        if x.numel():
+            lo, hi = x.min().item(), x.max().item()
+            if lo < -1e-6 or hi > 1 + 1e-6:
+                raise InputError(
+                    f"{name}: values must be in [0, 1], got [{lo:.3g}, {hi:.3g}] "
+                    "(divide 8-bit images by 255; map [-1, 1] images with (x + 1) / 2)"
+                )
+    sizes = {tuple(x.shape[-2:]) for x in images}
+    if len(sizes) > 1:
+        raise InputError(f"{' and '.join(names)} must have the same height and width, got {sorted(sizes)}")
+    batches = {x.shape[0] for x in images} - {1}
+    if len(batches) > 1:
+        raise InputError(f"batch sizes differ: {[x.shape[0] for x in images]}")
+
+
+class PRFNet(nn.Module):
+    """Full-reference 2AFC quality model for compressed images.
+
+    Args:
+        backbone: ``"seres2net50"`` (default) or any timm ``features_only`` model name.
+        pretrained_backbone: seed the backbone with timm's ImageNet weights (hub name).
+        backbone_weights: local ``.safetensors`` backbone weights (offline; overrides the hub).
+        pair_block: ``"cross_subtract"`` or the ablation ``"concat"``.
+        fusion: ``"progressive"`` or the ablation ``"single_scale"``.
+        pair_channels, fusion_channels, attention: widths and channel attention of the blocks.
+        tile_size, tile_stride: tile large images (see ``docs/design.md``); None = whole image.
+    """
+
+    def __init__(
+        self,
+        backbone: str = SE_RES2NET50,
+        pretrained_backbone: bool = False,
+        backbone_weights: str | Path | None = None,
+        **config,
+    ):
+        super().__init__()
+        self.config = PRFNetConfig(backbone=backbone, **config)
+        c = self.config
+        self.backbone = build_backbone(c.backbone, pretrained=pretrained_backbone, weights=backbone_weights)
+        channels = feature_channels(self.backbone)
+        self.pair = PAIR_BLOCKS[c.pair_block](channels, c.pair_channels)
+        fusion_cls = FUSION_BLOCKS[c.fusion]
+        kwargs = {"attention": c.attention} if c.fusion == "progressive" else {}
+        self.fusion = fusion_cls(len(channels), c.pair_channels, c.fusion_channels, **kwargs)
+        self.head = PositiveLinear(self.fusion.out_channels)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    # -- building blocks -------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    def set_tiling(self, tile_size: int | None, tile_stride: int | None = None) -> PRFNet:
+        """Switch tiling on (square tiles of ``tile_size``) or off (``None``); returns self."""
+        self.config = dataclasses.replace(self.config, tile_size=tile_size, tile_stride=tile_stride)
+        return self
+
+    def _windows(self, height: int, width: int) -> list[tuple[slice, slice]] | None:
+        t = self.config.tile_size
+        if t is None or (height <= t and width <= t):
+            return None
+        return tile_windows(height, width, t, self.config.tile_stride or t)
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device, torch.float32)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(N, 3, H, W) in [0, 1] -> S backbone maps (N, C_s, ~H/r_s, ~W/r_s); no input checks."""
+        return self.backbone((x - self.mean) / self.std)
+
+    def pair_vector(self, ref_feats: list[torch.Tensor], dist_feats: list[torch.Tensor]) -> torch.Tensor:
+        """Pooled quality-difference vector (N, F) >= 0 of (reference, distorted) features.
+        A reference batch of 1 broadcasts against N distorted images."""
+        n = dist_feats[0].shape[0]
+        ref_feats = [r.expand(n, *r.shape[1:]) for r in ref_feats]
+        return self.fusion(self.pair(ref_feats, dist_feats))
+
+    def _vectors(self, ref: torch.Tensor, dists: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per distorted batch, the pair vector (N, F); tiles are averaged when tiling is on.
+        The backbone sees the reference once and each distorted batch once (per tile), so memory is
+        bounded by one tile of the largest batch."""
+        windows = self._windows(*ref.shape[-2:]) or [(slice(None), slice(None))]
+        sums = [0.0] * len(dists)
+        for rows, cols in windows:
+            ref_feats = self.features(ref[..., rows, cols])
+            for i, d in enumerate(dists):
+                sums[i] = sums[i] + self.pair_vector(ref_feats, self.features(d[..., rows, cols]))
+        return [s / len(windows) for s in sums]
+
+    # -- public API ------------------------------------------------------------------------------
+    def encode(self, ref: torch.Tensor) -> ReferenceFeatures:
+        """Backbone features of reference images (N, 3, H, W) in [0, 1], to reuse in :meth:`score`."""
+        check_images(ref, names=("ref",))
+        return ReferenceFeatures(self.features(self._prepare(ref)), tuple(ref.shape[-2:]))
+
+    def score(self, ref: torch.Tensor | ReferenceFeatures, dist: torch.Tensor) -> torch.Tensor:
+        """Distance of ``dist`` (N, 3, H, W) to ``ref`` (a tensor or :meth:`encode` output): (N,) >= 0,
+        lower = closer. A reference batch of 1 is shared by all N distorted images."""
+        if isinstance(ref, ReferenceFeatures):
+            check_images(dist, names=("dist",))
+            if tuple(dist.shape[-2:]) != ref.size:
+                raise InputError(f"dist size {tuple(dist.shape[-2:])} differs from the reference's {ref.size}")
+            return self.head(self.pair_vector(ref.feats, self.features(self._prepare(dist))))
+        check_images(ref, dist, names=("ref", "dist"))
+        (v,) = self._vectors(self._prepare(ref), [self._prepare(dist)])
+        return self.head(v)
+
+    def forward(self, ref: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """2AFC logit (N,): > 0 when A is closer to ``ref`` than B. Antisymmetric: f(r, a, b) = -f(r, b, a)."""
+        check_images(ref, a, b, names=("ref", "A", "B"))
+        v_a, v_b = self._vectors(self._prepare(ref), [self._prepare(a), self._prepare(b)])
+        return self.head(self.pair.cross(v_a, v_b))
+
+    def compare(self, ref: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Probability (N,) in (0, 1) that A is closer to ``ref`` than B; compare(r, a, b) + compare(r, b, a) = 1."""
+        return torch.sigmoid(self(ref, a, b))
+
+    @torch.no_grad()
+    def rank(self, ref: torch.Tensor, candidates: torch.Tensor | list[torch.Tensor], batch_size: int = 8) -> Ranking:
+        """Rank N candidates against one reference (1, 3, H, W), best (closest) first.
+
+        ``candidates``: a tensor (N, 3, H, W) or a list of (1, 3, H, W) tensors. Reference features
+        are computed once (per tile); candidates go through the backbone ``batch_size`` at a time.
+        """
+        if isinstance(candidates, torch.Tensor):
+            candidates = list(candidates.split(1))
+        if not candidates:
+            raise InputError("rank needs at least one candidate")
+        if ref.ndim != 4 or ref.shape[0] != 1:
+            raise InputError(f"rank takes one reference of shape (1, 3, H, W), got {tuple(ref.shape)}")
+        check_images(ref, *candidates, names=("ref", *(f"candidate {i}" for i in range(len(candidates)))))
+        ref = self._prepare(ref)
+        chunks = [torch.cat(candidates[i : i + batch_size]) for i in range(0, len(candidates), batch_size)]
+        windows = self._windows(*ref.shape[-2:])
+        if windows is None:
+            ref_feats = self.features(ref)
+            vectors = [self.pair_vector(ref_feats, self.features(self._prepare(c))) for c in chunks]
+        else:
+            vectors = self._vectors(ref, [self._prepare(c) for c in chunks])
+        scores = self.head(torch.cat(vectors))
+        return Ranking(order=torch.argsort(scores, stable=True), scores=scores)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def save_pretrained(self, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+        """Write weights and architecture config to one ``.safetensors`` file (no pickle)."""
+        from .checkpoint import save_checkpoint
+
+        return save_checkpoint(self, path, metadata)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, map_location: str | torch.device = "cpu", **overrides) -> PRFNet:
+        """Rebuild a model from :meth:`save_pretrained` output, in eval mode. ``overrides`` may
+        change inference-only settings (``tile_size``, ``tile_stride``)."""
+        from .checkpoint import load_checkpoint
+
+        return load_checkpoint(cls, path, map_location, **overrides)
