@@ -61,9 +61,7 @@ def _scored(ref, images, batch_size, model, ranked: bool):
         return list(zip(map(str, images), score_files(model, ref, images, batch_size, advance), strict=True))
 
 
-@app.command(
-    epilog="Example: prfnet compare ref.png codec1.png codec2.png --checkpoint prfnet.safetensors --json"
-)
+@app.command(epilog="Example: prfnet compare ref.png codec1.png codec2.png --checkpoint prfnet.safetensors --json")
 def compare(
     ref: Annotated[Path, typer.Argument(help="Reference image.")],
     a: Annotated[Path, typer.Argument(help="Distorted image A.")],
