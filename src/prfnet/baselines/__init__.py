@@ -1,0 +1,1 @@
+"""baselines (work in progress)."""

@@ -1,0 +1,1 @@
+"""Evaluation protocols (CLIC, BAPPS 2AFC, MOS correlations) and HTML reports."""
