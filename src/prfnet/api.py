@@ -46,11 +46,12 @@ def load_model(
     backbone: str = "seres2net50",
     tile_size: int | None = None,
     tile_stride: int | None = None,
+    warn: bool = True,
 ) -> PRFNet:
     """A model in eval mode from ``checkpoint`` (or ``$PRFNET_CHECKPOINT``).
 
     With ``random_init=True`` and no checkpoint, an untrained ``backbone`` model (answers are
-    meaningless; for smoke tests and timing only).
+    meaningless; for smoke tests and timing only), with a logged warning unless ``warn=False``.
     """
     checkpoint = checkpoint or os.environ.get(CHECKPOINT_ENV) or None
     dev = resolve_device(device)
@@ -58,7 +59,8 @@ def load_model(
         return PRFNet.from_pretrained(checkpoint, map_location=dev, tile_size=tile_size, tile_stride=tile_stride)
     if not random_init:
         raise CheckpointError(NO_CHECKPOINT_HELP)
-    log.warning("RANDOM-INIT model: untrained weights, its answers mean NOTHING (smoke tests/timing only)")
+    if warn:
+        log.warning("RANDOM-INIT model: untrained weights, its answers mean NOTHING (smoke tests/timing only)")
     return PRFNet(backbone, tile_size=tile_size, tile_stride=tile_stride).to(dev).eval()
 
 

@@ -37,3 +37,8 @@ def setup_logging(verbose: bool = False) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+def warn_random_init() -> None:
+    """The loud warning every command prints when it runs an untrained model."""
+    err.print("[bold yellow]WARNING: --random-init: untrained weights, the answers below mean NOTHING.[/]")

@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .app import app, err, setup_logging
+from .app import app, err, setup_logging, warn_random_init
 
 CheckpointOpt = Annotated[
     Path | None,
@@ -34,7 +34,9 @@ def _model(checkpoint, device, random_init, backbone, tile, stride, verbose):
     from ..api import load_model
 
     setup_logging(verbose)
-    return load_model(checkpoint, device, random_init, backbone, tile, stride)
+    if random_init and checkpoint is None:
+        warn_random_init()
+    return load_model(checkpoint, device, random_init, backbone, tile, stride, warn=False)
 
 
 def _progress(total: int):

@@ -3,8 +3,10 @@
 Shapes use N = batch, S = number of scales, C_s = backbone channels at scale s, H_s x W_s = the
 feature map size at scale s (scale 0 is the finest), D = ``pair_channels``, F = ``fusion_channels``.
 
-* Pair stage (``CrossSubtract`` or ``ConcatPair``): one (reference, distorted) pair of multi-scale
-  features -> S maps of (N, D, H_s, W_s), zero where the two features agree (``CrossSubtract``).
+* Backbone maps are unit-normalised along channels once per image (:func:`unit_normalise`, as in
+  LPIPS), so a reference encoded once serves every candidate.
+* Pair stage (``CrossSubtract`` or ``ConcatPair``): one (reference, distorted) pair of normalised
+  multi-scale features -> S maps of (N, D, H_s, W_s), zero where the two features agree (``CrossSubtract``).
 * Fusion stage (``ProgressiveFusion`` or ``SingleScaleFusion``): S maps -> a pooled, non-negative
   quality-difference vector v of shape (N, F).
 * The cross subtraction of the positive and negative pairs, ``v_B - v_A``, is taken in that
@@ -21,17 +23,17 @@ from torch import nn
 Features = list[torch.Tensor]
 
 
-def _unit_normalise(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
-    """Divide each spatial position's channel vector by its L2 norm (as LPIPS does)."""
+def unit_normalise(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """(N, C, H, W) -> same shape, each spatial position's channel vector divided by its L2 norm."""
     return x / torch.sqrt((x * x).sum(dim=1, keepdim=True) + eps)
 
 
 class CrossSubtract(nn.Module):
     """Compare reference and distorted features by subtraction, scale by scale.
 
-    ``forward(ref_feats, dist_feats)``: two lists of S tensors (N, C_s, H_s, W_s) -> S tensors
-    (N, D, H_s, W_s) = ReLU(W_s |u(F_R) - u(F_X)|), with u the channel-wise unit normalisation and
-    W_s a bias-free 1x1 convolution, so identical inputs give exactly zero.
+    ``forward(ref_feats, dist_feats)``: two lists of S unit-normalised tensors (N, C_s, H_s, W_s) -> S
+    tensors (N, D, H_s, W_s) = ReLU(W_s |F_R - F_X|), W_s a bias-free 1x1 convolution, so identical
+    inputs give exactly zero.
     ``cross(v_a, v_b)``: the positive/negative pair subtraction v_B - v_A, shape (N, F).
     """
 
@@ -40,10 +42,7 @@ class CrossSubtract(nn.Module):
         self.proj = nn.ModuleList(nn.Conv2d(c, pair_channels, 1, bias=False) for c in in_channels)
 
     def forward(self, ref_feats: Features, dist_feats: Features) -> Features:
-        return [
-            F.relu(proj(torch.abs(_unit_normalise(r) - _unit_normalise(x))))
-            for proj, r, x in zip(self.proj, ref_feats, dist_feats, strict=True)
-        ]
+        return [F.relu(proj(torch.abs(r - x))) for proj, r, x in zip(self.proj, ref_feats, dist_feats, strict=True)]
 
     @staticmethod
     def cross(v_a: torch.Tensor, v_b: torch.Tensor) -> torch.Tensor:
@@ -51,7 +50,7 @@ class CrossSubtract(nn.Module):
 
 
 class ConcatPair(CrossSubtract):
-    """Ablation baseline: no subtraction; ReLU(W_s [u(F_R), u(F_X)]) from the concatenated features.
+    """Ablation baseline: no subtraction; ReLU(W_s [F_R, F_X]) from the concatenated features.
 
     Same shapes as :class:`CrossSubtract`; identical inputs no longer map to zero.
     """
@@ -62,8 +61,7 @@ class ConcatPair(CrossSubtract):
 
     def forward(self, ref_feats: Features, dist_feats: Features) -> Features:
         return [
-            F.relu(proj(torch.cat([_unit_normalise(r), _unit_normalise(x)], dim=1)))
-            for proj, r, x in zip(self.proj, ref_feats, dist_feats, strict=True)
+            F.relu(proj(torch.cat([r, x], dim=1))) for proj, r, x in zip(self.proj, ref_feats, dist_feats, strict=True)
         ]
 
 

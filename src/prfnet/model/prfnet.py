@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import ConfigError, InputError
 from .backbone import IMAGENET_MEAN, IMAGENET_STD, SE_RES2NET50, build_backbone, feature_channels
-from .blocks import FUSION_BLOCKS, PAIR_BLOCKS, PositiveLinear
+from .blocks import FUSION_BLOCKS, PAIR_BLOCKS, PositiveLinear, unit_normalise
 from .tiling import tile_windows
 
 MIN_SIDE = 32
@@ -150,8 +150,9 @@ class PRFNet(nn.Module):
         return x.to(self.device, torch.float32)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(N, 3, H, W) in [0, 1] -> S backbone maps (N, C_s, ~H/r_s, ~W/r_s); no input checks."""
-        return self.backbone((x - self.mean) / self.std)
+        """(N, 3, H, W) in [0, 1] -> S channel-unit-normalised backbone maps (N, C_s, ~H/r_s, ~W/r_s).
+        No input checks (the public methods check)."""
+        return [unit_normalise(f) for f in self.backbone((x - self.mean) / self.std)]
 
     def pair_vector(self, ref_feats: list[torch.Tensor], dist_feats: list[torch.Tensor]) -> torch.Tensor:
         """Pooled quality-difference vector (N, F) >= 0 of (reference, distorted) features.

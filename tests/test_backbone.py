@@ -1,0 +1,102 @@
+"""The SE-Res2Net50 backbone: structure, and both pretrained-weight loading paths (hub name, local file)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+from timm.layers import SEModule
+
+from prfnet import CheckpointError, PRFNet
+from prfnet.model import backbone as backbone_mod
+from prfnet.model.backbone import build_backbone, feature_channels, feature_strides
+
+
+@pytest.fixture(scope="module")
+def seres2net50():
+    return build_backbone("seres2net50")
+
+
+def test_full_seres2net50_structure(seres2net50):
+    net = seres2net50
+    params = sum(p.numel() for p in net.parameters())
+    # 28.2M with the ImageNet classifier; the features_only network has no fc (2048 x 1000 + 1000 fewer)
+    assert 25.5e6 < params < 26.5e6
+    assert params + 2048 * 1000 + 1000 == pytest.approx(28.2e6, rel=0.01)
+    bottlenecks = [m for name, m in net.named_modules() if type(m).__name__ == "Bottle2neck"]
+    assert len(bottlenecks) == 16
+    assert all(isinstance(b.se, SEModule) for b in bottlenecks)
+    assert all(b.scale == 4 for b in bottlenecks)
+    assert feature_channels(net) == [256, 512, 1024, 2048]
+    assert feature_strides(net) == [4, 8, 16, 32]
+    with torch.no_grad():
+        feats = net(torch.rand(1, 3, 64, 96))
+    assert [tuple(f.shape) for f in feats] == [(1, 256, 16, 24), (1, 512, 8, 12), (1, 1024, 4, 6), (1, 2048, 2, 3)]
+
+
+def test_prfnet_default_backbone_is_seres2net50_and_exposed():
+    model = PRFNet()
+    assert model.config.backbone == "seres2net50"
+    assert [p.in_channels for p in model.pair.proj] == [256, 512, 1024, 2048]
+    assert model.backbone.feature_info.reduction() == [4, 8, 16, 32]
+
+
+def _classifier_state(seed: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return timm.create_model("res2net50_26w_4s").state_dict()
+
+
+def test_local_weights_file_loads_everything_but_se(tmp_path, caplog):
+    state = _classifier_state(1)
+    path = tmp_path / "res2net50.safetensors"
+    save_file(state, str(path))
+    with caplog.at_level(logging.INFO, logger="prfnet.model.backbone"):
+        net = build_backbone("seres2net50", weights=path)
+    own = net.state_dict()
+    loaded = [k for k in own if k in state]
+    assert len(loaded) > 300
+    assert all(torch.equal(own[k], state[k]) for k in loaded)
+    assert all(".se." in k for k in own if k not in state)
+    assert "64 SE tensors" in caplog.text
+
+
+def test_hub_path_uses_timm_pretrained_weights(monkeypatch, caplog):
+    state = _classifier_state(2)
+    real_create = timm.create_model
+    calls = []
+
+    def fake_create(name, pretrained=False, **kwargs):
+        if pretrained:  # what timm would download from the hub; no network here
+            calls.append(name)
+            model = real_create(name, **kwargs)
+            model.load_state_dict(state)
+            return model
+        return real_create(name, **kwargs)
+
+    monkeypatch.setattr(backbone_mod.timm, "create_model", fake_create)
+    with caplog.at_level(logging.INFO, logger="prfnet.model.backbone"):
+        model = PRFNet(pretrained_backbone=True)
+    assert calls == ["res2net50_26w_4s"]
+    w = model.backbone.state_dict()["layer3.2.convs.1.weight"]
+    assert torch.equal(w, state["layer3.2.convs.1.weight"])
+    assert "start from initialisation" in caplog.text
+
+
+def test_bad_weights_files_are_rejected(tmp_path):
+    pickled = tmp_path / "weights.pth"
+    torch.save({"a": torch.zeros(1)}, pickled)
+    with pytest.raises(CheckpointError, match="safetensors"):
+        build_backbone("test_resnet", weights=pickled)
+    with pytest.raises(CheckpointError, match="not found"):
+        build_backbone("test_resnet", weights=tmp_path / "missing.safetensors")
+    unrelated = tmp_path / "unrelated.safetensors"
+    save_file({"foo.weight": torch.zeros(3)}, str(unrelated))
+    with pytest.raises(CheckpointError, match="does not match"):
+        build_backbone("test_resnet", weights=unrelated)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(CheckpointError, match="not a readable"):
+        build_backbone("test_resnet", weights=garbage)

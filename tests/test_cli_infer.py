@@ -1,0 +1,132 @@
+"""prfnet compare / score / rank from the command line: JSON output, exit codes, error lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from prfnet import PRFNet, save_image
+from prfnet.cli import main
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("imgs")
+    g = torch.Generator().manual_seed(0)
+    ref = torch.rand(1, 3, 64, 72, generator=g)
+    paths = {"ref": d / "ref.png", "same": d / "same.png"}
+    save_image(ref, paths["ref"])
+    save_image(ref, paths["same"])
+    for i, amount in enumerate([0.05, 0.2, 0.4]):
+        paths[f"d{i}"] = d / f"d{i}.png"
+        save_image((ref + amount * torch.randn(ref.shape, generator=g)).clamp(0, 1), paths[f"d{i}"])
+    save_image(torch.rand(1, 3, 64, 64), d / "small.png")
+    paths["small"] = d / "small.png"
+    (d / "broken.png").write_text("no image")
+    paths["broken"] = d / "broken.png"
+    torch.manual_seed(0)
+    model = PRFNet("test_resnet")
+    with torch.no_grad():
+        model.head.weight.normal_()
+    paths["ckpt"] = model.save_pretrained(d / "tiny.safetensors")
+    return {k: str(v) for k, v in paths.items()}
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_compare_json_is_exactly_one_object(capsys, files):
+    code, out, err = run(capsys, "compare", files["ref"], files["d0"], files["d2"], "-c", files["ckpt"], "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert set(result) == {"closer", "prob_a", "score_a", "score_b"}
+    assert result["closer"] == ("A" if result["prob_a"] >= 0.5 else "B")
+    assert (result["score_a"] < result["score_b"]) == (result["closer"] == "A")
+
+
+def test_checkpoint_from_environment(capsys, files, monkeypatch):
+    monkeypatch.setenv("PRFNET_CHECKPOINT", files["ckpt"])
+    code, out, _ = run(capsys, "compare", files["ref"], files["same"], files["d1"], "--json")
+    assert code == 0 and json.loads(out)["closer"] == "A"
+
+
+def test_score_and_rank_json(capsys, files):
+    dists = [files["d2"], files["same"], files["d0"]]
+    code, out, _ = run(capsys, "score", files["ref"], *dists, "-c", files["ckpt"], "--json")
+    assert code == 0
+    scored = json.loads(out)
+    assert [s["path"] for s in scored] == dists
+    assert scored[1]["score"] < 1e-5 < scored[0]["score"]
+    code, out, _ = run(capsys, "rank", files["ref"], *dists, "-c", files["ckpt"], "--json", "-b", "2")
+    ranked = json.loads(out)
+    assert ranked[0]["path"] == files["same"]
+    expected = sorted(s["score"] for s in scored)
+    assert [r["score"] for r in ranked] == pytest.approx(expected, abs=1e-6)
+
+
+def test_no_checkpoint_explains_how_to_get_one(capsys, files, monkeypatch):
+    monkeypatch.delenv("PRFNET_CHECKPOINT", raising=False)
+    code, out, err = run(capsys, "compare", files["ref"], files["d0"], files["d1"])
+    assert code == 2 and out == ""
+    assert "--checkpoint" in err and "PRFNET_CHECKPOINT" in err and "Traceback" not in err
+
+
+def test_random_init_warns_loudly(capsys, files):
+    code, out, err = run(
+        capsys,
+        "compare",
+        files["ref"],
+        files["d0"],
+        files["d1"],
+        "--random-init",
+        "--backbone",
+        "test_resnet",
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["closer"] in "AB"
+    assert "mean NOTHING" in err
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (("ref", "d0", "missing"), "file not found"),
+        (("ref", "d0", "broken"), "broken.png"),
+        (("ref", "d0", "small"), "same size"),
+    ],
+)
+def test_user_errors_give_one_line_and_exit_2(capsys, files, names, message):
+    paths = [files.get(n, files["ref"].replace("ref.png", "missing.png")) for n in names]
+    code, out, err = run(capsys, "compare", *paths, "-c", files["ckpt"], "--json")
+    assert code == 2 and out == ""
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_checkpoint_is_a_user_error(capsys, files):
+    code, _, err = run(capsys, "score", files["ref"], files["d0"], "-c", files["broken"])
+    assert code == 2 and "not a safetensors file" in err
+
+
+def test_help_shows_an_example_for_each_command(capsys):
+    for command in ("compare", "score", "rank"):
+        code, out, _ = run(capsys, command, "--help")
+        assert code == 0 and f"prfnet {command}" in out and "Example" in out
+
+
+def test_module_entry_point_runs_without_traceback(files):
+    out = subprocess.run(
+        [sys.executable, "-m", "prfnet", "score", files["ref"], files["d0"], "-c", files["ckpt"], "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)[0]["score"] > 0

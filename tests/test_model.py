@@ -1,0 +1,161 @@
+"""PRFNet model behaviour: antisymmetry, batch independence, shapes, input checks, ablations, rank/encode."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from prfnet import ConfigError, InputError, PRFNet, PRFNetError
+from prfnet.model.blocks import ConcatPair, CrossSubtract, ProgressiveFusion, SingleScaleFusion
+
+from .conftest import TINY
+
+
+def test_compare_is_exactly_antisymmetric(tiny_model, images):
+    r, a, b = images(4), images(4), images(4)
+    with torch.no_grad():
+        total = tiny_model.compare(r, a, b) + tiny_model.compare(r, b, a)
+    assert total.shape == (4,)
+    assert torch.allclose(total, torch.ones(4), atol=1e-5)
+
+
+def test_compare_equals_sigmoid_of_score_difference(tiny_model, images):
+    r, a, b = images(2), images(2), images(2)
+    with torch.no_grad():
+        p = tiny_model.compare(r, a, b)
+        expected = torch.sigmoid(tiny_model.score(r, b) - tiny_model.score(r, a))
+    assert torch.allclose(p, expected, atol=1e-6)
+
+
+def test_result_does_not_depend_on_batch(tiny_model, images):
+    r, a, b = images(8, 48, 80), images(8, 48, 80), images(8, 48, 80)
+    with torch.no_grad():
+        batched = tiny_model.compare(r, a, b)
+        alone = torch.stack([tiny_model.compare(r[i : i + 1], a[i : i + 1], b[i : i + 1])[0] for i in range(8)])
+    assert torch.allclose(batched, alone, atol=1e-5)
+
+
+def test_score_is_zero_for_identical_image_and_positive_otherwise(tiny_model, images):
+    r, d = images(2), images(2)
+    with torch.no_grad():
+        assert torch.all(tiny_model.score(r, r) == 0)
+        assert torch.all(tiny_model.score(r, d) > 0)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (45, 77), (100, 33)])
+def test_any_size_from_32_pixels(tiny_model, images, size):
+    r, a, b = images(1, *size), images(1, *size), images(1, *size)
+    with torch.no_grad():
+        p = tiny_model.compare(r, a, b)
+    assert p.shape == (1,) and 0 < p.item() < 1
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (torch.rand(1, 1, 64, 64), "RGB"),
+        (torch.rand(1, 3, 64, 64) * 255, "[0, 1]"),
+        (torch.rand(1, 3, 64, 64) * 2 - 1, "[0, 1]"),
+        (torch.full((1, 3, 64, 64), float("nan")), "NaN"),
+        (torch.randint(0, 255, (1, 3, 64, 64), dtype=torch.uint8), "float"),
+        (torch.rand(1, 3, 16, 64), ">= 32"),
+        (torch.rand(3, 64, 64), "(N, 3, H, W)"),
+    ],
+)
+def test_bad_inputs_raise_typed_errors(tiny_model, images, bad, message):
+    with pytest.raises(InputError, match=None) as info:
+        tiny_model.compare(images(1), bad, images(1))
+    assert message in str(info.value)
+    assert isinstance(info.value, PRFNetError)
+
+
+def test_size_mismatch_is_an_input_error(tiny_model, images):
+    with pytest.raises(InputError, match="same height and width"):
+        tiny_model.compare(images(1, 64, 64), images(1, 64, 64), images(1, 64, 96))
+    with pytest.raises(InputError, match="batch sizes"):
+        tiny_model.compare(images(2), images(3), images(2))
+
+
+def test_encode_reuses_reference_features(tiny_model, images):
+    r, d = images(1), images(5)
+    with torch.no_grad():
+        feats = tiny_model.encode(r)
+        assert torch.allclose(tiny_model.score(feats, d), tiny_model.score(r, d), atol=1e-6)
+    with pytest.raises(InputError, match="differs"):
+        tiny_model.score(feats, images(1, 64, 96))
+
+
+class _BackboneCounter:
+    """Counts the images the backbone sees, through a forward hook."""
+
+    def __init__(self, model):
+        self.images = 0
+        self.max_side = 0
+        self.handle = model.backbone.register_forward_hook(self)
+
+    def __call__(self, module, inputs, output):
+        self.images += inputs[0].shape[0]
+        self.max_side = max(self.max_side, *inputs[0].shape[-2:])
+
+
+def test_rank_encodes_reference_once_and_compare_sees_three_images(tiny_model, images):
+    r, cands = images(1), images(6)
+    counter = _BackboneCounter(tiny_model)
+    try:
+        ranking = tiny_model.rank(r, cands, batch_size=4)
+        assert counter.images == 6 + 1
+        counter.images = 0
+        with torch.no_grad():
+            tiny_model.compare(r, cands[:1], cands[1:2])
+        assert counter.images == 3
+    finally:
+        counter.handle.remove()
+    scores = torch.stack([tiny_model.score(r, c[None]).detach()[0] for c in cands])
+    assert torch.allclose(ranking.scores, scores, atol=1e-5)
+    assert ranking.order.tolist() == torch.argsort(scores).tolist()
+    assert ranking.scores[ranking.order].diff().ge(0).all()
+
+
+def test_rank_puts_the_reference_itself_first(tiny_model, images):
+    r = images(1)
+    cands = [images(1), r.clone(), images(1)]
+    assert tiny_model.rank(r, cands).order[0].item() == 1
+
+
+def test_rank_rejects_bad_calls(tiny_model, images):
+    with pytest.raises(InputError):
+        tiny_model.rank(images(2), images(3))
+    with pytest.raises(InputError):
+        tiny_model.rank(images(1), [])
+
+
+@pytest.mark.parametrize(("pair_block", "fusion"), [("concat", "progressive"), ("cross_subtract", "single_scale")])
+def test_ablation_switches_build_and_stay_antisymmetric(images, pair_block, fusion):
+    model = PRFNet(TINY, pair_block=pair_block, fusion=fusion).eval()
+    pair_cls = ConcatPair if pair_block == "concat" else CrossSubtract
+    fusion_cls = SingleScaleFusion if fusion == "single_scale" else ProgressiveFusion
+    assert type(model.pair) is pair_cls and type(model.fusion) is fusion_cls
+    r, a, b = images(2), images(2), images(2)
+    with torch.no_grad():
+        assert torch.allclose(model.compare(r, a, b) + model.compare(r, b, a), torch.ones(2), atol=1e-5)
+
+
+def test_unknown_options_raise_config_errors():
+    with pytest.raises(ConfigError, match="pair_block"):
+        PRFNet(TINY, pair_block="bogus")
+    with pytest.raises(ConfigError, match="fusion"):
+        PRFNet(TINY, fusion="bogus")
+    with pytest.raises(ConfigError, match="backbone"):
+        PRFNet("no_such_backbone_xyz")
+
+
+def test_other_timm_backbones_read_channels_from_feature_info():
+    model = PRFNet("test_convnext")
+    assert [p.in_channels for p in model.pair.proj] == model.backbone.feature_info.channels()
+
+
+def test_gradients_flow_for_training(images):
+    model = PRFNet(TINY).train()
+    logit = model(images(2), images(2), images(2))
+    logit.sum().backward()
+    assert model.head.weight.grad is not None and model.pair.proj[0].weight.grad.abs().sum() > 0
