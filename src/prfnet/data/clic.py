@@ -1,0 +1,138 @@
+"""CLIC perceptual-track CSVs (headerless): ``O,A,B`` triplets and ``O,A,B,T`` oracle / submission rows.
+
+``T = 0``: humans found A closer to the original O; ``T = 1``: B closer. The oracle holds one row per
+human vote, so a triplet may repeat, appear with A and B swapped (label flipped) and disagree with itself.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DataError
+from ..ioutil import atomic_write
+from ._files import csv_rows, require_file
+from .triplets import LabeledTriplet, Triplet
+
+# Words that betray a header row in a headerless CLIC file (compared lower-case).
+HEADER_WORDS = {
+    "o", "a", "b", "t", "r", "ref", "reference", "orig", "original", "image_a", "image_b", "img_a", "img_b",
+    "dist_a", "dist_b", "a_path", "b_path", "p0", "p1", "label", "target", "winner", "choice", "preference",
+}  # fmt: skip
+
+
+def _reject_header(path: Path, rows: list[tuple[int, list[str]]]) -> None:
+    """DataError if the first row looks like a header: column words only, an alphabetic T, or no file
+    names (no ``.``) above a row of file names."""
+    if not rows:
+        return
+    line, fields = rows[0]
+    words = all(f.lower() in HEADER_WORDS for f in fields)
+    alpha_t = len(fields) == 4 and fields[3].isalpha()
+    has_dot = [all("." in f for f in row[:3]) for _, row in rows[:2]]
+    no_names = not any("." in f for f in fields[:3]) and len(has_dot) == 2 and has_dot[1]
+    if words or alpha_t or no_names:
+        raise DataError(
+            f"{path}, line {line}: looks like a header row ({','.join(fields)}); CLIC files are headerless "
+            "(every row is O,A,B or O,A,B,T): remove the header line"
+        )
+
+
+def _triplet(path: Path, line: int, fields: list[str]) -> Triplet:
+    if any(not f for f in fields[:3]):
+        raise DataError(f"{path}, line {line}: empty image name in {','.join(fields)!r}")
+    return Triplet(fields[0], fields[1], fields[2])
+
+
+def read_clic_triplets(csv_path: str | Path) -> list[Triplet]:
+    """Read a headerless ``O,A,B`` file (CLIC ``validation.csv``): one :class:`Triplet` per row, file order.
+
+    Blank lines and whitespace around fields are ignored; anything else malformed is a :class:`DataError`
+    naming the file and line.
+    """
+    path = require_file(csv_path, "CLIC triplet file")
+    rows = list(csv_rows(path))
+    _reject_header(path, rows)
+    triplets = []
+    for line, fields in rows:
+        if len(fields) != 3:
+            hint = " (this looks like an O,A,B,T oracle/submission file: read it with read_clic_oracle)"
+            raise DataError(
+                f"{path}, line {line}: expected 3 fields O,A,B, got {len(fields)}{hint if len(fields) == 4 else ''}"
+            )
+        triplets.append(_triplet(path, line, fields))
+    return triplets
+
+
+@dataclass
+class ClicOracle:
+    """An ``O,A,B,T`` file in three views.
+
+    ``rows``: every (triplet, T) in file order. ``official``: key ``"O,A,B"`` -> T where the last row of a
+    repeated key wins, exactly the dict the official scorer builds. ``triplets``: one
+    :class:`LabeledTriplet` per unordered triplet {O, {A, B}} in the orientation first seen, with
+    ``p_a`` = fraction of its votes (rows) saying A is closer and ``votes`` = its number of rows.
+    """
+
+    rows: list[tuple[Triplet, int]] = field(default_factory=list)
+    official: dict[str, int] = field(default_factory=dict)
+    triplets: list[LabeledTriplet] = field(default_factory=list)
+
+
+def aggregate_votes(rows: Iterable[tuple[Triplet, int]]) -> list[LabeledTriplet]:
+    """Aggregate per-vote rows (T = 0: A closer) into one :class:`LabeledTriplet` per unordered triplet.
+
+    A row with A and B swapped counts for the other image; the orientation is the first one seen.
+    """
+    votes_for_a: dict[tuple[str, frozenset[str]], list[int]] = {}  # key -> [votes for first-seen A, total]
+    first_seen: dict[tuple[str, frozenset[str]], Triplet] = {}
+    for triplet, t in rows:
+        key = (triplet.ref, frozenset((triplet.a, triplet.b)))
+        if key not in first_seen:
+            first_seen[key] = triplet
+            votes_for_a[key] = [0, 0]
+        same_orientation = triplet.a == first_seen[key].a
+        counts = votes_for_a[key]
+        counts[0] += (t == 0) if same_orientation else (t == 1)  # a vote for the first-seen A
+        counts[1] += 1
+    return [
+        LabeledTriplet(
+            trip.ref, trip.a, trip.b, p_a=votes_for_a[key][0] / votes_for_a[key][1], votes=votes_for_a[key][1]
+        )
+        for key, trip in first_seen.items()
+    ]
+
+
+def read_clic_oracle(csv_path: str | Path) -> ClicOracle:
+    """Read a headerless ``O,A,B,T`` file (CLIC ``oracle.csv`` or a submission); T must be 0 or 1.
+
+    See :class:`ClicOracle` for the three views. Malformed rows are a :class:`DataError` naming file and line.
+    """
+    path = require_file(csv_path, "CLIC oracle file")
+    rows = list(csv_rows(path))
+    _reject_header(path, rows)
+    oracle = ClicOracle()
+    for line, fields in rows:
+        if len(fields) != 4:
+            raise DataError(f"{path}, line {line}: expected 4 fields O,A,B,T, got {len(fields)}")
+        if fields[3] not in ("0", "1"):
+            raise DataError(f"{path}, line {line}: T must be 0 (A closer) or 1 (B closer), got {fields[3]!r}")
+        triplet, t = _triplet(path, line, fields), int(fields[3])
+        oracle.rows.append((triplet, t))
+        oracle.official[triplet.key()] = t
+    oracle.triplets = aggregate_votes(oracle.rows)
+    return oracle
+
+
+def write_clic_csv(path: str | Path, rows: Iterable[tuple[Triplet, int]]) -> None:
+    """Write headerless ``O,A,B,T`` rows (T = 0: A closer, 1: B closer) atomically, e.g. a CLIC submission."""
+    rows = list(rows)
+    for i, (triplet, t) in enumerate(rows):
+        if t not in (0, 1):
+            raise DataError(f"{path}: row {i + 1} ({triplet.key()}): T must be 0 or 1, got {t!r}")
+    with atomic_write(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        for triplet, t in rows:
+            writer.writerow([triplet.ref, triplet.a, triplet.b, int(t)])
