@@ -1,0 +1,145 @@
+"""Baseline metrics by name, with the settings that reproduce the original implementations (docs/baselines.md).
+
+Every metric is called as ``metric(ref, dist)`` with float RGB tensors (N, 3, H, W) in [0, 1] (a batch of 1
+broadcasts) and returns (N,) float64 on the CPU. ``metric.higher_better`` says which way the raw score goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import piq
+import torch
+
+from ..errors import ConfigError, InputError, PRFNetError
+from ..model import check_images
+from . import learned
+from .reference import MS_SSIM_MIN_SIDE, ms_ssim_matlab, ssim_matlab
+
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ref, dist) -> (N,)
+
+
+class MetricUnavailable(PRFNetError):
+    """A known metric that cannot run on this machine (e.g. its weights are not on disk); the message says why."""
+
+
+@runtime_checkable
+class Metric(Protocol):
+    """A full-reference metric: ``metric(ref, dist)`` -> (N,) scores; ``higher_better`` gives their direction."""
+
+    name: str
+    higher_better: bool
+
+    def __call__(self, ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class BaselineMetric:
+    """One baseline. ``__call__(ref, dist)``: (N, 3, H, W) RGB in [0, 1] each, H, W >= ``min_side`` ->
+    (N,) float64 on the CPU; ``higher_better`` True for similarities (PSNR, SSIM), False for distances."""
+
+    name: str
+    higher_better: bool
+    about: str  # what is computed, in one line
+    score_fn: ScoreFn = field(repr=False)
+    min_side: int = 32
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def __call__(self, ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+        check_images(ref, dist, names=("ref", "dist"))
+        height, width = dist.shape[-2:]
+        if min(height, width) < self.min_side:
+            raise InputError(
+                f"{self.name} needs images of at least {self.min_side}x{self.min_side} pixels, got {height}x{width}"
+            )
+        batch = max(ref.shape[0], dist.shape[0])
+        if batch == 0:
+            return torch.empty(0, dtype=torch.float64)
+        ref = ref.expand(batch, -1, -1, -1).to(self.device, torch.float32).clamp(0.0, 1.0)
+        dist = dist.expand(batch, -1, -1, -1).to(self.device, torch.float32).clamp(0.0, 1.0)
+        with torch.no_grad():
+            scores = self.score_fn(ref, dist)
+        return scores.detach().reshape(batch).to("cpu", torch.float64)
+
+
+def _psnr(ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+    return piq.psnr(dist.double(), ref.double(), data_range=1.0, reduction="none")
+
+
+def _piq(fn: Callable[..., torch.Tensor], **options) -> ScoreFn:
+    """piq functional metric, called as ``fn(dist, ref)`` (piq's x = prediction, y = target/reference)."""
+
+    def score(ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+        return fn(dist, ref, data_range=1.0, reduction="none", **options)
+
+    return score
+
+
+def _learned(name: str, device: torch.device) -> ScoreFn:
+    module = learned.build_learned(name).to(device)
+
+    def score(ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+        return module(dist, ref)
+
+    return score
+
+
+# name -> (higher_better, min_side, about, factory(device) -> score function)
+_SPECS: dict[str, tuple[bool, int, str, Callable[[torch.device], ScoreFn]]] = {
+    "psnr": (True, 32, "PSNR on RGB, 10 log10(1 / (MSE + 1e-8)) dB (piq.psnr), capped at 80 dB", lambda d: _psnr),
+    "ssim": (True, 32, "SSIM of Wang's ssim.m on BT.601 luma (auto down-sampling)", lambda d: ssim_matlab),
+    "ms_ssim": (True, MS_SSIM_MIN_SIDE, "MS-SSIM of Wang's msssim.m on BT.601 luma", lambda d: ms_ssim_matlab),
+    "fsim": (True, 32, "FSIM on luminance (piq.fsim, chromatic=False)", lambda d: _piq(piq.fsim, chromatic=False)),
+    "fsimc": (True, 32, "FSIMc, with chromatic term (piq.fsim defaults)", lambda d: _piq(piq.fsim)),
+    "vif": (True, 41, "VIFp, pixel-domain VIF (piq.vif_p), not the wavelet VIF", lambda d: _piq(piq.vif_p)),
+    "gmsd": (False, 32, "GMSD (piq.gmsd defaults)", lambda d: _piq(piq.gmsd)),
+    "vsi": (True, 32, "VSI (piq.vsi defaults)", lambda d: _piq(piq.vsi)),
+    "haarpsi": (True, 32, "HaarPSI (piq.haarpsi defaults)", lambda d: _piq(piq.haarpsi)),
+    "mdsi": (False, 32, "MDSI (piq.mdsi defaults), a deviation: lower = closer", lambda d: _piq(piq.mdsi)),
+    "lpips": (False, 32, "LPIPS v0.1, VGG16 (piq.LPIPS from local weights)", lambda d: _learned("lpips", d)),
+    "dists": (False, 32, "DISTS (piq.DISTS from local weights)", lambda d: _learned("dists", d)),
+}
+
+BASELINE_NAMES: tuple[str, ...] = tuple(_SPECS)
+LEARNED_NAMES: tuple[str, ...] = ("lpips", "dists")
+
+
+def _canonical(name: str) -> str:
+    key = str(name).strip().lower().replace("-", "_")
+    if key not in _SPECS:
+        raise ConfigError(f"unknown metric {name!r}; choose one of {', '.join(BASELINE_NAMES)}")
+    return key
+
+
+def available_metrics() -> dict[str, str | None]:
+    """name -> None if the metric can run here, else the reason it cannot (checks files; loads nothing)."""
+    return {name: learned.unavailable_reason(name) if name in LEARNED_NAMES else None for name in BASELINE_NAMES}
+
+
+def get_metric(name: str, device: str | torch.device = "cpu") -> BaselineMetric:
+    """The baseline ``name`` (case-insensitive, '-' = '_') computed on ``device``.
+
+    Raises ConfigError for an unknown name and MetricUnavailable (with the reason) when it cannot run here.
+    """
+    key = _canonical(name)
+    if key in LEARNED_NAMES and (reason := learned.unavailable_reason(key)) is not None:
+        raise MetricUnavailable(reason)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"invalid device {device!r} ({exc})") from None
+    higher_better, min_side, about, factory = _SPECS[key]
+    return BaselineMetric(key, higher_better, about, factory(device), min_side, device)
+
+
+def prefers_a(score_a: torch.Tensor, score_b: torch.Tensor, higher_better: bool) -> torch.Tensor:
+    """2AFC decision from two score tensors (broadcastable): float64, 1.0 where A is judged closer to the
+    reference, 0.0 where B is, 0.5 on a tie (equal scores, or a NaN on either side)."""
+    a = torch.as_tensor(score_a, dtype=torch.float64)
+    b = torch.as_tensor(score_b, dtype=torch.float64, device=a.device)
+    a_wins = a > b if higher_better else a < b
+    b_wins = b > a if higher_better else b < a
+    half = torch.full(torch.broadcast_shapes(a.shape, b.shape), 0.5, dtype=torch.float64, device=a.device)
+    return torch.where(a_wins, 1.0, torch.where(b_wins, 0.0, half))
