@@ -25,7 +25,7 @@ def test_lossless_formats_round_trip_exactly(tmp_path, suffix):
 def test_jpeg_decodes_to_unit_range(tmp_path):
     Image.fromarray(RGB).save(tmp_path / "x.jpg", quality=95)
     x = load_image(tmp_path / "x.jpg")
-    assert x.shape == (1, 3, 24, 40) and 0 <= x.min() and x.max() <= 1
+    assert x.shape == (1, 3, 24, 40) and x.min() >= 0 and x.max() <= 1
 
 
 def test_modes_are_converted_to_rgb(tmp_path):
