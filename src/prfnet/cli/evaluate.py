@@ -1,1 +1,185 @@
-"""Placeholder: commands are registered here by the work in progress."""
+"""``prfnet eval clic|bapps|mos``: official evaluation protocols, PRFNet and the baselines side by side.
+
+Every command writes ``results.json`` and ``report.html`` to ``--out-dir``; with ``--json`` it prints
+exactly one JSON object (``{metric: {...}}``) to stdout, otherwise a table. Progress and messages go
+to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .app import err, eval_app, setup_logging
+from .infer import BackboneOpt, CheckpointOpt, DeviceOpt, JsonOpt, RandomOpt, StrideOpt, TileOpt, VerboseOpt
+
+MetricsOpt = Annotated[
+    str,
+    typer.Option(
+        "--metrics",
+        "-m",
+        help="Comma-separated: prfnet and/or baseline names (psnr,ssim,ms_ssim,...); 'baselines' = every "
+        "baseline, 'all' = prfnet + every baseline.",
+    ),
+]
+BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Image pairs decoded and scored at once.")]
+QuietOpt = Annotated[bool, typer.Option("--no-progress", help="No progress bar.")]
+
+
+def _out_dir_opt(default_help: str):
+    return typer.Option("--out-dir", "-o", help=f"Output folder (default: {default_help}).")
+
+
+def _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, verbose):
+    """Loads PRFNet when the evaluation asks for it, after the data files are read (same checkpoint
+    rules and messages as ``prfnet compare``)."""
+    from ..api import load_model
+
+    setup_logging(verbose)
+    return lambda: load_model(checkpoint, device, random_init, backbone, tile, tile_stride)
+
+
+def _cell(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _emit(results: dict, as_json: bool, table: tuple[list[str], list[list]], title: str, out_dir: Path) -> None:
+    from ..evaluation.scoring import json_safe
+
+    if as_json:
+        typer.echo(json.dumps(json_safe(results)))
+    else:
+        columns, rows = table
+        view = Table(title=title)
+        for i, column in enumerate(columns):
+            view.add_column(column, justify="left" if i in (0, 1) or column == "status" else "right")
+        for row in rows:  # the last column is the status; reasons go below the table
+            view.add_row(*(_cell(v) for v in row[:-1]), "ok" if row[-1] == "ok" else "unavailable")
+        console = Console()
+        console.print(view)
+        for name, entry in results.items():
+            if not entry.get("available"):
+                console.print(f"{name}: {entry['reason']}", highlight=False, soft_wrap=True)
+    err.print(f"wrote {out_dir / 'results.json'} and {out_dir / 'report.html'}", highlight=False, soft_wrap=True)
+
+
+@eval_app.command(
+    "clic",
+    epilog="Example: prfnet eval clic --csv validation.csv --root images --oracle oracle.csv "
+    "--metrics prfnet,psnr,ssim -c prfnet.safetensors --json",
+)
+def clic(
+    csv: Annotated[Path, typer.Option("--csv", help="Headerless O,A,B triplets (validation.csv).")],
+    root: Annotated[Path, typer.Option("--root", help="Folder of the images named in the CSV.")],
+    oracle: Annotated[Path | None, typer.Option("--oracle", help="Headerless O,A,B,T human labels.")] = None,
+    kinds: Annotated[Path | None, typer.Option("--kinds", help="O,A,B,kind file (synthetic data).")] = None,
+    metrics: MetricsOpt = "all",
+    checkpoint: CheckpointOpt = None,
+    random_init: RandomOpt = False,
+    backbone: BackboneOpt = "seres2net50",
+    device: DeviceOpt = "cpu",
+    tile: TileOpt = None,
+    tile_stride: StrideOpt = None,
+    batch_size: BatchOpt = 8,
+    out_dir: Annotated[Path, _out_dir_opt("prfnet-eval/clic")] = Path("prfnet-eval/clic"),
+    as_json: JsonOpt = False,
+    no_progress: QuietOpt = False,
+    verbose: VerboseOpt = False,
+):
+    """CLIC perceptual 2AFC: a submission_<metric>.csv per metric (O,A,B,T; T=0: A closer) and, with
+    --oracle, the official accuracy (last row of a repeated key wins), the majority-vote accuracy
+    (ties excluded) and, with --kinds, the accuracy per kind."""
+    from ..evaluation import evaluate_clic
+    from ..evaluation.reporting import clic_table
+
+    model = _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
+    results = evaluate_clic(
+        csv,
+        root,
+        oracle=oracle,
+        metrics=[metrics],
+        model=model,
+        kinds=kinds,
+        out_dir=out_dir,
+        device=device,
+        progress=not no_progress,
+        batch_size=batch_size,
+    )
+    _emit(results, as_json, clic_table(results), f"CLIC 2AFC: {csv}", out_dir)
+
+
+@eval_app.command(
+    "bapps",
+    epilog="Example: prfnet eval bapps --root dataset/2afc/val --metrics prfnet,psnr,lpips -c prfnet.safetensors",
+)
+def bapps(
+    root: Annotated[Path, typer.Option("--root", help="2afc/<split>/<subset> folder, or a folder of subsets.")],
+    metrics: MetricsOpt = "all",
+    checkpoint: CheckpointOpt = None,
+    random_init: RandomOpt = False,
+    backbone: BackboneOpt = "seres2net50",
+    device: DeviceOpt = "cpu",
+    tile: TileOpt = None,
+    tile_stride: StrideOpt = None,
+    batch_size: BatchOpt = 64,
+    out_dir: Annotated[Path, _out_dir_opt("prfnet-eval/bapps")] = Path("prfnet-eval/bapps"),
+    as_json: JsonOpt = False,
+    no_progress: QuietOpt = False,
+    verbose: VerboseOpt = False,
+):
+    """BAPPS 2AFC score (LPIPS paper) per subset and overall:
+    (d0<d1)*(1-judge) + (d1<d0)*judge + 0.5*(d0==d1), each metric in its own direction."""
+    from ..evaluation import evaluate_bapps
+    from ..evaluation.reporting import bapps_table
+
+    model = _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
+    results = evaluate_bapps(
+        root, metrics=[metrics], model=model, out_dir=out_dir, device=device, progress=not no_progress,
+        batch_size=batch_size,
+    )  # fmt: skip
+    _emit(results, as_json, bapps_table(results), f"BAPPS 2AFC: {root}", out_dir)
+
+
+@eval_app.command(
+    "mos",
+    epilog="Example: prfnet eval mos --dataset kadid --root kadid10k --metrics prfnet,psnr,ssim -c prfnet.safetensors",
+)
+def mos(
+    dataset: Annotated[str, typer.Option("--dataset", help="kadid, pipal, tid2013 or csv.")],
+    root: Annotated[Path | None, typer.Option("--root", help="Data set folder (kadid, pipal, tid2013).")] = None,
+    csv: Annotated[
+        Path | None,
+        typer.Option("--csv", help="--dataset csv: ref,dist,score file with a header; image paths relative to it."),
+    ] = None,
+    lower_better: Annotated[
+        bool, typer.Option("--lower-better", help="--dataset csv: lower score = better quality (DMOS).")
+    ] = False,
+    metrics: MetricsOpt = "all",
+    checkpoint: CheckpointOpt = None,
+    random_init: RandomOpt = False,
+    backbone: BackboneOpt = "seres2net50",
+    device: DeviceOpt = "cpu",
+    tile: TileOpt = None,
+    tile_stride: StrideOpt = None,
+    batch_size: BatchOpt = 8,
+    out_dir: Annotated[Path, _out_dir_opt("prfnet-eval/mos")] = Path("prfnet-eval/mos"),
+    as_json: JsonOpt = False,
+    no_progress: QuietOpt = False,
+    verbose: VerboseOpt = False,
+):
+    """Correlation with subjective scores: SRCC, KRCC, and PLCC after the VQEG 4-parameter logistic fit
+    (scores oriented like the subjective scores, so a good metric has positive correlations)."""
+    from ..evaluation import evaluate_mos
+    from ..evaluation.reporting import mos_table
+
+    model = _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
+    results = evaluate_mos(
+        dataset.lower(), root, csv, metrics=[metrics], model=model, out_dir=out_dir, device=device,
+        progress=not no_progress, batch_size=batch_size, higher_better=not lower_better,
+    )  # fmt: skip
+    _emit(results, as_json, mos_table(results), f"MOS correlations: {dataset}", out_dir)

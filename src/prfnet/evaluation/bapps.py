@@ -1,0 +1,125 @@
+"""BAPPS 2AFC evaluation (LPIPS paper): the expected agreement of a metric with the human judges.
+
+Per triplet, with ``judge`` the fraction of humans who preferred p1 and d0, d1 the distances of
+p0, p1 to the reference::
+
+    score = (d0 < d1) * (1 - judge) + (d1 < d0) * judge + 0.5 * (d0 == d1)
+
+averaged over the triplets of a subset (as in the LPIPS repository's ``score_2afc_dataset``). A
+higher-better metric (PSNR, SSIM) decides in its own direction, so "d0 < d1" reads "p0 is judged
+closer" for every metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .scoring import drop_failed, metric_info, score_pairs, select_metrics, unavailable_info, write_results
+
+SUBSET_FOLDERS = ("ref", "p0", "p1", "judge")
+
+
+def bapps_2afc_score(score_p0, score_p1, judge, higher_better: bool = False) -> np.ndarray:
+    """Per-triplet 2AFC score in [0, 1]: the fraction of judges agreeing with the metric (0.5 on a tie).
+
+    ``score_p0``, ``score_p1``: the metric's scores of p0 and p1 against the reference (its own
+    direction given by ``higher_better``); ``judge``: fraction of humans who preferred p1, in [0, 1].
+    """
+    from ..baselines import prefers_a
+
+    pref_p0 = prefers_a(torch.as_tensor(score_p0), torch.as_tensor(score_p1), higher_better)
+    pref_p0 = np.asarray(pref_p0.cpu(), dtype=float)
+    judge = np.asarray(judge, dtype=float)
+    return pref_p0 * (1.0 - judge) + (1.0 - pref_p0) * judge
+
+
+def find_subsets(root: str | Path) -> dict[str, Path]:
+    """BAPPS subset folders under ``root`` (``root`` itself, ``2afc/val``, or ``2afc``): name -> folder.
+
+    A subset folder holds ``ref/``, ``p0/``, ``p1/`` and ``judge/``; its name is its path relative to
+    ``root`` (``"traditional"``, ``"val/cnn"``), or the folder's own name when ``root`` is one.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: BAPPS folder not found")
+    if (root / "ref").is_dir():
+        return {root.name: root}
+    found = {
+        d.relative_to(root).as_posix(): d
+        for depth in ("*", "*/*", "*/*/*")
+        for d in sorted(root.glob(depth))
+        if d.is_dir() and (d / "ref").is_dir()
+    }
+    if not found:
+        raise DataError(f"{root}: no BAPPS 2AFC subset folder (with {', '.join(SUBSET_FOLDERS)}/) found below it")
+    return dict(sorted(found.items()))
+
+
+def evaluate_bapps(
+    root: str | Path,
+    metrics: Sequence = ("all",),
+    model=None,
+    out_dir: str | Path | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    batch_size: int = 64,
+) -> dict:
+    """2AFC score of each metric per BAPPS subset and overall.
+
+    Returns ``{metric: {"score": mean over all triplets, "mean_of_subsets": unweighted mean of the
+    subset scores, "subsets": {name: score}, "n_triplets": {name: count}, ...}}``; unavailable
+    metrics have ``available: False`` and ``reason``. With ``out_dir``: ``results.json`` and ``report.html``.
+    """
+    from ..data import read_bapps
+
+    subsets = {name: read_bapps(folder) for name, folder in find_subsets(root).items()}
+    for name, items in subsets.items():
+        if not items:
+            raise DataError(f"{root}: BAPPS subset {name!r} has no triplets")
+    selection = select_metrics(metrics, model=model, device=device)
+
+    def pairs_of(items, which: str) -> list[tuple[str, str]]:
+        return [(str(Path(t.ref)), str(Path(getattr(t, which)))) for t in items]
+
+    everything = [t for items in subsets.values() for t in items]
+    scores = score_pairs(
+        pairs_of(everything, "a") + pairs_of(everything, "b"),
+        selection.metrics,
+        str(root),
+        device,
+        batch_size,
+        progress,
+    )
+    drop_failed(selection, scores)
+    results: dict[str, dict] = {name: unavailable_info(reason) for name, reason in selection.unavailable.items()}
+    for metric in selection.metrics:
+        per_subset, sizes, all_scores = {}, {}, []
+        for name, items in subsets.items():
+            s = bapps_2afc_score(
+                scores.lookup(metric.name, pairs_of(items, "a")),
+                scores.lookup(metric.name, pairs_of(items, "b")),
+                [1.0 - t.p_a for t in items],  # judge = fraction preferring p1 = b
+                metric.higher_better,
+            )
+            per_subset[name], sizes[name] = float(s.mean()), len(items)
+            all_scores.append(s)
+        results[metric.name] = {
+            **metric_info(metric),
+            "score": float(np.concatenate(all_scores).mean()),
+            "mean_of_subsets": float(np.mean(list(per_subset.values()))),
+            "subsets": per_subset,
+            "n_triplets": sizes,
+        }
+    results = {name: results[name] for name in selection.names}
+    if out_dir is not None:
+        from .reporting import bapps_report
+
+        out = Path(out_dir)
+        write_results(out / "results.json", results)
+        bapps_report(results, root=Path(root), subsets=list(subsets)).write(out / "report.html")
+    return results

@@ -1,0 +1,177 @@
+"""MOS correlation evaluation (KADID-10k, PIPAL, TID2013, generic CSV): SRCC, KRCC and PLCC.
+
+Direction: a metric's scores are first oriented so that larger means the same as larger
+subjective scores (a distance is negated against MOS, not against DMOS), hence a good metric has
+positive correlations whatever its own direction.
+
+PLCC is computed after the VQEG four-parameter logistic mapping of the oriented scores x to the
+subjective scores y, fitted by least squares (``scipy.optimize.curve_fit``)::
+
+    f(x) = (b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2
+
+x is standardised before the fit (zero mean, unit variance), and the initial guess is
+b1 = max(y), b2 = min(y), b3 = median(x), b4 = 1, which converges for any monotone relation. SRCC
+(Spearman) and KRCC (Kendall's tau-b) use the oriented scores directly (scipy.stats).
+"""
+
+from __future__ import annotations
+
+import csv as csv_module
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import optimize, stats
+
+from ..errors import ConfigError, DataError
+from ..ioutil import atomic_write
+from .scoring import drop_failed, metric_info, score_pairs, select_metrics, unavailable_info, write_results
+
+log = logging.getLogger(__name__)
+
+DATASETS = ("kadid", "pipal", "tid2013", "csv")
+
+
+def logistic4(x, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
+    """VQEG four-parameter logistic: (b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2 (increasing when b1 > b2)."""
+    z = np.clip(-(np.asarray(x, dtype=float) - b3) / max(abs(b4), 1e-12), -500.0, 500.0)
+    return (b1 - b2) / (1.0 + np.exp(z)) + b2
+
+
+@dataclass(frozen=True)
+class LogisticFit:
+    """A fitted mapping from metric scores to subjective scores. ``params``: (b1, b2, b3, b4) on the
+    standardised scores (x - mean) / std; ``converged``: False when the fit failed, and the mapping
+    is then the identity (PLCC falls back to the plain Pearson correlation)."""
+
+    params: tuple[float, float, float, float]
+    mean: float
+    std: float
+    converged: bool
+
+    def __call__(self, x) -> np.ndarray:
+        """Predicted subjective score of metric scores ``x`` (oriented as in the fit); identity if not converged."""
+        if not self.converged:
+            return np.asarray(x, dtype=float)
+        return logistic4((np.asarray(x, dtype=float) - self.mean) / self.std, *self.params)
+
+
+def fit_logistic(x: Sequence[float], y: Sequence[float]) -> LogisticFit:
+    """Least-squares fit of :func:`logistic4` to (x, y) with a robust initial guess (see module doc)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    mean, std = float(x.mean()), float(x.std())
+    failed = LogisticFit((float("nan"),) * 4, mean, std or 1.0, converged=False)
+    if not np.isfinite(std) or std == 0.0:
+        return failed
+    xs = (x - mean) / std
+    sign = 1.0 if stats.spearmanr(xs, y).statistic >= 0 else -1.0
+    hi, lo = float(y.max()), float(y.min())
+    guess = (hi, lo, float(np.median(xs)), 1.0) if sign > 0 else (lo, hi, float(np.median(xs)), 1.0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optimize.OptimizeWarning)
+            params, _ = optimize.curve_fit(logistic4, xs, y, p0=guess, maxfev=20000)
+        if not np.all(np.isfinite(params)):
+            raise RuntimeError("non-finite parameters")
+        return LogisticFit(tuple(float(p) for p in params), mean, std, converged=True)
+    except (RuntimeError, ValueError) as exc:
+        log.warning("logistic fit failed (%s); PLCC falls back to the linear correlation", exc)
+        return failed
+
+
+def correlations(scores: Sequence[float], mos: Sequence[float], same_direction: bool = True) -> dict:
+    """SRCC, KRCC and PLCC (after the logistic fit) of metric ``scores`` against subjective ``mos``.
+
+    ``same_direction``: whether larger scores mean what larger MOS values mean; if not, scores are
+    negated first. Non-finite scores (e.g. PSNR of an identical image) are left out (``n_excluded``).
+    """
+    x = np.asarray(scores, dtype=float) * (1.0 if same_direction else -1.0)
+    y = np.asarray(mos, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    out = {"n": int(keep.sum()), "n_excluded": int((~keep).sum())}
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return {**out, "srcc": float("nan"), "krcc": float("nan"), "plcc": float("nan"), "fit": None}
+    fit = fit_logistic(x, y)
+    mapped = fit(x)
+    plcc = stats.pearsonr(mapped, y).statistic if np.ptp(mapped) > 0 else float("nan")
+    return {
+        **out,
+        "srcc": float(stats.spearmanr(x, y).statistic),
+        "krcc": float(stats.kendalltau(x, y).statistic),
+        "plcc": float(plcc),
+        "fit": {"params": list(fit.params), "mean": fit.mean, "std": fit.std, "converged": fit.converged},
+    }
+
+
+def load_mos(dataset: str, root: str | Path | None = None, csv: str | Path | None = None, higher_better=True):
+    """A :class:`prfnet.data.MosSet` for ``dataset`` in :data:`DATASETS`: the folder ``root`` of a
+    public set, or for ``dataset="csv"`` the file ``csv`` (header ``ref,dist,score``, image paths
+    relative to the CSV's folder or absolute; ``higher_better`` gives the score direction)."""
+    from .. import data
+
+    if dataset not in DATASETS:
+        raise ConfigError(f"unknown MOS dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    if dataset == "csv":
+        if csv is None or root is not None:
+            raise ConfigError("--dataset csv takes --csv FILE (ref,dist,score; image paths relative to it), not --root")
+        return data.read_mos_csv(csv, higher_better=higher_better)
+    if root is None or csv is not None:
+        raise ConfigError(f"--dataset {dataset} takes --root DIR (the data set folder), not --csv")
+    return {"kadid": data.read_kadid, "pipal": data.read_pipal, "tid2013": data.read_tid2013}[dataset](root)
+
+
+def _write_scores_csv(path: Path, mos, columns: dict[str, np.ndarray]) -> None:
+    with atomic_write(path, newline="", encoding="utf-8") as f:
+        writer = csv_module.writer(f)
+        writer.writerow(["ref", "dist", "mos", *columns])
+        for i, item in enumerate(mos.items):
+            writer.writerow([item.ref, item.dist, item.score, *(f"{col[i]:.8g}" for col in columns.values())])
+
+
+def evaluate_mos(
+    dataset,
+    root: str | Path | None = None,
+    csv: str | Path | None = None,
+    metrics: Sequence = ("all",),
+    model=None,
+    out_dir: str | Path | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    batch_size: int = 8,
+    higher_better: bool = True,
+) -> dict:
+    """Correlation of each metric with subjective scores.
+
+    ``dataset``: ``"kadid"``, ``"pipal"``, ``"tid2013"``, ``"csv"`` (with ``csv``; ``higher_better``
+    tells the direction of its scores) or a ready :class:`prfnet.data.MosSet`. Returns ``{metric:
+    {"srcc", "plcc", "krcc", "n", "n_excluded", "fit", ...}}``. With ``out_dir``: ``scores.csv``
+    (every item's scores), ``results.json`` and ``report.html``.
+    """
+    mos = load_mos(dataset, root, csv, higher_better) if isinstance(dataset, str) else dataset
+    if not mos.items:
+        raise DataError(f"{csv or root}: no MOS items")
+    source = str(csv or root or mos.root)
+    selection = select_metrics(metrics, model=model, device=device)
+    pairs = [(str(Path(mos.root) / it.ref), str(Path(mos.root) / it.dist)) for it in mos.items]
+    scores = score_pairs(pairs, selection.metrics, source, device, batch_size, progress)
+    drop_failed(selection, scores)
+    subjective = np.array([it.score for it in mos.items], dtype=float)
+    results: dict[str, dict] = {name: unavailable_info(reason) for name, reason in selection.unavailable.items()}
+    columns: dict[str, np.ndarray] = {}
+    for metric in selection.metrics:
+        columns[metric.name] = scores.lookup(metric.name, pairs)
+        same = bool(metric.higher_better) == bool(mos.higher_better)
+        results[metric.name] = {**metric_info(metric), **correlations(columns[metric.name], subjective, same)}
+    results = {name: results[name] for name in selection.names}
+    if out_dir is not None:
+        from .reporting import mos_report
+
+        out = Path(out_dir)
+        _write_scores_csv(out / "scores.csv", mos, columns)
+        write_results(out / "results.json", results)
+        mos_report(results, source=source, mos=mos, columns=columns, subjective=subjective).write(out / "report.html")
+    return results

@@ -1,0 +1,172 @@
+"""Matplotlib figures for evaluation reports (also reused by ``prfnet demo``).
+
+Every function returns a new :class:`matplotlib.figure.Figure` (not shown, not saved); pass it to
+:meth:`prfnet.evaluation.report.Report.add_figure`, which closes it. Figures are bare
+``matplotlib.figure.Figure`` objects (no pyplot state), so no display is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..images import load_image
+
+HIGHLIGHT = "prfnet"
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure  # a bare Figure: no pyplot state, no GUI backend
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def plot_accuracy_bars(
+    values: Mapping[str, float | None],
+    ylabel: str = "accuracy",
+    title: str = "",
+    chance: float | None = 0.5,
+    highlight: str = HIGHLIGHT,
+):
+    """Bar per metric (dict order). ``None`` values (unavailable metrics) get an "n/a" label and no bar.
+    ``chance``: a dashed line at that level (0.5 for 2AFC accuracy; ``None`` for none)."""
+    names = list(values)
+    fig = _figure(max(4.0, 0.6 * len(names) + 1.5), 3.6)
+    ax = fig.add_subplot()
+    heights = [values[n] if values[n] is not None else 0.0 for n in names]
+    colors = ["tab:red" if n == highlight else "tab:blue" for n in names]
+    bars = ax.bar(range(len(names)), heights, color=colors)
+    for bar, name in zip(bars, names, strict=True):
+        v = values[name]
+        label = "n/a" if v is None else f"{v:.3f}"
+        ax.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle="--", linewidth=1)
+        ax.annotate(f"chance {chance:g}", (-0.45, chance), va="bottom", fontsize=7, color="grey")
+    finite = [v for v in values.values() if v is not None and np.isfinite(v)]
+    low = min([*finite, chance if chance is not None else 0.0, 0.0])
+    high = max([*finite, 1.0 if chance is not None else 0.0])
+    ax.set_ylim(min(low, 0.0), high * 1.08 if high > 0 else 1.0)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def reliability_bins(prob: Sequence[float], target: Sequence[float], n_bins: int = 10):
+    """Equal-width bins of ``prob`` on [0, 1]: (bin centres, mean prob, mean target, count) per non-empty bin."""
+    prob, target = np.asarray(prob, float), np.asarray(target, float)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.clip(np.digitize(prob, edges[1:-1]), 0, n_bins - 1)
+    rows = [
+        ((edges[i] + edges[i + 1]) / 2, prob[which == i].mean(), target[which == i].mean(), int((which == i).sum()))
+        for i in range(n_bins)
+        if (which == i).any()
+    ]
+    return tuple(np.array(col) for col in zip(*rows, strict=True)) if rows else tuple(np.empty(0) for _ in range(4))
+
+
+def plot_reliability(prob_a: Sequence[float], human_p_a: Sequence[float], n_bins: int = 10, title: str = ""):
+    """Reliability diagram of predicted P(A closer) against humans.
+
+    ``prob_a``: model probabilities in [0, 1]; ``human_p_a``: the fraction of judges who found A closer
+    (the vote fraction). Plotted per probability bin: the mean vote fraction, and the fraction of
+    triplets whose majority label is A (ties excluded). A calibrated model lies on the diagonal.
+    """
+    prob, human = np.asarray(prob_a, float), np.asarray(human_p_a, float)
+    fig = _figure(5.0, 5.2)
+    ax, hist = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    _, mean_p, mean_vote, _ = reliability_bins(prob, human, n_bins)
+    ax.plot(mean_p, mean_vote, "o-", label="mean vote fraction for A")
+    decided = human != 0.5
+    _, mean_p_maj, frac_a, _ = reliability_bins(prob[decided], (human[decided] > 0.5).astype(float), n_bins)
+    ax.plot(mean_p_maj, frac_a, "s--", label="fraction with majority A")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("human")
+    ax.legend(loc="upper left", fontsize=8)
+    if title:
+        ax.set_title(title)
+    hist.hist(prob, bins=np.linspace(0, 1, n_bins + 1), color="tab:blue", alpha=0.7)
+    hist.set_xlabel("predicted P(A closer)")
+    hist.set_ylabel("triplets")
+    return fig
+
+
+@dataclass
+class TripletExample:
+    """One triplet to show: images (path, or tensor (3, H, W) / (1, 3, H, W) in [0, 1]) and the outcome.
+
+    ``decision``: the metric's choice, ``"A"`` or ``"B"``; ``truth``: the humans' majority, ``"A"``,
+    ``"B"``, ``"tie"`` or ``""`` (unknown); ``prob_a``: the model's P(A closer) if it has one;
+    ``human_p_a``: the vote fraction for A if known.
+    """
+
+    ref: str | Path | Tensor
+    a: str | Path | Tensor
+    b: str | Path | Tensor
+    decision: str
+    truth: str = ""
+    prob_a: float | None = None
+    human_p_a: float | None = None
+
+
+def thumbnail(image: str | Path | Tensor, max_side: int = 160) -> np.ndarray:
+    """(h, w, 3) float array in [0, 1], longest side at most ``max_side`` (antialiased)."""
+    x = load_image(image) if isinstance(image, str | Path) else image.detach().float().cpu()
+    x = x if x.ndim == 4 else x.unsqueeze(0)
+    scale = max_side / max(x.shape[-2:])
+    if scale < 1:
+        size = (max(1, round(x.shape[-2] * scale)), max(1, round(x.shape[-1] * scale)))
+        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return x[0].clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def _row_title(ex: TripletExample) -> tuple[str, str]:
+    model = f"decision {ex.decision}" + (f" (P(A)={ex.prob_a:.2f})" if ex.prob_a is not None else "")
+    human = f"humans {ex.truth or '?'}" + (f" (votes A={ex.human_p_a:.2f})" if ex.human_p_a is not None else "")
+    color = "black" if ex.truth not in ("A", "B") else ("tab:green" if ex.truth == ex.decision else "tab:red")
+    return f"{model} | {human}", color
+
+
+def plot_examples(examples: Sequence[TripletExample], max_side: int = 160, title: str = ""):
+    """A grid: one row per triplet (R, A, B thumbnails), titled with the decision and the human truth
+    (green: agrees, red: disagrees, black: no truth)."""
+    fig = _figure(7.5, 2.6 * max(1, len(examples)))
+    if not examples:
+        fig.text(0.5, 0.5, "no examples", ha="center")
+        return fig
+    grid = fig.subplots(len(examples), 3, squeeze=False)
+    for row, ex in zip(grid, examples, strict=True):
+        for ax, img, name in zip(row, (ex.ref, ex.a, ex.b), ("R", "A", "B"), strict=True):
+            ax.imshow(thumbnail(img, max_side), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel(name)
+        text, color = _row_title(ex)
+        row[1].set_title(text, color=color, fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_scatter_fit(pred: Sequence[float], mos: Sequence[float], curve=None, name: str = "", mos_label: str = "MOS"):
+    """Scatter of metric scores against subjective scores, with the fitted mapping ``curve(x)`` if given."""
+    pred, mos = np.asarray(pred, float), np.asarray(mos, float)
+    fig = _figure(4.5, 3.8)
+    ax = fig.add_subplot()
+    ax.scatter(pred, mos, s=8, alpha=0.6)
+    if curve is not None and len(pred):
+        xs = np.linspace(np.nanmin(pred), np.nanmax(pred), 200)
+        ax.plot(xs, curve(xs), color="tab:red", label="4-parameter logistic fit")
+        ax.legend(fontsize=8)
+    ax.set_xlabel(f"{name} score" if name else "metric score")
+    ax.set_ylabel(mos_label)
+    return fig
