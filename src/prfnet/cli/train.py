@@ -1,1 +1,89 @@
-"""Placeholder: commands are registered here by the work in progress."""
+"""``prfnet train``: two-step PRFNet training (classification, then regression) from a YAML config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .app import app, err, setup_logging
+
+EPILOG = (
+    "Examples: prfnet synth data/synth && prfnet train --config demo --data data/synth --out runs/demo | "
+    "prfnet train -c clic2022 --data /data/clic --devices 4 --strategy ddp --precision bf16-mixed | "
+    "prfnet train -c demo --out runs/demo --resume | prfnet train -c demo --set steps.regression.epochs=0"
+)
+
+
+def _trainer_overrides(accelerator, devices, num_nodes, strategy, precision) -> dict:
+    flags = {
+        "trainer.accelerator": accelerator,
+        "trainer.devices": int(devices) if devices is not None and devices.strip().isdigit() else devices,
+        "trainer.num_nodes": num_nodes,
+        "trainer.strategy": strategy,
+        "trainer.precision": precision,
+    }
+    return {k: v for k, v in flags.items() if v is not None}
+
+
+@app.command(epilog=EPILOG)
+def train(
+    config: Annotated[
+        str, typer.Option("--config", "-c", help="YAML config file, or a shipped config name: demo, clic2022.")
+    ],
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Data set folder (sets data.root; CLIC: DIR/images and DIR/oracle.csv)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: runs/<config name>).")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint.")
+    ] = False,
+    devices: Annotated[str | None, typer.Option("--devices", help="Devices per node: N, 'auto' or '0,1'.")] = None,
+    accelerator: Annotated[str | None, typer.Option("--accelerator", help="cpu, gpu or auto.")] = None,
+    num_nodes: Annotated[int | None, typer.Option("--num-nodes", min=1, help="Number of nodes (DDP).")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="auto, ddp, ... (Lightning strategies).")] = None,
+    precision: Annotated[str | None, typer.Option("--precision", help="32-true, 16-mixed or bf16-mixed (AMP).")] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key: --set key.sub=value (YAML value); repeatable."),
+    ] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document (outputs, best epoch).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log data loading and step decisions.")] = False,
+):
+    """Train PRFNet: step 1 classification (BCE on the majority label), step 2 regression (MSE on the vote
+    fraction) from the step-1 weights. Writes checkpoints, metrics.csv, report.html and model.safetensors
+    to --out; Ctrl-C saves a checkpoint that --resume continues from."""
+    from ..training import load_train_config, parse_override, resolve_config_path
+    from ..training import train as run_training
+    from ..training.run import env_global_rank_is_zero
+
+    setup_logging(verbose)
+    values = dict(parse_override(text) for text in overrides or [])
+    values.update(_trainer_overrides(accelerator, devices, num_nodes, strategy, precision))
+    cfg = load_train_config(config, values)
+    out_dir = out or Path("runs") / resolve_config_path(config).stem
+    result = run_training(cfg, data, out_dir, resume=resume, progress=not no_progress)
+    if not env_global_rank_is_zero():
+        return  # DDP worker processes stay quiet
+    if as_json:
+        document = {
+            "model": str(result.model_path),
+            "metrics_csv": str(result.metrics_csv),
+            "report": str(result.report_path),
+            "best_val": result.best_val,
+            "already_finished": result.already_finished,
+        }
+        typer.echo(json.dumps(document))
+        return
+    if result.already_finished:
+        err.print(f"{out_dir}: this run has already finished; nothing to do")
+    best = result.best_val
+    if best:
+        err.print(f"best validation: {best['step']} epoch {best['epoch']}: accuracy {best['val_acc']:.4f}")
+    typer.echo(f"model:   {result.model_path}")
+    typer.echo(f"metrics: {result.metrics_csv}")
+    typer.echo(f"report:  {result.report_path}")

@@ -1,0 +1,299 @@
+"""Two-step training: configs, a tiny end-to-end run, step 2 from step 1, resume after Ctrl-C, DDP on CPU.
+
+Everything runs on CPU with timm's ``test_resnet`` backbone, 64 px images and a handful of triplets.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from lightning.pytorch.callbacks import Callback
+from PIL import Image
+from safetensors.torch import load_file
+
+from prfnet import ConfigError, PRFNet
+from prfnet.cli import main
+from prfnet.training import load_train_config, parse_override, shipped_configs, train
+from prfnet.training.curves import read_metrics_csv
+from prfnet.training.datamodule import EpochSampler, load_training_data
+
+TINY = {
+    "seed": 0,
+    "model": {"backbone": "test_resnet", "pair_channels": 8, "fusion_channels": 8},
+    "data": {
+        "format": "clic",
+        "crop": 64,
+        "batch_size": 4,
+        "num_workers": 0,
+        "val": {"holdout_fraction": 0.25, "crop": 64},
+    },
+    "steps": {"classification": {"epochs": 2, "lr": 0.01}, "regression": {"epochs": 1, "lr": 0.001}},
+    "trainer": {"accelerator": "cpu", "devices": 1},
+}
+
+
+def tiny_config(overrides: dict | None = None):
+    return load_train_config(TINY, overrides)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: these tiny models gain nothing from more, and on a busy 2-core machine
+    OpenMP threads waiting for each other make the runs several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def clic_dir(tmp_path_factory) -> Path:
+    """4 references (64x64) with a mild and a strong noisy version each; CLIC oracle with 3 votes per
+    triplet (one swapped row, one dissenting vote) so that p_a is a vote fraction, not only 0/1."""
+    root = tmp_path_factory.mktemp("clic")
+    (root / "images").mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for r in range(4):
+        ref = rng.random((64, 64, 3))
+        Image.fromarray((ref * 255).astype(np.uint8)).save(root / "images" / f"r{r}.png")
+        for k, sigma in enumerate((0.03, 0.25)):
+            dist = np.clip(ref + rng.normal(0, sigma, ref.shape), 0, 1)
+            Image.fromarray((dist * 255).astype(np.uint8)).save(root / "images" / f"r{r}_d{k}.png")
+        rows += [f"r{r}.png,r{r}_d0.png,r{r}_d1.png,0", f"r{r}.png,r{r}_d1.png,r{r}_d0.png,1"]
+        rows.append(f"r{r}.png,r{r}_d0.png,r{r}_d1.png,{r % 2}")  # a dissenting vote for half of them
+    (root / "oracle.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+# -- configs -------------------------------------------------------------------------------------
+def test_shipped_configs_load_and_are_consistent():
+    assert {"demo", "clic2022"} <= set(shipped_configs())
+    paper = load_train_config("clic2022")
+    assert paper.model.backbone == "seres2net50" and paper.model.pretrained_backbone
+    assert paper.steps.classification.epochs > 0 and paper.steps.regression.epochs > 0
+    assert paper.steps.regression.lr < paper.steps.classification.lr
+    demo = load_train_config("demo")
+    assert demo.model.backbone in ("test_resnet", "resnet10t") and not demo.model.pretrained_backbone
+    assert demo.trainer.accelerator == "cpu" and demo.data.format == "clic"
+
+
+def test_overrides_are_applied_and_typed():
+    assert parse_override("data.crop=64") == ("data.crop", 64)
+    assert parse_override("data.val.crop=null") == ("data.val.crop", None)
+    config = load_train_config("demo", dict([parse_override("steps.regression.lr=1e-5"), ("data.crop", 96)]))
+    assert config.steps.regression.lr == pytest.approx(1e-5) and isinstance(config.steps.regression.lr, float)
+    assert config.data.crop == 96
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"data": {"fromat": "clic"}}, ["data.fromat", "data.format"]),
+        ({"stepz": {}}, ["stepz"]),
+        ({"data": {"crop": "big"}}, ["data.crop", "big"]),
+        ({"data": {"format": "jpeg"}}, ["data.format", "jpeg"]),
+        ({"steps": {"classification": {"epochs": -1}}}, ["steps.classification.epochs"]),
+        ({"steps": {"classification": {"epochs": 0}, "regression": {"epochs": 0}}}, ["nothing to train"]),
+        ({"trainer": {"devices": True}}, ["trainer.devices"]),
+    ],
+)
+def test_bad_configs_name_the_key(change, words):
+    with pytest.raises(ConfigError) as info:
+        load_train_config(change)
+    assert all(w in str(info.value) for w in words), str(info.value)
+
+
+def test_bad_yaml_file_and_unknown_override_name_the_file(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("data:\n  batch_szie: 4\n")
+    with pytest.raises(ConfigError, match=r"typo\.yaml.*data\.batch_szie.*data\.batch_size"):
+        load_train_config(path)
+    path.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"typo\.yaml, line \d+: not valid YAML"):
+        load_train_config(path)
+    with pytest.raises(ConfigError, match="model.backbon"):
+        load_train_config("demo", {"model.backbon": "resnet10t"})
+    with pytest.raises(ConfigError, match="not found"):
+        load_train_config(tmp_path / "missing.yaml")
+
+
+def test_cli_bad_config_or_data_is_one_line_exit_2(clic_dir, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--config", "demo", "--set", "data.format=jpeg", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "data.format" in err and len(err.splitlines()) == 1
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--config", "demo", "--data", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "images" in err and len(err.splitlines()) == 1
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "images").symlink_to(clic_dir / "images")
+    (tmp_path / "bad" / "oracle.csv").write_text("r0.png,r0_d0.png,r0_missing.png,0\n")
+    assert main(["train", "--config", "demo", "--data", str(tmp_path / "bad"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "r0_missing.png" in err and len(err.splitlines()) == 1
+    assert not out.exists()  # nothing written for a run that could not start
+
+
+def test_mos_csv_pairs_are_split_by_reference(clic_dir, tmp_path):
+    lines = ["ref,dist,score"]
+    for r in range(4):
+        lines += [f"images/r{r}.png,images/r{r}_d0.png,{4 + r}", f"images/r{r}.png,images/r{r}_d1.png,{1 + r}"]
+    (clic_dir / "scores.csv").write_text("\n".join(lines) + "\n")
+    settings = tiny_config({"data.format": "mos", "data.train": "scores.csv", "data.root": str(clic_dir)}).data
+    data = load_training_data(settings, seed=0)
+    assert len(data.train) == 3 and len(data.val) == 1
+    assert not {t.ref for t in data.train} & {t.ref for t in data.val}
+    for t in data.train + data.val:  # the higher score (the mild d0) is the closer image
+        assert t.p_a == (1.0 if t.a.endswith("_d0.png") else 0.0)
+        assert Path(t.ref).is_absolute() and Path(t.a).is_file()
+    with pytest.raises(ConfigError, match="data.train"):
+        load_training_data(tiny_config({"data.format": "mos", "data.root": str(clic_dir)}).data)
+
+
+# -- training ------------------------------------------------------------------------------------
+class RecordStart(Callback):
+    """Keeps a copy of the weights each step starts from."""
+
+    def __init__(self):
+        self.start: dict[str, dict[str, torch.Tensor]] = {}
+
+    def on_train_start(self, trainer, pl_module):
+        state = pl_module.model.state_dict()
+        self.start[pl_module.step_name] = {k: v.detach().clone() for k, v in state.items()}
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+
+
+def test_two_steps_end_to_end(clic_dir, tmp_path):
+    out = tmp_path / "run"
+    recorder = RecordStart()
+    result = train(tiny_config(), clic_dir, out, progress=False, callbacks=[recorder])
+
+    model = PRFNet.from_pretrained(result.model_path)
+    assert model.config.backbone == "test_resnet" and model.config.pair_channels == 8
+    x = torch.rand(1, 3, 64, 64)
+    assert model(x, x, x.flip(-1)).shape == (1,)
+
+    step1 = load_file(out / "step1_classification" / "model.safetensors")
+    final = load_file(result.model_path)
+    # step 2 started from the step-1 weights, and both steps changed the weights
+    assert _same(recorder.start["regression"], step1)
+    assert not _same(recorder.start["classification"], step1)
+    assert not _same(step1, final)
+
+    rows = read_metrics_csv(result.metrics_csv)
+    assert [(r["step"], r["epoch"]) for r in rows] == [("classification", 0), ("classification", 1), ("regression", 0)]
+    assert all(0.0 <= r["val_acc"] <= 1.0 and r["train_loss"] >= 0 for r in rows)
+    assert result.best_val["val_acc"] == max(r["val_acc"] for r in rows)
+    html = result.report_path.read_text()
+    assert "data:image/png;base64" in html and "Step 1" in html and "Per-epoch metrics" in html
+    assert (out / "step1_classification" / "checkpoints" / "last.ckpt").is_file()
+    assert (out / "step2_regression" / "checkpoints" / "last.ckpt").is_file()
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert load_train_config(saved).to_dict() == result_config_dict(clic_dir)
+    # held-out references are disjoint from the training ones
+    val_refs = {line.split(",")[0] for line in (out / "val_triplets.csv").read_text().splitlines()[1:]}
+    assert len(val_refs) == 1
+
+    with pytest.raises(ConfigError, match="--resume"):
+        train(tiny_config(), clic_dir, out, progress=False)
+    again = train(tiny_config(), clic_dir, out, resume=True, progress=False)
+    assert again.already_finished and again.best_val == result.best_val
+
+
+def result_config_dict(clic_dir: Path) -> dict:
+    config = tiny_config()
+    config.data.root = str(clic_dir)
+    return config.to_dict()
+
+
+def test_same_seed_same_weights(clic_dir, tmp_path):
+    config = tiny_config({"steps.regression.epochs": 0, "data.batch_size": 1})
+    first = train(config, clic_dir, tmp_path / "a", progress=False)
+    second = train(config, clic_dir, tmp_path / "b", progress=False)
+    assert _same(load_file(first.model_path), load_file(second.model_path))
+
+
+def test_data_order_depends_on_seed_and_epoch_only():
+    items = list(range(20))
+
+    def order(seed, epoch):
+        sampler = EpochSampler(items, num_replicas=1, rank=0, shuffle=True, seed=seed)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    assert order(0, 3) == order(0, 3)
+    assert order(0, 3) != order(0, 4) and order(0, 3) != order(1, 3)
+    assert sorted(order(0, 3)) == items
+
+
+class InterruptAt(Callback):
+    """Raises KeyboardInterrupt (what Ctrl-C does) before batch ``batch`` of ``epoch`` of ``step``."""
+
+    def __init__(self, step: str, epoch: int, batch: int):
+        self.step, self.epoch, self.batch = step, epoch, batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if (pl_module.step_name, trainer.current_epoch, batch_idx) == (self.step, self.epoch, self.batch):
+            raise KeyboardInterrupt
+
+
+def test_resume_after_interruption_continues_the_epochs(clic_dir, tmp_path):
+    out = tmp_path / "run"
+    # 3 training triplets, batch size 1: 3 optimizer steps per epoch
+    config = tiny_config({"steps.classification.epochs": 2, "steps.regression.epochs": 3, "data.batch_size": 1})
+    with pytest.raises(KeyboardInterrupt):
+        train(config, clic_dir, out, progress=False, callbacks=[InterruptAt("regression", 1, 1)])
+    assert (out / "step2_regression" / "checkpoints" / "interrupted.ckpt").is_file()
+    assert (out / "step1_classification" / "model.safetensors").is_file()
+    assert not (out / "model.safetensors").exists()
+    step1 = load_file(out / "step1_classification" / "model.safetensors")
+
+    recorder = RecordStart()
+    result = train(config, clic_dir, out, resume=True, progress=False, callbacks=[recorder])
+    assert "classification" not in recorder.start  # step 1 had finished: not trained again
+    assert not _same(recorder.start["regression"], step1)  # step 2 continued from its interruption checkpoint
+    with open(out / "step2_regression" / "logs" / "version_1" / "metrics.csv", newline="") as f:
+        epochs_after_resume = {int(float(row["epoch"])) for row in csv.DictReader(f)}
+    assert epochs_after_resume == {1, 2}  # epoch 0 was not trained again
+    last = torch.load(out / "step2_regression" / "checkpoints" / "last.ckpt", weights_only=False)  # our own file
+    assert last["epoch"] == 3 and last["global_step"] == 3 * 3  # every epoch ran, none twice
+    rows = read_metrics_csv(result.metrics_csv)
+    assert [(r["step"], r["epoch"]) for r in rows] == [("classification", e) for e in range(2)] + [
+        ("regression", e) for e in range(3)
+    ]
+    assert PRFNet.from_pretrained(result.model_path).config.backbone == "test_resnet"
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_end_with_identical_weights(clic_dir, tmp_path):
+    config = tmp_path / "ddp.yaml"
+    tiny = TINY | {"trainer": TINY["trainer"] | {"save_rank_weights": True}}
+    tiny["steps"] = {"classification": {"epochs": 1, "lr": 0.01}, "regression": {"epochs": 1, "lr": 0.001}}
+    config.write_text(yaml.safe_dump(tiny))
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "prfnet", "train", "-c", str(config), "--data", str(clic_dir), "--out", str(out)]
+    command += ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--no-progress", "--json"]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK")}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    document = json.loads(done.stdout)  # only rank 0 prints, exactly one JSON document
+    assert Path(document["model"]) == out / "model.safetensors"
+    assert "distributed_backend=gloo" in done.stderr
+    rank0, rank1 = (load_file(out / f"rank{k}.safetensors") for k in (0, 1))
+    assert _same(rank0, rank1)
+    assert _same(rank0, load_file(out / "model.safetensors"))
+    assert not torch.equal(rank0["head.weight"], torch.zeros_like(rank0["head.weight"]))  # it trained
