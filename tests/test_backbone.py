@@ -100,3 +100,16 @@ def test_bad_weights_files_are_rejected(tmp_path):
     garbage.write_bytes(b"not a safetensors file at all")
     with pytest.raises(CheckpointError, match="not a readable"):
         build_backbone("test_resnet", weights=garbage)
+
+
+def test_unreachable_hub_is_a_checkpoint_error_with_the_offline_hint(monkeypatch):
+    real_create = timm.create_model
+
+    def offline_create(name, pretrained=False, **kwargs):
+        if pretrained:
+            raise FileNotFoundError("no network and no cached file")  # what huggingface_hub raises offline
+        return real_create(name, **kwargs)
+
+    monkeypatch.setattr(backbone_mod.timm, "create_model", offline_create)
+    with pytest.raises(CheckpointError, match="backbone_weights"):
+        build_backbone("test_resnet", pretrained=True)

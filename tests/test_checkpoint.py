@@ -68,3 +68,15 @@ def test_config_weights_mismatch_is_a_clear_error(tmp_path):
     save_file(load_file(str(path)), str(bad), metadata={**meta, "config": json.dumps(config)})
     with pytest.raises(CheckpointError, match="config"):
         PRFNet.from_pretrained(bad)
+
+
+def test_checkpoint_file_gets_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        path = PRFNet("test_resnet").save_pretrained(tmp_path / "m.safetensors")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -286,7 +286,7 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(clic_dir, tmp_path):
     config.write_text(yaml.safe_dump(tiny))
     out = tmp_path / "run"
     command = [sys.executable, "-m", "prfnet", "train", "-c", str(config), "--data", str(clic_dir), "--out", str(out)]
-    command += ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--no-progress", "--json"]
+    command += ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--no-progress", "--json", "-v"]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK")}
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
     assert done.returncode == 0, done.stderr[-3000:]

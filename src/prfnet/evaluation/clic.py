@@ -8,13 +8,14 @@ becomes ``T = 0``, as in the devkit's PSNR baseline (``T = 1`` only when PSNR(O,
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import DataError
+from .report import Report
 from .scoring import (
     PRFNET,
     PRFNetMetric,
@@ -136,6 +137,9 @@ def evaluate_clic(
     device: str = "cpu",
     progress: bool = True,
     batch_size: int = 8,
+    report_path: str | Path | None = None,
+    report_title: str | None = None,
+    extend_report: Callable[[Report], None] | None = None,
 ) -> dict:
     """Evaluate metrics on CLIC-format 2AFC triplets.
 
@@ -148,6 +152,8 @@ def evaluate_clic(
             (default: :func:`prfnet.api.load_model`, i.e. ``$PRFNET_CHECKPOINT``).
         kinds: ``O,A,B,kind`` file (synthetic data) for ``accuracy_by_kind``.
         out_dir: if given, writes ``submission_<metric>.csv``, ``results.json`` and ``report.html``.
+        report_path, report_title: where the report goes (default ``out_dir/report.html``) and its title.
+        extend_report: called with the report before it is written, to add sections (the demo's curves).
 
     Returns ``{metric: {...}}``; an available metric has ``accuracy`` (official scorer),
     ``accuracy_majority`` (per unordered triplet, majority vote, ties excluded), ``accuracy_votes``
@@ -202,7 +208,12 @@ def evaluate_clic(
 
     if out is not None:
         write_results(out / "results.json", results)
-        _write_report(out / "report.html", results, csv, oracle, triplets, labeled, pair_scores, root)
+        report = _build_report(results, csv, oracle, triplets, labeled, pair_scores, root)
+        if report_title:
+            report.title = report_title
+        if extend_report is not None:
+            extend_report(report)
+        report.write(report_path or out / "report.html")
     return results
 
 
@@ -226,7 +237,7 @@ def _oracle_fields(submission, oracle_data, t_labeled, kind_map, source: str) ->
     return fields
 
 
-def _write_report(path, results, csv, oracle, triplets, labeled, pair_scores, root) -> None:
+def _build_report(results, csv, oracle, triplets, labeled, pair_scores, root) -> Report:
     """report.html: table, bars, PRFNet reliability (with an oracle) and example triplets."""
     from .reporting import clic_report
 
@@ -239,8 +250,7 @@ def _write_report(path, results, csv, oracle, triplets, labeled, pair_scores, ro
     if shown is not None:
         score_a, score_b = pair_scores(shown, labeled or triplets)
         examples = _examples(shown, results[shown]["higher_better"], labeled or triplets, score_a, score_b, root)
-    report = clic_report(results, csv=csv, oracle=oracle, shown=shown, reliability=reliability, examples=examples)
-    report.write(path)
+    return clic_report(results, csv=csv, oracle=oracle, shown=shown, reliability=reliability, examples=examples)
 
 
 def _examples(metric_name, higher_better, items, score_a, score_b, root, per_outcome: int = 3) -> list:

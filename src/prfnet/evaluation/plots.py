@@ -131,7 +131,7 @@ def thumbnail(image: str | Path | Tensor, max_side: int = 160) -> np.ndarray:
 
 def _row_title(ex: TripletExample) -> tuple[str, str]:
     model = f"decision {ex.decision}" + (f" (P(A)={ex.prob_a:.2f})" if ex.prob_a is not None else "")
-    human = f"humans {ex.truth or '?'}" + (f" (votes A={ex.human_p_a:.2f})" if ex.human_p_a is not None else "")
+    human = f"label {ex.truth or '?'}" + (f" (votes A={ex.human_p_a:.2f})" if ex.human_p_a is not None else "")
     color = "black" if ex.truth not in ("A", "B") else ("tab:green" if ex.truth == ex.decision else "tab:red")
     return f"{model} | {human}", color
 

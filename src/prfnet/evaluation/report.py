@@ -57,6 +57,10 @@ class Report:
             f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>{cap}</figure>"
         )
 
+    def merge(self, other: Report, first: bool = False) -> None:
+        """Append (or, with ``first``, prepend) every section of ``other``."""
+        self._parts = [*other._parts, *self._parts] if first else [*self._parts, *other._parts]
+
     def html(self) -> str:
         title = html.escape(self.title)
         return (

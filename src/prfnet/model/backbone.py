@@ -61,7 +61,13 @@ def build_backbone(
     if weights is not None:
         _load_into(net, _read_safetensors(Path(weights)), source=str(weights))
     elif pretrained:
-        seed = timm.create_model(arch, pretrained=True)  # plain classifier, hub weights
+        try:
+            seed = timm.create_model(arch, pretrained=True)  # plain classifier, hub weights
+        except (OSError, RuntimeError) as exc:  # offline, no cache: huggingface_hub raises OSError subclasses
+            raise CheckpointError(
+                f"cannot fetch the ImageNet weights of {arch} from the hub ({type(exc).__name__}); offline, pass "
+                "backbone_weights=PATH (a local .safetensors file) instead"
+            ) from None
         _load_into(net, seed.state_dict(), source=f"timm hub weights of {arch}")
     return net
 

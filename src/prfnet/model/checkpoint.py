@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..errors import CheckpointError, ConfigError, InputError
+from ..ioutil import default_file_mode
 
 if TYPE_CHECKING:
     from .prfnet import PRFNet
@@ -34,6 +35,7 @@ def save_checkpoint(model: PRFNet, path: str | Path, metadata: dict[str, str] | 
     os.close(fd)
     try:
         save_file(state, tmp, metadata=meta)
+        os.chmod(tmp, default_file_mode())  # mkstemp's 0600 -> what a plain open() would give
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -29,7 +29,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCh
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 from ..ioutil import atomic_write
 from ..model import PRFNet
 from .config import TrainConfig, dump_config
@@ -83,22 +83,16 @@ def env_global_rank_is_zero() -> bool:
 def build_model(config: TrainConfig, load_pretrained: bool = True) -> PRFNet:
     """A fresh PRFNet from ``config.model`` (backbone weights only when ``load_pretrained``)."""
     m = config.model
-    try:
-        return PRFNet(
-            backbone=m.backbone,
-            pretrained_backbone=m.pretrained_backbone and load_pretrained,
-            backbone_weights=m.backbone_weights if load_pretrained else None,
-            pair_block=m.pair_block,
-            fusion=m.fusion,
-            pair_channels=m.pair_channels,
-            fusion_channels=m.fusion_channels,
-            attention=m.attention,
-        )
-    except OSError as exc:  # hub weights unreachable (offline machine, no cache)
-        raise CheckpointError(
-            f"cannot fetch the pretrained {m.backbone} backbone weights ({type(exc).__name__}); offline, set "
-            "model.backbone_weights to a local .safetensors file, or model.pretrained_backbone: false"
-        ) from None
+    return PRFNet(  # an unreachable hub raises CheckpointError naming model.backbone_weights' offline use
+        backbone=m.backbone,
+        pretrained_backbone=m.pretrained_backbone and load_pretrained,
+        backbone_weights=m.backbone_weights if load_pretrained else None,
+        pair_block=m.pair_block,
+        fusion=m.fusion,
+        pair_channels=m.pair_channels,
+        fusion_channels=m.fusion_channels,
+        attention=m.attention,
+    )
 
 
 @dataclass
