@@ -54,9 +54,11 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document (outputs, best epoch).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log data loading and step decisions.")] = False,
 ):
-    """Train PRFNet: step 1 classification (BCE on the majority label), step 2 regression (MSE on the vote
-    fraction) from the step-1 weights. Writes checkpoints, metrics.csv, report.html and model.safetensors
-    to --out; Ctrl-C saves a checkpoint that --resume continues from."""
+    """Train PRFNet in two steps: classification (BCE), then regression (MSE on the vote fraction).
+
+    Step 2 starts from the step-1 weights. Writes checkpoints, metrics.csv, report.html and model.safetensors
+    to --out; Ctrl-C saves a checkpoint that --resume continues from.
+    """
     from ..training import load_train_config, parse_override, resolve_config_path
     from ..training import train as run_training
     from ..training.run import env_global_rank_is_zero
