@@ -63,20 +63,22 @@ def test_local_weights_file_loads_everything_but_se(tmp_path, caplog):
     assert "64 SE tensors" in caplog.text
 
 
-def test_hub_path_uses_timm_pretrained_weights(monkeypatch, caplog):
+def test_hub_path_uses_timm_pretrained_weights(tmp_path, monkeypatch, caplog):
+    """The hub path runs timm's own pretrained loader; the hub download is redirected to a file the test
+    writes (timm's ``pretrained_cfg_overlay``), since no network is reachable here."""
     state = _classifier_state(2)
+    weights = tmp_path / "res2net50_26w_4s.safetensors"
+    save_file(state, str(weights))
     real_create = timm.create_model
     calls = []
 
-    def fake_create(name, pretrained=False, **kwargs):
-        if pretrained:  # what timm would download from the hub; no network here
+    def create_with_local_hub_file(name, pretrained=False, **kwargs):
+        if pretrained:
             calls.append(name)
-            model = real_create(name, **kwargs)
-            model.load_state_dict(state)
-            return model
-        return real_create(name, **kwargs)
+            kwargs["pretrained_cfg_overlay"] = {"file": str(weights)}
+        return real_create(name, pretrained=pretrained, **kwargs)
 
-    monkeypatch.setattr(backbone_mod.timm, "create_model", fake_create)
+    monkeypatch.setattr(backbone_mod.timm, "create_model", create_with_local_hub_file)
     with caplog.at_level(logging.INFO, logger="prfnet.model.backbone"):
         model = PRFNet(pretrained_backbone=True)
     assert calls == ["res2net50_26w_4s"]

@@ -1,12 +1,15 @@
 """Command line: ``prfnet compare|score|rank|synth|train|eval|demo`` (also ``python -m prfnet``)."""
+# ruff: noqa: I001  (the command modules are imported in the order `prfnet --help` lists them)
 
 from __future__ import annotations
 
 import sys
 
 from ..errors import PRFNetError
-from . import demo, evaluate, infer, synth, train  # noqa: F401  (each module registers its commands)
 from .app import USER_ERROR_EXIT, app, err
+
+# each module registers its commands on `app`; this order is the order of `prfnet --help`
+from . import infer, synth, train, evaluate, demo  # noqa: E402, F401
 
 
 def main(argv: list[str] | None = None) -> int:
