@@ -107,7 +107,9 @@ def score_files(
     progress: Callable[[int], None] | None = None,
 ) -> list[float]:
     """Distance of each file in ``dists`` to ``ref`` (>= 0, lower = closer), in input order.
-    Reference features are computed once; files are decoded ``batch_size`` at a time."""
+    Files are decoded ``batch_size`` at a time. Reference features are computed once, except with
+    tiling, where the reference's tiles are re-encoded per batch so that only one batch of full-size
+    images is ever in memory."""
     r = load_image(ref)
     windows_on = model.config.tile_size is not None
     feats = None if windows_on else model.encode(r)
