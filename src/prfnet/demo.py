@@ -93,14 +93,16 @@ def run_demo(
     seed: int = 0,
     holdout: float = 0.25,
     config: str | Path = "demo",
-    metrics: Sequence[str] = DEMO_METRICS,
+    metrics: Sequence[str] | None = None,
     progress: bool = True,
     stage: Callable[[str], None] = log.info,
 ) -> DemoResult:
     """Run the whole pipeline into ``out_dir`` (see the module docstring for what it writes).
 
-    A previous demo in ``out_dir`` is replaced. ``stage`` receives one line per stage.
+    A previous demo in ``out_dir`` is replaced. ``metrics``: default :data:`DEMO_METRICS`. ``stage``
+    receives one line per stage.
     """
+    metrics = tuple(metrics or DEMO_METRICS)
     out_dir = Path(out_dir)
     data_dir, train_dir, eval_dir = out_dir / "data", out_dir / "train", out_dir / "eval"
 

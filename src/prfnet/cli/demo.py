@@ -28,8 +28,9 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the data, split and training.")] = 0,
     config: Annotated[str, typer.Option("--config", help="Training config: name or YAML path.")] = "demo",
     metrics: Annotated[
-        str, typer.Option("--metrics", help="Comma-separated metrics to evaluate (prfnet + baselines).")
-    ] = ",".join(("prfnet", "psnr", "ssim", "ms_ssim", "fsim", "vif", "gmsd", "haarpsi", "mdsi", "lpips", "dists")),
+        str | None,
+        typer.Option("--metrics", help="Comma-separated metrics (default: prfnet and every offline baseline)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -43,7 +44,7 @@ def demo(
 
     setup_logging(verbose)
     start = time.perf_counter()
-    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     result = run_demo(
         out,
         refs,

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import CheckpointError, ConfigError, InputError
-from ..ioutil import default_file_mode
+from ..ioutil import atomic_write
 
 if TYPE_CHECKING:
     from .prfnet import PRFNet
@@ -23,24 +21,15 @@ INFERENCE_OPTIONS = {"tile_size", "tile_stride"}
 
 
 def save_checkpoint(model: PRFNet, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
-    """Write ``model`` to ``path`` atomically (a temporary file renamed into place)."""
-    from safetensors.torch import save_file
+    """Write ``model`` to ``path`` atomically (:func:`prfnet.ioutil.atomic_write`)."""
+    from safetensors.torch import save
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta.update(format=FORMAT, format_version=FORMAT_VERSION, config=json.dumps(dataclasses.asdict(model.config)))
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.chmod(tmp, default_file_mode())  # mkstemp's 0600 -> what a plain open() would give
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    with atomic_write(path, mode="wb") as f:
+        f.write(save(state, metadata=meta))
+    return Path(path)
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, torch.Tensor], dict[str, str]]:
