@@ -158,6 +158,15 @@ def test_bapps_split_folder_reads_every_subset(tmp_path):
     assert items[0].label == 0.5
 
 
+def test_bapps_2afc_folder_is_refused_not_pooled(tmp_path):
+    root = tmp_path / "2afc"
+    bapps_subset(root / "train" / "cnn", [0.5])
+    bapps_subset(root / "val" / "cnn", [0.2])
+    with pytest.raises(DataError, match=r"splits train, val.*one split .*never pooled"):
+        read_bapps(root)
+    assert [item.p_a for item in read_bapps(root / "val")] == pytest.approx([0.8])
+
+
 def test_bapps_errors(tmp_path):
     with pytest.raises(DataError, match="unknown BAPPS layout"):
         read_bapps(png(tmp_path / "x" / "img.png").parent)

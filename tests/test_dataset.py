@@ -129,3 +129,20 @@ def test_errors_name_the_file(related, tmp_path):
     save(root / "small.png", np.zeros((10, 10, 3), dtype=np.uint8))
     with pytest.raises(DataError, match="differ in size"):
         TripletDataset([LabeledTriplet("r.png", "small.png", "b.png", 1.0)], root, crop=8)[0]
+
+
+def test_smallest_image_reads_headers_of_each_reference(related, tmp_path, monkeypatch):
+    root, item = related  # r.png is 20x24 (width x height)
+    rng = np.random.default_rng(2)
+    small = save(tmp_path / "s.jpg", rng.integers(0, 256, size=(30, 18, 3), dtype=np.uint8))
+    other = LabeledTriplet(small, small, small, 0.5)
+    data = TripletDataset([item, other, item], root, crop=12)
+    import prfnet.data.dataset as dataset_module
+
+    monkeypatch.setattr(dataset_module, "load_image", None)  # headers only: nothing is decoded
+    assert data.smallest_image() == (root / "s.jpg", 18, 30)
+    assert TripletDataset([item], root).smallest_image() == (root / "r.png", 20, 24)
+    assert TripletDataset([], root).smallest_image() is None
+    (tmp_path / "s.jpg").write_bytes(b"not an image")
+    with pytest.raises(DataError, match=r"s\.jpg.*item 1"):
+        data.smallest_image()

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from prfnet import ImageReadError, load_image, save_image
+from prfnet.images import image_size
 
 RGB = (np.arange(24 * 40 * 3).reshape(24, 40, 3) % 251).astype(np.uint8)
 
@@ -77,3 +78,47 @@ def test_save_image_round_trips_8bit(tmp_path):
     x = torch.from_numpy(RGB).permute(2, 0, 1).float()[None] / 255
     save_image(x, tmp_path / "s.png")
     assert torch.allclose(load_image(tmp_path / "s.png"), x)
+
+
+def test_save_image_infers_the_format_from_the_suffix(tmp_path):
+    x = torch.from_numpy(RGB).permute(2, 0, 1).float()[None] / 255
+    save_image(x[0], tmp_path / "s.JPG")
+    with Image.open(tmp_path / "s.JPG") as img:
+        assert img.format == "JPEG" and img.size == (40, 24)
+    with pytest.raises(ValueError, match="suffix"):
+        save_image(x, tmp_path / "s.unknown")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.JPG"]
+
+
+def test_save_image_is_atomic(tmp_path, monkeypatch):
+    """A failure half-way through encoding leaves the previous file (or none) and no temporary."""
+    x = torch.from_numpy(RGB).permute(2, 0, 1).float()[None] / 255
+    save_image(torch.zeros_like(x), tmp_path / "old.png")
+    old = (tmp_path / "old.png").read_bytes()
+    real_save = Image.Image.save
+
+    def crashing_save(self, fp, *args, **kwargs):
+        real_save(self, fp, *args, **kwargs)  # the whole image is written into the file object ...
+        raise OSError("disk full")  # ... and then the write fails
+
+    monkeypatch.setattr(Image.Image, "save", crashing_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_image(x, tmp_path / "old.png")
+    with pytest.raises(OSError, match="disk full"):
+        save_image(x, tmp_path / "new.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.png"]
+    assert (tmp_path / "old.png").read_bytes() == old
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".webp"])
+def test_image_size_reads_the_header(tmp_path, suffix):
+    Image.fromarray(RGB).save(tmp_path / f"x{suffix}")
+    assert image_size(tmp_path / f"x{suffix}") == (40, 24)
+
+
+def test_image_size_errors_name_the_file(tmp_path):
+    with pytest.raises(ImageReadError, match="missing.png: file not found"):
+        image_size(tmp_path / "missing.png")
+    (tmp_path / "text.png").write_text("hello")
+    with pytest.raises(ImageReadError, match="text.png"):
+        image_size(tmp_path / "text.png")

@@ -16,6 +16,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageReadError
+from .ioutil import atomic_write
 
 SUPPORTED = "PNG, JPEG, BMP, WebP, TIFF (and anything else Pillow decodes)"
 
@@ -57,10 +58,43 @@ def load_image(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0)
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of an image file as stored, read from its header without decoding the pixels
+    (EXIF orientation is not applied: it can swap the two). :class:`ImageReadError` naming the file if it is
+    missing or not an image."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+        if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":  # fast path: most data sets are PNG
+            return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        with Image.open(path) as img:
+            return img.size
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: file not found") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not an image file Pillow can read ({SUPPORTED})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"{path}: cannot read the image header ({exc})") from None
+
+
 def save_image(tensor: torch.Tensor, path: str | Path) -> None:
-    """Write a (1, 3, H, W) or (3, H, W) tensor in [0, 1] as an 8-bit image (format from the suffix)."""
+    """Write a (1, 3, H, W) or (3, H, W) tensor in [0, 1] as an 8-bit image (format from the suffix).
+
+    Written atomically (:func:`prfnet.ioutil.atomic_write`): a failure leaves no partial file. An unknown
+    suffix is a ``ValueError`` raised before anything is written.
+    """
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise ValueError(f"{path}: cannot tell an image format Pillow writes from the suffix {path.suffix!r}")
     x = tensor.detach().cpu()
     if x.ndim == 4:
         x = x[0]
     arr = (x.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
-    Image.fromarray(arr).save(path)
+    image = Image.fromarray(arr)
+    with atomic_write(path, "wb") as f:
+        image.save(f, format=fmt)

@@ -1,31 +1,77 @@
-"""Atomic file writes: a crash never leaves a half-written output file."""
+"""Atomic file writes: a crash never leaves a half-written output file.
+
+Every output file prfnet writes (CSV, JSON, YAML, HTML, PNG, safetensors) goes through :func:`atomic_write`.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
-from contextlib import contextmanager
+import secrets
+from contextlib import contextmanager, suppress
 from pathlib import Path
+
+_TMP_ATTEMPTS = 100
+# errors of fsync on a directory that mean "not supported here" rather than "the data may be lost"
+_DIR_FSYNC_UNSUPPORTED = {errno.EINVAL, errno.EBADF, errno.EACCES, errno.EPERM, errno.EISDIR}
+_DIR_FSYNC_UNSUPPORTED |= {getattr(errno, name) for name in ("ENOTSUP", "EOPNOTSUPP") if hasattr(errno, name)}
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """Create a new, empty ``.name.<random>.tmp`` beside ``path``; the OS applies the umask to 0o666."""
+    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(_TMP_ATTEMPTS):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"no unused temporary file name beside {path}")
+
+
+def fsync_directory(directory: str | Path) -> None:
+    """Make a rename inside ``directory`` durable. A no-op where directories cannot be opened (Windows) or
+    the file system does not support fsync on them; other errors (e.g. EIO) are raised."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in _DIR_FSYNC_UNSUPPORTED:
+            raise
+    finally:
+        os.close(fd)
 
 
 @contextmanager
 def atomic_write(path: str | Path, mode: str = "w", **kwargs):
-    """Open a temporary file beside ``path``; on success it replaces ``path``, on error it is removed."""
+    """Write ``path`` all or nothing: yields the file object of a new temporary file beside ``path``.
+
+    ``mode`` is ``"w"`` (text; ``kwargs`` go to :func:`open`, e.g. ``encoding``, ``newline``) or ``"wb"``.
+    On success the file is flushed and fsynced, renamed over ``path`` (:func:`os.replace`), and the directory
+    is fsynced; on any error the temporary file is removed and ``path`` is left as it was. The new file gets
+    the permissions ``open(path, "w")`` would give (0o666 minus the umask); the process umask is never changed.
+    """
+    if mode not in ("w", "wt", "wb"):
+        raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, default_file_mode())
+    fd, tmp = _create_temporary(path)
     try:
-        with os.fdopen(fd, mode, **kwargs) as f:
+        try:
+            f = os.fdopen(fd, mode, **kwargs)
+        except BaseException:
+            os.close(fd)
+            raise
+        with f:
             yield f
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
+    except BaseException:
+        with suppress(FileNotFoundError):
             os.unlink(tmp)
-
-
-def default_file_mode() -> int:
-    """0o666 minus the process umask: what ``open(path, "w")`` would give (mkstemp gives 0o600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+        raise
+    fsync_directory(path.parent)

@@ -22,6 +22,10 @@ def _is_bapps_subset(folder: Path) -> bool:
     return all((folder / name).is_dir() for name in BAPPS_FOLDERS)
 
 
+def _folders(folder: Path) -> list[Path]:
+    return [d for d in sorted(folder.iterdir()) if d.is_dir()]
+
+
 def _files_by_stem(folder: Path, suffixes: set[str]) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in suffixes}
 
@@ -69,11 +73,18 @@ def read_bapps(root: str | Path) -> list[LabeledTriplet]:
 
     Files are paired by name; A = p0, B = p1, ``p_a = 1 - judge`` (judge = fraction preferring p1),
     ``kind`` = subset folder name, ``votes`` = 1 (BAPPS stores only the fraction). Absolute paths.
+    A ``2afc`` folder (splits ``train/``, ``val/``) is refused: one split at a time, never pooled.
     """
     root = require_dir(root, "BAPPS folder")
     if _is_bapps_subset(root):
         return _read_bapps_subset(root)
-    subsets = [d for d in sorted(root.iterdir()) if d.is_dir() and _is_bapps_subset(d)]
+    subsets = [d for d in _folders(root) if _is_bapps_subset(d)]
+    splits = [] if subsets else [d for d in _folders(root) if any(map(_is_bapps_subset, _folders(d)))]
+    if splits:
+        raise DataError(
+            f"{root}: a BAPPS 2afc folder holding the splits {', '.join(d.name for d in splits)}: read one split "
+            f"(e.g. {splits[0]}) or subset at a time; train and val triplets are never pooled"
+        )
     if not subsets:
         raise DataError(
             f"{root}: unknown BAPPS layout: expected a 2afc/<split>/<subset> folder holding ref/, p0/, p1/ and "

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import DataError, ImageReadError
-from ..images import load_image
+from ..images import image_size, load_image
 from .augment import center_geometry, item_generator, random_geometry, swap_coin
 from .triplets import LabeledTriplet, Triplet, majority_label
 
@@ -84,6 +84,27 @@ class TripletDataset(Dataset):
             first, index = next(iter(missing.items()))
             more = f" (and {len(missing) - 1} more missing files)" if len(missing) > 1 else ""
             raise DataError(f"{first}: image not found (item {index}: {self._describe(index)}){more}")
+
+    def smallest_image(self) -> tuple[Path, int, int] | None:
+        """The reference image with the shortest side, as ``(path, width, height)`` (None when empty).
+
+        Sizes come from the file headers (nothing is decoded), one read per distinct reference; A and B must
+        match their reference (checked when an item is loaded). Used to reject a crop larger than the data
+        before training starts. An unreadable reference is a :class:`DataError` naming the file and the item.
+        """
+        smallest, seen = None, set()
+        for index, item in enumerate(self.items):
+            if item.ref in seen:
+                continue
+            seen.add(item.ref)
+            path = self.path(item.ref)
+            try:
+                width, height = image_size(path)
+            except ImageReadError as exc:
+                raise DataError(f"{exc} (item {index}: {self._describe(index)})") from None
+            if smallest is None or min(width, height) < min(smallest[1:]):
+                smallest = (path, width, height)
+        return smallest
 
     def _describe(self, index: int) -> str:
         item = self.items[index]

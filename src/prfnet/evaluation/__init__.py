@@ -5,7 +5,7 @@ metric's own direction (``higher_better``); PRFNet enters as :class:`PRFNetMetri
 lower = closer).
 """
 
-from .bapps import bapps_2afc_score, evaluate_bapps, find_subsets
+from .bapps import bapps_2afc_score, evaluate_bapps, find_splits, find_subsets
 from .clic import (
     accuracy_by_kind,
     decisions,
@@ -35,6 +35,7 @@ __all__ = [
     "evaluate_bapps",
     "evaluate_clic",
     "evaluate_mos",
+    "find_splits",
     "find_subsets",
     "fit_logistic",
     "load_mos",

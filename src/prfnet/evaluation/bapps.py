@@ -5,7 +5,8 @@ p0, p1 to the reference::
 
     score = (d0 < d1) * (1 - judge) + (d1 < d0) * judge + 0.5 * (d0 == d1)
 
-averaged over the triplets of a subset (as in the LPIPS repository's ``score_2afc_dataset``). A
+averaged over the triplets of a subset (as in the LPIPS repository's ``score_2afc_dataset``), and
+summarised per split (``train``, ``val``): subsets of different splits are never pooled. A
 higher-better metric (PSNR, SSIM) decides in its own direction, so "d0 < d1" reads "p0 is judged
 closer" for every metric.
 """
@@ -42,7 +43,8 @@ def find_subsets(root: str | Path) -> dict[str, Path]:
     """BAPPS subset folders under ``root`` (``root`` itself, ``2afc/val``, or ``2afc``): name -> folder.
 
     A subset folder holds ``ref/``, ``p0/``, ``p1/`` and ``judge/``; its name is its path relative to
-    ``root`` (``"traditional"``, ``"val/cnn"``), or the folder's own name when ``root`` is one.
+    ``root`` (``"traditional"``, ``"val/cnn"``), or the folder's own name when ``root`` is one. Subsets of
+    different splits keep their split in the name (``"train/cnn"``, ``"val/cnn"``): see :func:`find_splits`.
     """
     root = Path(root)
     if not root.is_dir():
@@ -60,6 +62,23 @@ def find_subsets(root: str | Path) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
+def split_of(name: str, folder: Path) -> str:
+    """The split a subset of :func:`find_subsets` belongs to: its name without the last part (``"train/cnn"``
+    -> ``"train"``), or the name of the folder holding it when the name has one part (``2afc/val/cnn`` -> ``"val"``)."""
+    return name.rsplit("/", 1)[0] if "/" in name else folder.resolve().parent.name
+
+
+def find_splits(root: str | Path) -> dict[str, dict[str, Path]]:
+    """:func:`find_subsets` grouped by split (:func:`split_of`): ``{"train": {"train/cnn": ...}, "val": {...}}``.
+
+    A ``2afc`` root gives its ``train`` and ``val`` splits; ``2afc/val`` or a subset folder gives one split.
+    """
+    splits: dict[str, dict[str, Path]] = {}
+    for name, folder in find_subsets(root).items():
+        splits.setdefault(split_of(name, folder), {})[name] = folder
+    return dict(sorted(splits.items()))
+
+
 def evaluate_bapps(
     root: str | Path,
     metrics: Sequence = ("all",),
@@ -69,15 +88,20 @@ def evaluate_bapps(
     progress: bool = True,
     batch_size: int = 64,
 ) -> dict:
-    """2AFC score of each metric per BAPPS subset and overall.
+    """2AFC score of each metric per BAPPS subset and per split; splits are never pooled.
 
-    Returns ``{metric: {"score": mean over all triplets, "mean_of_subsets": unweighted mean of the
-    subset scores, "subsets": {name: score}, "n_triplets": {name: count}, ...}}``; unavailable
-    metrics have ``available: False`` and ``reason``. With ``out_dir``: ``results.json`` and ``report.html``.
+    Returns ``{metric: {"subsets": {name: score}, "n_triplets": {name: count}, "splits": {split: {"score":
+    mean over the split's triplets, "mean_of_subsets": unweighted mean of its subset scores, "n_triplets":
+    count, "subsets": [names]}}, ...}}``. With one split (``root`` = ``2afc/val`` or a subset folder) the
+    entry also has that split's ``score`` and ``mean_of_subsets`` at the top level; with several (``root`` =
+    ``2afc``: ``train/*`` and ``val/*``) there is no figure over all of them, since train and val triplets
+    differ in judges per triplet and in purpose. Unavailable metrics have ``available: False`` and
+    ``reason``. With ``out_dir``: ``results.json`` and ``report.html``.
     """
     from ..data import read_bapps
 
-    subsets = {name: read_bapps(folder) for name, folder in find_subsets(root).items()}
+    splits = find_splits(root)
+    subsets = {name: read_bapps(folder) for names in splits.values() for name, folder in names.items()}
     for name, items in subsets.items():
         if not items:
             raise DataError(f"{root}: BAPPS subset {name!r} has no triplets")
@@ -98,23 +122,34 @@ def evaluate_bapps(
     drop_failed(selection, scores)
     results: dict[str, dict] = {name: unavailable_info(reason) for name, reason in selection.unavailable.items()}
     for metric in selection.metrics:
-        per_subset, sizes, all_scores = {}, {}, []
-        for name, items in subsets.items():
-            s = bapps_2afc_score(
+        per_triplet = {
+            name: bapps_2afc_score(
                 scores.lookup(metric.name, pairs_of(items, "a")),
                 scores.lookup(metric.name, pairs_of(items, "b")),
                 [1.0 - t.p_a for t in items],  # judge = fraction preferring p1 = b
                 metric.higher_better,
             )
-            per_subset[name], sizes[name] = float(s.mean()), len(items)
-            all_scores.append(s)
-        results[metric.name] = {
-            **metric_info(metric),
-            "score": float(np.concatenate(all_scores).mean()),
-            "mean_of_subsets": float(np.mean(list(per_subset.values()))),
-            "subsets": per_subset,
-            "n_triplets": sizes,
+            for name, items in subsets.items()
         }
+        per_split = {
+            split: {
+                "score": float(np.concatenate([per_triplet[n] for n in names]).mean()),
+                "mean_of_subsets": float(np.mean([per_triplet[n].mean() for n in names])),
+                "n_triplets": sum(len(subsets[n]) for n in names),
+                "subsets": list(names),
+            }
+            for split, names in splits.items()
+        }
+        entry = {
+            **metric_info(metric),
+            "subsets": {name: float(s.mean()) for name, s in per_triplet.items()},
+            "n_triplets": {name: len(items) for name, items in subsets.items()},
+            "splits": per_split,
+        }
+        if len(per_split) == 1:
+            (only,) = per_split.values()
+            entry.update(score=only["score"], mean_of_subsets=only["mean_of_subsets"])
+        results[metric.name] = entry
     results = {name: results[name] for name in selection.names}
     if out_dir is not None:
         from .reporting import bapps_report

@@ -60,21 +60,31 @@ def bapps_subsets(results: dict) -> list[str]:
     return list(next((r["subsets"] for r in results.values() if r.get("available")), {}))
 
 
+def bapps_splits(results: dict) -> list[str]:
+    """Split names (``train``, ``val``) in the order of the first available metric's result."""
+    return list(next((r.get("splits") or {} for r in results.values() if r.get("available")), {}))
+
+
 def bapps_table(results: dict) -> tuple[list[str], list[list]]:
-    """Columns and rows of the BAPPS 2AFC score table (per subset, all triplets, mean of subsets)."""
-    subsets = bapps_subsets(results)
+    """Columns and rows of the BAPPS 2AFC score table: per subset, then per split the mean over its triplets
+    ("all") and over its subsets ("mean"). With several splits each has its own columns (never pooled)."""
+    subsets, splits = bapps_subsets(results), bapps_splits(results)
+    summary = [("all", "score"), ("mean", "mean_of_subsets")]
+    if len(splits) > 1:
+        columns = [f"{split}: {label}" for split in splits for label, _ in summary]
+    else:
+        columns = [label for label, _ in summary]
     rows = [
         [
             name,
             direction(r),
             *(_num((r.get("subsets") or {}).get(s)) for s in subsets),
-            _num(r.get("score")),
-            _num(r.get("mean_of_subsets")),
+            *(_num(((r.get("splits") or {}).get(split) or {}).get(key)) for split in splits for _, key in summary),
             _status(r),
         ]
         for name, r in results.items()
     ]
-    return ["metric", "closer when", *subsets, "all", "mean", "status"], rows
+    return ["metric", "closer when", *subsets, *columns, "status"], rows
 
 
 def mos_table(results: dict) -> tuple[list[str], list[list]]:
@@ -123,18 +133,23 @@ def clic_report(
 
 
 def bapps_report(results: dict, root: Path, subsets: list[str]) -> Report:
-    """2AFC score table per subset and bars of the overall score."""
+    """2AFC score table per subset and per split, and bars of each split's score."""
     report = Report("BAPPS 2AFC evaluation")
     report.add_text(f"Data: {root}. Subsets: {', '.join(subsets)}.")
     report.add_text(
         "2AFC score per triplet: (d0<d1)*(1-judge) + (d1<d0)*judge + 0.5*(d0==d1), with the metric's own "
-        "direction; 'all' = mean over every triplet, 'mean' = unweighted mean of the subset scores.",
+        "direction; per split, 'all' = mean over its triplets, 'mean' = unweighted mean of its subset scores. "
+        "Train and val splits are reported separately, never pooled.",
         note=True,
     )
     report.add_table(*bapps_table(results))
     _unavailable_note(report, results)
-    bars = {n: (r.get("score") if r.get("available") else None) for n, r in results.items()}
-    report.add_figure(plot_accuracy_bars(bars, ylabel="2AFC score", title="BAPPS 2AFC score"), "Overall 2AFC score.")
+    for split in bapps_splits(results):
+        bars = {n: (r["splits"][split]["score"] if r.get("available") else None) for n, r in results.items()}
+        report.add_figure(
+            plot_accuracy_bars(bars, ylabel="2AFC score", title=f"BAPPS 2AFC score: {split}"),
+            f"2AFC score over the {split} triplets.",
+        )
     return report
 
 

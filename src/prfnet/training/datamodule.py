@@ -117,6 +117,23 @@ def write_triplets_csv(path: Path, items: list[LabeledTriplet]) -> None:
         writer.writerows([t.ref, t.a, t.b, f"{t.p_a:.6g}", t.votes, t.kind] for t in items)
 
 
+def check_crop(dataset: TripletDataset, key: str, what: str) -> None:
+    """:class:`ConfigError` naming ``key`` when ``dataset.crop`` is larger than its smallest image, found from
+    the file headers before training starts (instead of at the first item, inside the fit)."""
+    if dataset.crop is None:
+        return
+    smallest = dataset.smallest_image()
+    if smallest is None:
+        return
+    path, width, height = smallest
+    if dataset.crop > min(width, height):
+        raise ConfigError(
+            f"{key} = {dataset.crop} is larger than the {what} images: {path} is {width}x{height} px (the "
+            f"smallest); set {key} to at most {min(width, height)} (--set {key}={min(width, height)}), or to null "
+            "for whole images"
+        )
+
+
 class EpochSampler(DistributedSampler):
     """A :class:`DistributedSampler` (also with one replica) whose ``set_epoch`` reaches the dataset too:
     the order and the augmentation draws depend on (seed, epoch) only, so a resumed run sees the same data."""
@@ -141,6 +158,9 @@ class TripletDataModule(L.LightningDataModule):
         self.settings, self.seed = settings, seed
         self.train_set = TripletDataset(train_items, None, crop=settings.crop, train=True, seed=seed)
         self.val_set = TripletDataset(val_items, None, crop=settings.val.crop, train=False) if val_items else None
+        check_crop(self.train_set, "data.crop", "training")
+        if self.val_set is not None:
+            check_crop(self.val_set, "data.val.crop", "validation")
 
     def _sampler(self, dataset, shuffle: bool) -> EpochSampler:
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
