@@ -12,7 +12,7 @@ from timm.layers import SEModule
 
 from prfnet import CheckpointError, PRFNet
 from prfnet.model import backbone as backbone_mod
-from prfnet.model.backbone import build_backbone, feature_channels, feature_strides
+from prfnet.model.backbone import IdentityInitSE, build_backbone, feature_channels, feature_strides
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_full_seres2net50_structure(seres2net50):
     assert params + 2048 * 1000 + 1000 == pytest.approx(28.2e6, rel=0.01)
     bottlenecks = [m for name, m in net.named_modules() if type(m).__name__ == "Bottle2neck"]
     assert len(bottlenecks) == 16
-    assert all(isinstance(b.se, SEModule) for b in bottlenecks)
+    assert all(isinstance(b.se, IdentityInitSE) for b in bottlenecks)
     assert all(b.scale == 4 for b in bottlenecks)
     assert feature_channels(net) == [256, 512, 1024, 2048]
     assert feature_strides(net) == [4, 8, 16, 32]
@@ -40,7 +40,7 @@ def test_full_seres2net50_structure(seres2net50):
 def test_prfnet_default_backbone_is_seres2net50_and_exposed():
     model = PRFNet()
     assert model.config.backbone == "seres2net50"
-    assert [p.in_channels for p in model.pair.proj] == [256, 512, 1024, 2048]
+    assert [p.in_channels for p in model.pair.proj.values()] == [256, 512, 1024, 2048]
     assert model.backbone.feature_info.reduction() == [4, 8, 16, 32]
 
 
@@ -115,3 +115,25 @@ def test_unreachable_hub_is_a_checkpoint_error_with_the_offline_hint(monkeypatch
     monkeypatch.setattr(backbone_mod.timm, "create_model", offline_create)
     with pytest.raises(CheckpointError, match="backbone_weights"):
         build_backbone("test_resnet", pretrained=True)
+
+
+def test_sigmoid_se_gate_is_timms_se_and_format_1_checkpoints_keep_it(tmp_path):
+    """Models saved before the identity gate existed (no se_gate in their config) load with timm's SE."""
+    import json
+
+    from safetensors import safe_open
+
+    model = PRFNet(se_gate="sigmoid", pair_channels=8, fusion_channels=8)
+    assert all(type(m.se) is SEModule for m in model.backbone.modules() if type(m).__name__ == "Bottle2neck")
+    path = model.save_pretrained(tmp_path / "new.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        meta, state = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    config = json.loads(meta["config"])
+    del config["se_gate"], config["backbone_norm"]
+    meta.update(config=json.dumps(config), format_version="1")
+    save_file(state, str(tmp_path / "old.safetensors"), metadata=meta)
+    old = PRFNet.from_pretrained(tmp_path / "old.safetensors")
+    assert old.config.se_gate == "sigmoid"
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(old.score(x, x.flip(-1)), model.score(x, x.flip(-1)))

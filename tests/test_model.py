@@ -149,13 +149,21 @@ def test_unknown_options_raise_config_errors():
         PRFNet("no_such_backbone_xyz")
 
 
-def test_other_timm_backbones_read_channels_from_feature_info():
+def test_a_four_level_timm_backbone_runs_end_to_end(images):
+    """ConvNeXt has four feature levels (no stride-2 stem level): all four are fused, at strides 4..32."""
     model = PRFNet("test_convnext")
-    assert [p.in_channels for p in model.pair.proj] == model.backbone.feature_info.channels()
+    r, a, b = images(2, 64, 96), images(2, 64, 96), images(2, 64, 96)
+    with torch.no_grad():
+        feats = model.features(r)
+        p = model.compare(r, a, b) + model.compare(r, b, a)
+    assert model.levels == (0, 1, 2, 3)
+    assert [f.shape[-2:] for f in feats] == [(16, 24), (8, 12), (4, 6), (2, 3)]
+    assert [f.shape[1] for f in feats] == [p.in_channels for p in model.pair.proj.values()]
+    assert torch.allclose(p, torch.ones(2), atol=1e-6)
 
 
 def test_gradients_flow_for_training(images):
     model = PRFNet(TINY).train()
     logit = model(images(2), images(2), images(2))
     logit.sum().backward()
-    assert model.head.weight.grad is not None and model.pair.proj[0].weight.grad.abs().sum() > 0
+    assert model.head.weight.grad is not None and model.pair.proj["0"].weight.grad.abs().sum() > 0

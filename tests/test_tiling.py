@@ -11,7 +11,7 @@ import textwrap
 import pytest
 import torch
 
-from prfnet import PRFNet
+from prfnet import ConfigError, InputError, PRFNet
 from prfnet.model.tiling import tile_starts, tile_windows
 
 
@@ -65,6 +65,30 @@ def test_tiled_model_feeds_the_backbone_tiles_only_and_stays_consistent(images):
     assert set(seen) == {(64, 64)}
     assert torch.allclose(p + q, torch.ones(1), atol=1e-5)
     assert torch.allclose(torch.sigmoid(ranking.scores[1] - ranking.scores[0]), p, atol=1e-5)
+
+
+def test_a_stride_longer_than_the_tile_is_refused():
+    """Tiles further apart than their size would leave strips of pixels that are never compared."""
+    with pytest.raises(ConfigError, match="must not exceed tile_size"):
+        PRFNet("test_resnet", tile_size=64, tile_stride=100)
+    model = PRFNet("test_resnet")
+    with pytest.raises(ConfigError, match="must not exceed tile_size"):
+        model.set_tiling(64, 100)
+    assert model.config.tile_size is None  # unchanged by the refused call
+
+
+def test_encoded_reference_features_refuse_images_the_model_would_tile(images):
+    model = PRFNet("test_resnet", tile_size=64)
+    small, other, large = images(1, 64, 64), images(1, 64, 64), images(1, 96, 80)
+    with torch.no_grad():
+        model.head.weight.normal_()
+        feats = model.encode(small)  # one tile: whole-image features are what the tiled model computes
+        assert torch.equal(model.score(feats, other), model.score(small, other))
+        with pytest.raises(InputError, match="whole images"):
+            model.encode(large)
+        untiled = PRFNet("test_resnet").encode(large)
+        with pytest.raises(InputError, match="whole images"):
+            model.score(untiled, large)
 
 
 MEMORY_SCRIPT = textwrap.dedent(

@@ -1,9 +1,13 @@
-"""Multi-scale feature extractors built with timm.
+"""Multi-scale feature extractors built with timm, and how their SE gates and batch norms behave.
 
 The default, ``seres2net50``, is timm's Res2Net-50 (26w x 4s) with a squeeze-and-excitation module in
 every bottleneck. No public ImageNet weights exist for that exact network, so ``pretrained=True``
-loads timm's ``res2net50_26w_4s`` ImageNet weights into it and the SE modules start from their
-initialisation (a log line says how many tensors that leaves new).
+loads timm's ``res2net50_26w_4s`` ImageNet weights into it; the SE modules are new. With the default
+``se_gate="identity"`` (:class:`IdentityInitSE`) each new gate is exactly 1 at initialisation, so the
+network starts by computing the plain ImageNet Res2Net-50 features.
+
+Batch norms are replaced by :class:`FreezableBatchNorm2d` (same tensors, same state-dict keys), whose
+running statistics can be frozen whatever ``.training`` says (see :func:`freeze_norm_statistics`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from pathlib import Path
 
 import timm
 import torch
-from timm.layers import SEModule
+import torch.nn.functional as F
+from timm.layers import SEModule, make_divisible
+from timm.layers.norm_act import BatchNormAct2d
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
@@ -24,13 +30,90 @@ SE_RES2NET50 = "seres2net50"
 _RES2NET_ARCH = "res2net50_26w_4s"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: ``se_gate`` choices: a gate of 2 * sigmoid(.) that starts at exactly 1, or timm's plain SE (sigmoid gate
+#: around 0.5 at initialisation, which the models of format 1 used)
+SE_GATES = ("identity", "sigmoid")
+#: ``backbone_norm`` choices: BatchNorm statistics frozen, or batch statistics shared by R, A and B
+BACKBONE_NORMS = ("frozen", "batch")
 
 
-def _timm_kwargs(name: str) -> tuple[str, dict]:
+class IdentityInitSE(nn.Module):
+    """Squeeze-and-excitation whose gate is the identity at initialisation.
+
+    (N, C, H, W) -> same shape: ``x * 2 * sigmoid(fc2(relu(fc1(mean_hw(x)))))``, gate in (0, 2). ``fc2``
+    starts at zero, so every gate is exactly 1 and a network seeded with SE-free weights computes what
+    they computed; training moves the gates away from 1 in both directions. Layer names and shapes are
+    those of timm's ``SEModule`` (reduction 1/16, divisor 8).
+    """
+
+    def __init__(self, channels: int, rd_ratio: float = 1.0 / 16, rd_divisor: int = 8, **factory):
+        super().__init__()
+        hidden = make_divisible(channels * rd_ratio, rd_divisor, round_limit=0.0)
+        self.fc1 = nn.Conv2d(channels, hidden, 1, **factory)
+        self.bn = nn.Identity()
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(hidden, channels, 1, **factory)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = self.fc2(self.act(self.bn(self.fc1(x.mean((2, 3), keepdim=True)))))
+        return x * (2 * torch.sigmoid(gate))
+
+
+class FreezableBatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` whose statistics can be frozen: with ``frozen_stats`` it normalises with its
+    running statistics and never updates them, in train mode too (Lightning sets ``.training`` of every
+    submodule directly, so a ``train()`` override cannot be relied on). Affine weights still train."""
+
+    frozen_stats: bool = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.frozen_stats:
+            return super().forward(x)
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+
+
+class FreezableBatchNormAct2d(BatchNormAct2d):
+    """timm's ``BatchNormAct2d`` (norm, dropout, activation) with :class:`FreezableBatchNorm2d`'s switch."""
+
+    frozen_stats: bool = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.frozen_stats:
+            return super().forward(x)
+        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return self.act(self.drop(x))
+
+
+_FREEZABLE = {nn.BatchNorm2d: FreezableBatchNorm2d, BatchNormAct2d: FreezableBatchNormAct2d}
+
+
+def make_norms_freezable(net: nn.Module) -> nn.Module:
+    """Turn every batch norm of ``net`` into its freezable twin, in place (same tensors and state-dict keys);
+    :class:`ConfigError` for a batch norm of another kind."""
+    for name, module in net.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and type(module) not in _FREEZABLE.values():
+            twin = _FREEZABLE.get(type(module))
+            if twin is None:
+                raise ConfigError(f"backbone layer {name} is a {type(module).__name__}, which prfnet cannot freeze")
+            module.__class__ = twin
+    return net
+
+
+def freeze_norm_statistics(net: nn.Module, frozen: bool) -> None:
+    """Freeze (``True``) or release the running statistics of every freezable batch norm of ``net``."""
+    for module in net.modules():
+        if isinstance(module, tuple(_FREEZABLE.values())):
+            module.frozen_stats = frozen
+
+
+def _timm_kwargs(name: str, se_gate: str) -> tuple[str, dict]:
     if name == SE_RES2NET50:
         # block_args replaces Res2Net's defaults, so scale is restated; the SE class (not the
         # string 'se') must be passed, as timm's Bottle2neck builds it directly.
-        return _RES2NET_ARCH, {"block_args": {"scale": 4, "attn_layer": SEModule}}
+        se = IdentityInitSE if se_gate == "identity" else SEModule
+        return _RES2NET_ARCH, {"block_args": {"scale": 4, "attn_layer": se}}
     return name, {}
 
 
@@ -39,6 +122,7 @@ def build_backbone(
     pretrained: bool = False,
     weights: str | Path | None = None,
     out_indices: tuple[int, ...] = (1, 2, 3, 4),
+    se_gate: str = "identity",
 ) -> nn.Module:
     """Build a timm ``features_only`` network returning a list of (N, C_s, H/r_s, W/r_s) maps.
 
@@ -49,8 +133,14 @@ def build_backbone(
             offline use; takes precedence over ``pretrained``.
         out_indices: feature levels to return (timm's indices; 1..4 = strides 4..32 for ResNets);
             networks with four levels only (ConvNeXt, ...) return all of them.
+        se_gate: ``"identity"`` (:class:`IdentityInitSE`, starts at exactly 1) or ``"sigmoid"`` (timm's
+            ``SEModule``); used by ``seres2net50`` only.
+
+    Batch norms come back freezable (:func:`make_norms_freezable`) with their statistics live.
     """
-    arch, extra = _timm_kwargs(name)
+    if se_gate not in SE_GATES:
+        raise ConfigError(f"se_gate must be one of {SE_GATES}, got {se_gate!r}")
+    arch, extra = _timm_kwargs(name, se_gate)
     if not timm.is_model(arch):
         raise ConfigError(f"unknown backbone {name!r}: not a timm model name")
     try:
@@ -69,7 +159,7 @@ def build_backbone(
                 "backbone_weights=PATH (a local .safetensors file) instead"
             ) from None
         _load_into(net, seed.state_dict(), source=f"timm hub weights of {arch}")
-    return net
+    return make_norms_freezable(net)
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -106,6 +196,14 @@ def _load_into(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> N
     log.info("backbone: loaded %d tensors from %s", len(usable), source)
     if n_se:
         log.info("backbone: %d SE tensors have no pretrained value and start from initialisation", n_se)
+
+
+def added_modules(net: nn.Module, name: str) -> list[nn.Module]:
+    """The modules prfnet adds to the timm network ``name``, which no pretrained file holds: the SE module of
+    every ``seres2net50`` bottleneck; none for other backbones (their weights are the pretrained ones)."""
+    if name != SE_RES2NET50:
+        return []
+    return [m for path, m in net.named_modules() if path.rsplit(".", 1)[-1] == "se"]
 
 
 def feature_channels(net: nn.Module) -> list[int]:

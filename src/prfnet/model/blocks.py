@@ -31,18 +31,26 @@ def unit_normalise(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
 class CrossSubtract(nn.Module):
     """Compare reference and distorted features by subtraction, scale by scale.
 
-    ``forward(ref_feats, dist_feats)``: two lists of S unit-normalised tensors (N, C_s, H_s, W_s) -> S
+    ``in_channels``: {backbone level s: C_s} of the levels the fusion uses, finest first.
+    ``forward(ref_feats, dist_feats)``: two lists of those S unit-normalised tensors (N, C_s, H_s, W_s) -> S
     tensors (N, D, H_s, W_s) = ReLU(W_s |F_R - F_X|), W_s a bias-free 1x1 convolution, so identical
     inputs give exactly zero.
     ``cross(v_a, v_b)``: the positive/negative pair subtraction v_B - v_A, shape (N, F).
     """
 
-    def __init__(self, in_channels: list[int], pair_channels: int = 64):
+    def __init__(self, in_channels: dict[int, int], pair_channels: int = 64):
         super().__init__()
-        self.proj = nn.ModuleList(nn.Conv2d(c, pair_channels, 1, bias=False) for c in in_channels)
+        # keyed by the backbone level, so a model that uses some levels only (single-scale fusion) has
+        # no projection without a gradient (DDP refuses those) and keeps the state-dict keys of all levels
+        self.proj = nn.ModuleDict({str(s): self._projection(c, pair_channels) for s, c in in_channels.items()})
+
+    @staticmethod
+    def _projection(channels: int, pair_channels: int) -> nn.Module:
+        return nn.Conv2d(channels, pair_channels, 1, bias=False)
 
     def forward(self, ref_feats: Features, dist_feats: Features) -> Features:
-        return [F.relu(proj(torch.abs(r - x))) for proj, r, x in zip(self.proj, ref_feats, dist_feats, strict=True)]
+        projections = self.proj.values()
+        return [F.relu(proj(torch.abs(r - x))) for proj, r, x in zip(projections, ref_feats, dist_feats, strict=True)]
 
     @staticmethod
     def cross(v_a: torch.Tensor, v_b: torch.Tensor) -> torch.Tensor:
@@ -55,13 +63,15 @@ class ConcatPair(CrossSubtract):
     Same shapes as :class:`CrossSubtract`; identical inputs no longer map to zero.
     """
 
-    def __init__(self, in_channels: list[int], pair_channels: int = 64):
-        nn.Module.__init__(self)
-        self.proj = nn.ModuleList(nn.Conv2d(2 * c, pair_channels, 1, bias=False) for c in in_channels)
+    @staticmethod
+    def _projection(channels: int, pair_channels: int) -> nn.Module:
+        return nn.Conv2d(2 * channels, pair_channels, 1, bias=False)
 
     def forward(self, ref_feats: Features, dist_feats: Features) -> Features:
+        projections = self.proj.values()
         return [
-            F.relu(proj(torch.cat([r, x], dim=1))) for proj, r, x in zip(self.proj, ref_feats, dist_feats, strict=True)
+            F.relu(proj(torch.cat([r, x], dim=1)))
+            for proj, r, x in zip(projections, ref_feats, dist_feats, strict=True)
         ]
 
 
@@ -102,6 +112,7 @@ class ProgressiveFusion(nn.Module):
 
     def __init__(self, num_scales: int, pair_channels: int = 64, channels: int = 64, attention: bool = True):
         super().__init__()
+        self.scales = tuple(range(num_scales))  # backbone levels used: all
         self.entry = nn.Conv2d(pair_channels, channels, 1, bias=False)
         self.steps = nn.ModuleList(
             FusionStep(channels + pair_channels, channels, attention) for _ in range(num_scales - 1)
@@ -117,19 +128,21 @@ class ProgressiveFusion(nn.Module):
 
 
 class SingleScaleFusion(nn.Module):
-    """Ablation baseline: one scale only (default the coarsest), a conv step, then average-pool.
+    """Ablation baseline: one backbone level only (default the coarsest), a conv step, then average-pool.
 
-    Input: S tensors (N, D, H_s, W_s); output (N, F) >= 0.
+    Input: the one pair map of that level, as a list [(N, D, H_s, W_s)]; output (N, F) >= 0.
     """
 
     def __init__(self, num_scales: int, pair_channels: int = 64, channels: int = 64, scale: int = -1):
         super().__init__()
         self.scale = scale if scale >= 0 else num_scales + scale
+        self.scales = (self.scale,)  # backbone levels used: this one
         self.step = FusionStep(pair_channels, channels, attention=False)
         self.out_channels = channels
 
     def forward(self, maps: Features) -> torch.Tensor:
-        return self.step(maps[self.scale]).mean(dim=(2, 3))
+        (pair_map,) = maps
+        return self.step(pair_map).mean(dim=(2, 3))
 
 
 class PositiveLinear(nn.Module):

@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from .prfnet import PRFNet
 
 FORMAT = "prfnet"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
 INFERENCE_OPTIONS = {"tile_size", "tile_stride"}
+#: config keys added after format 1, with the value that reproduces what a format-1 file computed
+FORMAT_1_DEFAULTS = {"se_gate": "sigmoid"}
 
 
 def save_checkpoint(model: PRFNet, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
@@ -59,6 +61,8 @@ def load_checkpoint(cls: type[PRFNet], path: str | Path, map_location="cpu", **o
     unknown = set(overrides) - INFERENCE_OPTIONS
     if unknown:
         raise InputError(f"only {sorted(INFERENCE_OPTIONS)} can be overridden at load time, got {sorted(unknown)}")
+    for key, value in FORMAT_1_DEFAULTS.items():
+        config.setdefault(key, value)
     config.update(overrides)
     try:
         model = cls(**config)

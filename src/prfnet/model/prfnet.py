@@ -2,13 +2,22 @@
 
 Conventions for every method: images are float tensors of shape (N, 3, H, W), RGB, values in
 [0, 1], H and W >= 32 (any size, not only multiples of 32). ImageNet normalisation happens inside.
-``score`` is a distance: >= 0, lower = closer to the reference, exactly 0 for an identical image
-with the default blocks. ``compare`` is the probability that A is closer to the reference than B.
+``score`` is a distance: >= 0, lower = closer to the reference, 0 for an identical image with the
+default blocks (exactly 0 when the two images go through the backbone alike; within 1e-6 of the
+distance scale when batching differs, see the README). ``compare`` is the probability that A is closer
+to the reference than B.
+
+A new ``PRFNet`` is in eval mode. The inference methods (``encode``, ``score``, ``compare``, ``rank``)
+always run in eval mode and leave the model's mode as they found it; ``forward`` (the training path)
+follows the module's mode. The backbone runs under any active autocast; everything after it (feature
+normalisation, pair difference, fusion, pooling, cross subtraction, head) runs in float32.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +25,16 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, InputError
-from .backbone import IMAGENET_MEAN, IMAGENET_STD, SE_RES2NET50, build_backbone, feature_channels
+from .backbone import (
+    BACKBONE_NORMS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SE_GATES,
+    SE_RES2NET50,
+    build_backbone,
+    feature_channels,
+    freeze_norm_statistics,
+)
 from .blocks import FUSION_BLOCKS, PAIR_BLOCKS, PositiveLinear, unit_normalise
 from .tiling import tile_windows
 
@@ -33,6 +51,8 @@ class PRFNetConfig:
     pair_channels: int = 64
     fusion_channels: int = 64
     attention: bool = True
+    se_gate: str = "identity"  # or "sigmoid": timm's SE, gates near 0.5 at initialisation (format-1 models)
+    backbone_norm: str = "frozen"  # or "batch": batch statistics in training, shared by R, A and B
     tile_size: int | None = None  # None: whole image; else square tiles of this side
     tile_stride: int | None = None  # None: equal to tile_size (no overlap)
 
@@ -43,8 +63,19 @@ class PRFNetConfig:
             raise ConfigError(f"fusion must be one of {sorted(FUSION_BLOCKS)}, got {self.fusion!r}")
         if self.tile_size is not None and self.tile_size < MIN_SIDE:
             raise ConfigError(f"tile_size must be >= {MIN_SIDE}, got {self.tile_size}")
+        if self.se_gate not in SE_GATES:
+            raise ConfigError(f"se_gate must be one of {SE_GATES}, got {self.se_gate!r}")
+        if self.backbone_norm not in BACKBONE_NORMS:
+            raise ConfigError(f"backbone_norm must be one of {BACKBONE_NORMS}, got {self.backbone_norm!r}")
         if self.tile_stride is not None and self.tile_stride <= 0:
             raise ConfigError(f"tile_stride must be positive, got {self.tile_stride}")
+        if self.tile_stride is not None and self.tile_size is None:
+            raise ConfigError("tile_stride needs tile_size")
+        if self.tile_stride is not None and self.tile_stride > self.tile_size:
+            raise ConfigError(
+                f"tile_stride ({self.tile_stride}) must not exceed tile_size ({self.tile_size}): "
+                "the pixels between tiles would never be compared"
+            )
 
 
 @dataclass
@@ -107,7 +138,13 @@ class PRFNet(nn.Module):
         pair_block: ``"cross_subtract"`` or the ablation ``"concat"``.
         fusion: ``"progressive"`` or the ablation ``"single_scale"``.
         pair_channels, fusion_channels, attention: widths and channel attention of the blocks.
+        se_gate: ``"identity"`` (SE gates start at exactly 1, so pretrained Res2Net-50 features are kept) or
+            ``"sigmoid"`` (timm's SE); ``seres2net50`` only.
+        backbone_norm: ``"frozen"`` (batch norms always use their running statistics; the default) or
+            ``"batch"`` (in training, batch statistics of one backbone call over R, A and B together).
         tile_size, tile_stride: tile large images (see ``docs/design.md``); None = whole image.
+
+    The new model is in eval mode.
     """
 
     def __init__(
@@ -120,15 +157,20 @@ class PRFNet(nn.Module):
         super().__init__()
         self.config = PRFNetConfig(backbone=backbone, **config)
         c = self.config
-        self.backbone = build_backbone(c.backbone, pretrained=pretrained_backbone, weights=backbone_weights)
+        self.backbone = build_backbone(
+            c.backbone, pretrained=pretrained_backbone, weights=backbone_weights, se_gate=c.se_gate
+        )
         channels = feature_channels(self.backbone)
-        self.pair = PAIR_BLOCKS[c.pair_block](channels, c.pair_channels)
         fusion_cls = FUSION_BLOCKS[c.fusion]
         kwargs = {"attention": c.attention} if c.fusion == "progressive" else {}
         self.fusion = fusion_cls(len(channels), c.pair_channels, c.fusion_channels, **kwargs)
+        self.levels = self.fusion.scales  # the backbone levels the fusion reads, finest first
+        self.pair = PAIR_BLOCKS[c.pair_block]({s: channels[s] for s in self.levels}, c.pair_channels)
         self.head = PositiveLinear(self.fusion.out_channels)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.freeze_norm_statistics(c.backbone_norm == "frozen")
+        self.eval()
 
     # -- building blocks -------------------------------------------------------------------------
     @property
@@ -146,60 +188,121 @@ class PRFNet(nn.Module):
             return None
         return tile_windows(height, width, t, self.config.tile_stride or t)
 
+    def freeze_norm_statistics(self, frozen: bool) -> PRFNet:
+        """Freeze (``True``) the backbone's batch-norm statistics, in train mode too, or let them follow the
+        batches in train mode (``False``); returns self. Training sets this per step (``backbone_norm``,
+        ``freeze_backbone``)."""
+        freeze_norm_statistics(self.backbone, frozen)
+        return self
+
+    @contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """Eval mode for the duration, then every submodule's mode exactly as it was."""
+        modes = [(m, m.training) for m in self.modules()]
+        self.eval()
+        try:
+            yield
+        finally:
+            for module, mode in modes:
+                module.training = mode
+
+    def _float32(self):
+        """A context with autocast off: what runs inside stays in float32 under AMP."""
+        return torch.autocast(self.device.type, enabled=False)
+
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device, torch.float32)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(N, 3, H, W) in [0, 1] -> S channel-unit-normalised backbone maps (N, C_s, ~H/r_s, ~W/r_s).
-        No input checks (the public methods check)."""
-        return [unit_normalise(f) for f in self.backbone((x - self.mean) / self.std)]
+        """(N, 3, H, W) in [0, 1] -> the S backbone maps the fusion uses (``self.levels``), channel-unit-
+        normalised in float32: (N, C_s, ~H/r_s, ~W/r_s). The backbone itself runs under any active
+        autocast. No input checks (the public methods check)."""
+        maps = self.backbone((x - self.mean) / self.std)
+        with self._float32():
+            return [unit_normalise(maps[s].float()) for s in self.levels]
 
     def pair_vector(self, ref_feats: list[torch.Tensor], dist_feats: list[torch.Tensor]) -> torch.Tensor:
-        """Pooled quality-difference vector (N, F) >= 0 of (reference, distorted) features.
+        """Pooled quality-difference vector (N, F) >= 0, float32, of (reference, distorted) features.
         A reference batch of 1 broadcasts against N distorted images."""
         n = dist_feats[0].shape[0]
         ref_feats = [r.expand(n, *r.shape[1:]) for r in ref_feats]
-        return self.fusion(self.pair(ref_feats, dist_feats))
+        with self._float32():
+            return self.fusion(self.pair(ref_feats, dist_feats))
+
+    def _distance(self, v: torch.Tensor) -> torch.Tensor:
+        with self._float32():
+            return self.head(v)
+
+    def _joint_features(self, images: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+        """Features of several batches from one backbone call, so batch statistics (train mode) are shared."""
+        sizes = [x.shape[0] for x in images]
+        return [list(parts) for parts in zip(*(f.split(sizes) for f in self.features(torch.cat(images))), strict=True)]
 
     def _vectors(self, ref: torch.Tensor, dists: list[torch.Tensor]) -> list[torch.Tensor]:
         """Per distorted batch, the pair vector (N, F); tiles are averaged when tiling is on.
-        The backbone sees the reference once and each distorted batch once (per tile), so memory is
-        bounded by one tile of the largest batch."""
+
+        In eval mode the backbone sees the reference once and each distorted batch once (per tile), so
+        memory is bounded by one tile of the largest batch. In train mode R and every distorted batch go
+        through the backbone in one call: with ``backbone_norm="batch"`` they share batch statistics, so
+        an image-wide difference between A and B is never normalised away.
+        """
         windows = self._windows(*ref.shape[-2:]) or [(slice(None), slice(None))]
         sums = [0.0] * len(dists)
         for rows, cols in windows:
-            ref_feats = self.features(ref[..., rows, cols])
-            for i, d in enumerate(dists):
-                sums[i] = sums[i] + self.pair_vector(ref_feats, self.features(d[..., rows, cols]))
+            if self.training:
+                ref_feats, *dist_feats = self._joint_features([x[..., rows, cols] for x in (ref, *dists)])
+            else:
+                ref_feats = self.features(ref[..., rows, cols])
+                dist_feats = (self.features(d[..., rows, cols]) for d in dists)
+            for i, feats in enumerate(dist_feats):
+                sums[i] = sums[i] + self.pair_vector(ref_feats, feats)
         return [s / len(windows) for s in sums]
 
     # -- public API ------------------------------------------------------------------------------
+    def _refuse_tiles(self, size: tuple[int, int], what: str) -> None:
+        if self._windows(*size) is not None:
+            raise InputError(
+                f"{what} works on whole images, and this model tiles images larger than {self.config.tile_size} px "
+                f"(got {size[1]}x{size[0]}): call score(ref, dist) or rank(ref, candidates), which encode each "
+                "reference tile once per call, or set_tiling(None)"
+            )
+
     def encode(self, ref: torch.Tensor) -> ReferenceFeatures:
-        """Backbone features of reference images (N, 3, H, W) in [0, 1], to reuse in :meth:`score`."""
+        """Backbone features of reference images (N, 3, H, W) in [0, 1], to reuse in :meth:`score`.
+        Whole images only: an image this model would tile raises :class:`InputError`."""
         check_images(ref, names=("ref",))
-        return ReferenceFeatures(self.features(self._prepare(ref)), tuple(ref.shape[-2:]))
+        self._refuse_tiles(tuple(ref.shape[-2:]), "encode()")
+        with self._evaluating():
+            return ReferenceFeatures(self.features(self._prepare(ref)), tuple(ref.shape[-2:]))
 
     def score(self, ref: torch.Tensor | ReferenceFeatures, dist: torch.Tensor) -> torch.Tensor:
         """Distance of ``dist`` (N, 3, H, W) to ``ref`` (a tensor or :meth:`encode` output): (N,) >= 0,
-        lower = closer. A reference batch of 1 is shared by all N distorted images."""
-        if isinstance(ref, ReferenceFeatures):
-            check_images(dist, names=("dist",))
-            if tuple(dist.shape[-2:]) != ref.size:
-                raise InputError(f"dist size {tuple(dist.shape[-2:])} differs from the reference's {ref.size}")
-            return self.head(self.pair_vector(ref.feats, self.features(self._prepare(dist))))
-        check_images(ref, dist, names=("ref", "dist"))
-        (v,) = self._vectors(self._prepare(ref), [self._prepare(dist)])
-        return self.head(v)
+        float32, lower = closer. A reference batch of 1 is shared by all N distorted images."""
+        with self._evaluating():
+            if isinstance(ref, ReferenceFeatures):
+                check_images(dist, names=("dist",))
+                if tuple(dist.shape[-2:]) != ref.size:
+                    raise InputError(f"dist size {tuple(dist.shape[-2:])} differs from the reference's {ref.size}")
+                self._refuse_tiles(ref.size, "score() with encoded reference features")
+                return self._distance(self.pair_vector(ref.feats, self.features(self._prepare(dist))))
+            check_images(ref, dist, names=("ref", "dist"))
+            (v,) = self._vectors(self._prepare(ref), [self._prepare(dist)])
+            return self._distance(v)
 
     def forward(self, ref: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """2AFC logit (N,): > 0 when A is closer to ``ref`` than B. Antisymmetric: f(r, a, b) = -f(r, b, a)."""
+        """2AFC logit (N,), float32: > 0 when A is closer to ``ref`` than B; equals d(ref, B) - d(ref, A).
+        Antisymmetric: f(r, a, b) = -f(r, b, a). Follows the module's mode (the training path)."""
         check_images(ref, a, b, names=("ref", "A", "B"))
         v_a, v_b = self._vectors(self._prepare(ref), [self._prepare(a), self._prepare(b)])
-        return self.head(self.pair.cross(v_a, v_b))
+        with self._float32():
+            return self.head(self.pair.cross(v_a, v_b))
 
     def compare(self, ref: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Probability (N,) in (0, 1) that A is closer to ``ref`` than B; compare(r, a, b) + compare(r, b, a) = 1."""
-        return torch.sigmoid(self(ref, a, b))
+        """Probability (N,) that A is closer to ``ref`` than B, float32: sigmoid of the logit, so in [0, 1]
+        and exactly 0 or 1 once |logit| > ~17 (use ``model(ref, a, b)`` to order such cases);
+        compare(r, a, b) + compare(r, b, a) = 1."""
+        with self._evaluating():
+            return torch.sigmoid(self(ref, a, b))
 
     @torch.no_grad()
     def rank(self, ref: torch.Tensor, candidates: torch.Tensor | list[torch.Tensor], batch_size: int = 8) -> Ranking:
@@ -207,6 +310,7 @@ class PRFNet(nn.Module):
 
         ``candidates``: a tensor (N, 3, H, W) or a list of (1, 3, H, W) tensors. Reference features
         are computed once (per tile); candidates go through the backbone ``batch_size`` at a time.
+        Runs in eval mode whatever mode the model is in, and leaves it unchanged.
         """
         if isinstance(candidates, torch.Tensor):
             candidates = list(candidates.split(1))
@@ -217,13 +321,13 @@ class PRFNet(nn.Module):
         check_images(ref, *candidates, names=("ref", *(f"candidate {i}" for i in range(len(candidates)))))
         ref = self._prepare(ref)
         chunks = [torch.cat(candidates[i : i + batch_size]) for i in range(0, len(candidates), batch_size)]
-        windows = self._windows(*ref.shape[-2:])
-        if windows is None:
-            ref_feats = self.features(ref)
-            vectors = [self.pair_vector(ref_feats, self.features(self._prepare(c))) for c in chunks]
-        else:
-            vectors = self._vectors(ref, [self._prepare(c) for c in chunks])
-        scores = self.head(torch.cat(vectors))
+        with self._evaluating():
+            if self._windows(*ref.shape[-2:]) is None:
+                ref_feats = self.features(ref)
+                vectors = [self.pair_vector(ref_feats, self.features(self._prepare(c))) for c in chunks]
+            else:
+                vectors = self._vectors(ref, [self._prepare(c) for c in chunks])
+            scores = self._distance(torch.cat(vectors))
         return Ranking(order=torch.argsort(scores, stable=True), scores=scores)
 
     # -- checkpoints -----------------------------------------------------------------------------

@@ -6,6 +6,11 @@ Validation (both steps) logs, per epoch: ``val/acc`` (agreement of the predicted
 label; a tie label or a zero logit counts 0.5), ``val/agreement`` (expected agreement with a random judge,
 p_a * pred + (1 - p_a) * (1 - pred), the BAPPS 2AFC score), ``val/bce`` and ``val/mse`` (of sigmoid(logit) vs
 p_a) and ``val/loss`` (the step's own loss).
+
+Backbone in a step: its batch-norm statistics are frozen when ``model.backbone_norm`` is ``frozen`` or the step
+has ``freeze_backbone``; ``freeze_backbone`` also stops the gradients of every backbone tensor except
+SE-Res2Net50's squeeze-and-excitation modules, which no pretrained file holds: they train in both steps, with
+the heads' learning rate.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
 from ..model import PRFNet
+from ..model.backbone import added_modules
 from .config import StepSettings
 
 STEPS = ("classification", "regression")
@@ -48,13 +54,10 @@ class PRFNetModule(L.LightningModule):
             {name: MeanMetric() for name in ("loss", "acc", "agreement", "bce", "mse")}
         )
         model.backbone.requires_grad_(not settings.freeze_backbone)
-
-    def train(self, mode: bool = True):
-        """As ``nn.Module.train``; a frozen backbone stays in eval mode (its BatchNorm statistics are kept)."""
-        super().train(mode)
-        if self.settings.freeze_backbone:
-            self.model.backbone.eval()
-        return self
+        for module in added_modules(model.backbone, model.config.backbone):  # SE-Res2Net50's SE: new layers
+            module.requires_grad_(True)
+        model.freeze_norm_statistics(settings.freeze_backbone or model.config.backbone_norm == "frozen")
+        self.train()  # a new PRFNet is in eval mode; Lightning >= 2.6 does not switch modes at fit start
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.model(batch["ref"], batch["a"], batch["b"])
@@ -87,10 +90,14 @@ class PRFNetModule(L.LightningModule):
             self.log(f"val/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "acc")
 
     def _param_groups(self) -> list[dict]:
+        """Two groups: new layers (blocks, head, backbone SE modules) at ``lr``; the rest of the backbone at
+        ``lr * backbone_lr_mult``."""
         s = self.settings
-        backbone = [p for p in self.model.backbone.parameters() if p.requires_grad]
-        backbone_ids = {id(p) for p in self.model.backbone.parameters()}
-        rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in backbone_ids]
+        added = added_modules(self.model.backbone, self.model.config.backbone)
+        new_ids = {id(p) for module in added for p in module.parameters()}
+        new_ids |= {id(p) for name, p in self.model.named_parameters() if not name.startswith("backbone.")}
+        backbone = [p for p in self.model.parameters() if p.requires_grad and id(p) not in new_ids]
+        rest = [p for p in self.model.parameters() if p.requires_grad and id(p) in new_ids]
         groups = [{"params": rest, "lr": s.lr, "name": "heads"}]
         if backbone:
             groups.append({"params": backbone, "lr": s.lr * s.backbone_lr_mult, "name": "backbone"})
