@@ -42,6 +42,43 @@ def test_score_is_zero_for_identical_image_and_positive_otherwise(tiny_model, im
         assert torch.all(tiny_model.score(r, d) > 0)
 
 
+def test_identical_image_bound_holds_on_the_batched_paths(tiny_model, images, tmp_path):
+    """README: exactly 0 when reference and image share a batch size; below 1e-5 of a distorted image's
+    distance where rank batches the candidates (the CLI path, through rank_files)."""
+    from prfnet.api import rank_files
+    from prfnet.images import save_image
+
+    r = images(1, 64, 64)
+    noisy = [(r + 0.05 * k * torch.randn_like(r)).clamp(0, 1) for k in (1, 2, 3)]
+    with torch.no_grad():
+        assert tiny_model.score(r, r).item() == 0.0
+        assert tiny_model.compare(r, r, noisy[0]).item() > 0.5
+        ranking = tiny_model.rank(r, [noisy[0], r, *noisy[1:]], batch_size=4)
+    assert ranking.order[0].item() == 1
+    assert abs(ranking.scores[1].item()) < 1e-5 * ranking.scores[[0, 2, 3]].min().item()
+    paths = []
+    for i, x in enumerate([r, noisy[0], r]):
+        paths.append(tmp_path / f"{i}.png")
+        save_image(x, paths[-1])
+    ranked = dict(rank_files(tiny_model, paths[0], paths[1:], batch_size=2))
+    assert abs(ranked[str(paths[2])]) < 1e-5 * ranked[str(paths[1])]
+
+
+def test_compare_saturates_as_documented_and_the_logit_keeps_the_order(images):
+    """README: float32 sigmoid gives exactly 1.0 once the logit passes ~17; the logit still orders the cases."""
+    model = PRFNet(TINY)
+    r = images(1)
+    slight, strong = (r + 0.02 * torch.randn_like(r)).clamp(0, 1), (r + 0.5 * torch.randn_like(r)).clamp(0, 1)
+    clearer = (r + 0.7 * torch.randn_like(r)).clamp(0, 1)
+    with torch.no_grad():
+        model.head.weight.fill_(40.0 / model(r, slight, strong).item())  # softplus(w) ~ w for large w
+        logits = torch.cat([model(r, slight, strong), model(r, slight, clearer)])
+        probs = torch.cat([model.compare(r, slight, strong), model.compare(r, slight, clearer)])
+    assert probs.dtype == torch.float32 and (logits > 17).all()
+    assert (probs == 1.0).all()  # saturated, as the README says
+    assert logits[1] > logits[0]  # the logit still says which case is clearer
+
+
 @pytest.mark.parametrize("size", [(32, 32), (45, 77), (100, 33)])
 def test_any_size_from_32_pixels(tiny_model, images, size):
     r, a, b = images(1, *size), images(1, *size), images(1, *size)
@@ -57,7 +94,7 @@ def test_any_size_from_32_pixels(tiny_model, images, size):
         (torch.rand(1, 3, 64, 64) * 255, "[0, 1]"),
         (torch.rand(1, 3, 64, 64) * 2 - 1, "[0, 1]"),
         (torch.full((1, 3, 64, 64), float("nan")), "NaN"),
-        (torch.randint(0, 255, (1, 3, 64, 64), dtype=torch.uint8), "float"),
+        (torch.randint(0, 255, (1, 3, 64, 64), dtype=torch.int32), "float"),  # uint8 is 0..255, accepted
         (torch.rand(1, 3, 16, 64), ">= 32"),
         (torch.rand(3, 64, 64), "(N, 3, H, W)"),
     ],

@@ -115,34 +115,43 @@ def test_identity_se_gate_starts_at_exactly_one():
     assert se.fc1.weight.shape == (16, 256, 1, 1) and se.fc2.weight.shape == (256, 16, 1, 1)  # timm's SE shapes
 
 
+def _pretrained_like(net: torch.nn.Module) -> torch.nn.Module:
+    """Give ``net`` non-trivial BatchNorm weights and statistics, as trained weights have (timm zero-initialises
+    the last BatchNorm of every residual branch, which would hide whatever the SE gates do)."""
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.1, 0.1)
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    return net
+
+
 @pytest.mark.slow
 def test_prfnet_with_res2net_weights_starts_from_the_plain_res2net_features(tmp_path):
     torch.manual_seed(3)
-    plain = timm.create_model("res2net50_26w_4s", features_only=True, out_indices=(1, 2, 3, 4)).eval()
+    plain = _pretrained_like(timm.create_model("res2net50_26w_4s", features_only=True, out_indices=(1, 2, 3, 4)))
     classifier = timm.create_model("res2net50_26w_4s")
     classifier.load_state_dict({**classifier.state_dict(), **plain.state_dict()})
     weights = tmp_path / "res2net50.safetensors"
     save_file(classifier.state_dict(), str(weights))
     model = PRFNet(backbone_weights=weights)
+    timm_se = PRFNet(backbone_weights=weights, se_gate="sigmoid")  # what the gates would do otherwise
     assert len(added_modules(model.backbone, "seres2net50")) == 16
     x = torch.rand(2, 3, 96, 128)
     with torch.no_grad():
-        ours = model.backbone(x)
-        theirs = plain(x)
-    for f, g in zip(ours, theirs, strict=True):
+        ours, theirs, random_gates = model.backbone(x), plain.eval()(x), timm_se.backbone(x)
+    for f, g, h in zip(ours, theirs, random_gates, strict=True):
         assert f.shape == g.shape
         assert ((f - g).norm() / g.norm()).item() < 1e-4
+        assert ((h - g).norm() / g.norm()).item() > 1e-2
 
 
 def test_frozen_backbone_training_changes_no_backbone_tensor_but_trains_the_se_gates(clic_dir, tmp_path):  # noqa: F811
     """A real two-step run with freeze_backbone in both steps: every backbone tensor (weights and BatchNorm
     running statistics) ends as it started, except SE-Res2Net50's SE modules, which train in both steps."""
     torch.manual_seed(0)
-    plain = timm.create_model("res2net50_26w_4s")
-    for m in plain.modules():  # non-trivial statistics, as pretrained weights have
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 2.0)
+    plain = _pretrained_like(timm.create_model("res2net50_26w_4s"))
     weights = tmp_path / "backbone.safetensors"
     save_file(plain.state_dict(), str(weights))
     frozen = {"epochs": 1, "lr": 0.05, "freeze_backbone": True}

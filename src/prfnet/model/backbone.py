@@ -53,6 +53,11 @@ class IdentityInitSE(nn.Module):
         self.bn = nn.Identity()
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(hidden, channels, 1, **factory)
+        self.open_gate()
+
+    def open_gate(self) -> None:
+        """Set every gate to exactly 1 (``fc2`` = 0). timm's ResNet re-initialises all convolutions after
+        building its blocks, so :func:`build_backbone` calls this again on the finished network."""
         nn.init.zeros_(self.fc2.weight)
         nn.init.zeros_(self.fc2.bias)
 
@@ -159,6 +164,9 @@ def build_backbone(
                 "backbone_weights=PATH (a local .safetensors file) instead"
             ) from None
         _load_into(net, seed.state_dict(), source=f"timm hub weights of {arch}")
+    for module in net.modules():
+        if isinstance(module, IdentityInitSE):
+            module.open_gate()
     return make_norms_freezable(net)
 
 
