@@ -57,9 +57,12 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def clic_dir(tmp_path_factory) -> Path:
+    return make_clic_dir(tmp_path_factory.mktemp("clic"))
+
+
+def make_clic_dir(root: Path) -> Path:
     """4 references (64x64) with a mild and a strong noisy version each; CLIC oracle with 3 votes per
     triplet (one swapped row, one dissenting vote) so that p_a is a vote fraction, not only 0/1."""
-    root = tmp_path_factory.mktemp("clic")
     (root / "images").mkdir()
     rng = np.random.default_rng(0)
     rows = []
@@ -105,6 +108,7 @@ def test_overrides_are_applied_and_typed():
         ({"steps": {"classification": {"epochs": -1}}}, ["steps.classification.epochs"]),
         ({"steps": {"classification": {"epochs": 0}, "regression": {"epochs": 0}}}, ["nothing to train"]),
         ({"trainer": {"devices": True}}, ["trainer.devices"]),
+        ({"trainer": {"checkpoint_every_n_steps": 0}}, ["trainer.checkpoint_every_n_steps", ">= 1"]),
     ],
 )
 def test_bad_configs_name_the_key(change, words):
@@ -270,7 +274,7 @@ def test_resume_after_interruption_continues_the_epochs(clic_dir, tmp_path):
         epochs_after_resume = {int(float(row["epoch"])) for row in csv.DictReader(f)}
     assert epochs_after_resume == {1, 2}  # epoch 0 was not trained again
     last = torch.load(out / "step2_regression" / "checkpoints" / "last.ckpt", weights_only=False)  # our own file
-    assert last["epoch"] == 3 and last["global_step"] == 3 * 3  # every epoch ran, none twice
+    assert last["epoch"] == 2 and last["global_step"] == 3 * 3  # saved at the end of the last epoch; none ran twice
     rows = read_metrics_csv(result.metrics_csv)
     assert [(r["step"], r["epoch"]) for r in rows] == [("classification", e) for e in range(2)] + [
         ("regression", e) for e in range(3)

@@ -39,7 +39,12 @@ def train(
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: runs/<config name>).")] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint.")
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the run in --out from its newest readable checkpoint (data folder: the run's, "
+            "unless --data is given).",
+        ),
     ] = False,
     devices: Annotated[str | None, typer.Option("--devices", help="Devices per node: N, 'auto' or '0,1'.")] = None,
     accelerator: Annotated[str | None, typer.Option("--accelerator", help="cpu, gpu or auto.")] = None,
@@ -57,7 +62,7 @@ def train(
     """Train PRFNet in two steps: classification (BCE), then regression (MSE on the vote fraction).
 
     Step 2 starts from the step-1 weights. Writes checkpoints, metrics.csv, report.html and model.safetensors
-    to --out; Ctrl-C saves a checkpoint that --resume continues from.
+    to --out; --resume continues an interrupted or killed run from its newest readable checkpoint.
     """
     from ..training import load_train_config, parse_override, resolve_config_path
     from ..training import train as run_training

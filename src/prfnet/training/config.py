@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..model.backbone import BACKBONE_NORMS, SE_GATES
 
 FORMATS = ("clic", "bapps", "pieapp", "mos")
 MOS_KINDS = ("kadid", "pipal", "tid2013", "csv")
@@ -42,6 +43,8 @@ class ModelSettings:
     pair_channels: int = 64
     fusion_channels: int = 64
     attention: bool = True
+    se_gate: str = "identity"  # identity: SE gates start at exactly 1 (pretrained features kept); sigmoid: timm's
+    backbone_norm: str = "frozen"  # frozen: BatchNorm running statistics fixed; batch: shared by R, A, B per batch
 
 
 @dataclass
@@ -129,6 +132,7 @@ class TrainerSettings:
     process_group_backend: str | None = None  # ddp only: null = nccl on GPU, gloo on CPU
     cpu_threads: int | None = None  # torch intra-op threads during training (null = torch's default)
     save_rank_weights: bool = False  # each rank writes rank<k>.safetensors at the end (to check DDP sync)
+    checkpoint_every_n_steps: int | None = None  # also checkpoint every N optimizer steps; null = per epoch only
 
 
 @dataclass
@@ -324,6 +328,9 @@ def validate(config: TrainConfig, source: str = "config") -> None:
     _need(d.num_workers >= 0, source, f"data.num_workers must be >= 0, got {d.num_workers}")
     _need(0 <= d.val.holdout_fraction < 1, source, "data.val.holdout_fraction must be in [0, 1)")
     _need(d.mos_min_gap >= 0, source, "data.mos_min_gap must be >= 0")
+    _need(m.se_gate in SE_GATES, source, f"model.se_gate must be one of {SE_GATES}, got {m.se_gate!r}")
+    norms = BACKBONE_NORMS
+    _need(m.backbone_norm in norms, source, f"model.backbone_norm must be one of {norms}, got {m.backbone_norm!r}")
     _need(m.pair_channels >= 1 and m.fusion_channels >= 1, source, "model.pair_channels/fusion_channels must be >= 1")
     _validate_step(config.steps.classification, "steps.classification", source)
     _validate_step(config.steps.regression, "steps.regression", source)
@@ -340,6 +347,8 @@ def validate(config: TrainConfig, source: str = "config") -> None:
     _need(t.check_val_every_n_epoch >= 1, source, "trainer.check_val_every_n_epoch must be >= 1")
     _need(t.limit_train_batches > 0, source, "trainer.limit_train_batches must be > 0")
     _need(t.cpu_threads is None or t.cpu_threads >= 1, source, "trainer.cpu_threads must be >= 1 or null")
+    every = t.checkpoint_every_n_steps
+    _need(every is None or every >= 1, source, f"trainer.checkpoint_every_n_steps must be >= 1 or null, got {every}")
 
 
 def dump_config(config: TrainConfig) -> str:

@@ -4,8 +4,10 @@ Layout of a run folder ``out/`` (see ``docs/training.md``)::
 
     config.yaml                      the resolved config of the run
     val_triplets.csv                 the validation triplets (ref,a,b,p_a,votes,kind; absolute paths)
-    step1_classification/            checkpoints/last.ckpt (every epoch), checkpoints/interrupted.ckpt (on
-                                     Ctrl-C/SIGTERM/error), logs/version_*/metrics.csv, tensorboard/, model.safetensors
+    step1_classification/            checkpoints/step=<global step>.ckpt (every epoch, and every
+                                     trainer.checkpoint_every_n_steps; the two newest are kept), checkpoints/last.ckpt
+                                     (link to the newest), checkpoints/interrupted.ckpt (on Ctrl-C/SIGTERM/error),
+                                     logs/version_*/metrics.csv, tensorboard/, model.safetensors
     step2_regression/                the same for step 2
     metrics.csv                      per-epoch metrics of both steps (merged from the CSVLogger files)
     report.html                      training curves of both steps
@@ -28,13 +30,14 @@ import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch.utils.data import DataLoader
 
 from ..errors import ConfigError
 from ..ioutil import atomic_write
 from ..model import PRFNet
 from .config import TrainConfig, dump_config
 from .curves import best_validation, merge_step_metrics, read_metrics_csv, write_metrics_csv, write_training_report
-from .datamodule import TrainingData, TripletDataModule, load_training_data, write_triplets_csv
+from .datamodule import EpochSampler, TrainingData, TripletDataModule, load_training_data, write_triplets_csv
 from .lightning_module import STEPS, PRFNetModule
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,8 @@ STEP_DIRS = {"classification": "step1_classification", "regression": "step2_regr
 FINAL_MODEL = "model.safetensors"
 STEP_MODEL = "model.safetensors"
 INTERRUPTED = "interrupted"  # checkpoints/interrupted.ckpt
+ROLLING = "step={step:09d}"  # checkpoints/step=000001234.ckpt: the global step (optimizer steps) at saving
+KEEP_CHECKPOINTS = 2  # rolling checkpoints kept per step: the newest may be cut short by a kill while it is written
 _QUIET = (
     r".*does not have many workers.*",
     r".*smaller than the logging interval.*",
@@ -52,6 +57,7 @@ _QUIET = (
     r".*was called without a model.*",  # fresh runs hold no checkpoint, so Lightning's implicit "last" is a no-op
     r".*there is no last checkpoint available.*",
     r".*treespec, LeafSpec.*",
+    r".*your dataloader is not resumable.*",  # it is, through _ResumableData (Lightning checks only the loader)
 )
 
 
@@ -92,6 +98,8 @@ def build_model(config: TrainConfig, load_pretrained: bool = True) -> PRFNet:
         pair_channels=m.pair_channels,
         fusion_channels=m.fusion_channels,
         attention=m.attention,
+        se_gate=m.se_gate,
+        backbone_norm=m.backbone_norm,
     )
 
 
@@ -106,11 +114,40 @@ class StepPlan:
     checkpoint: Path | None = None
 
 
+def checkpoint_progress(path: Path) -> tuple[int, int] | None:
+    """``(global_step, epoch)`` recorded in a Lightning checkpoint, or None when the file cannot be read (e.g. cut
+    short by a kill while it was written: a torch zip file ends with its directory, so any prefix fails here).
+
+    Memory-mapped: the tensors are not read. The file is unpickled (``weights_only=False``, as ``trainer.fit``
+    does): only use it on checkpoints this package wrote."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        return int(state["global_step"]), int(state["epoch"])
+    except Exception:  # truncated, empty, not a checkpoint: all mean "not usable"
+        return None
+
+
 def newest_checkpoint(step_dir: Path) -> Path | None:
-    """The most recent of ``last.ckpt`` and ``interrupted.ckpt`` in ``step_dir/checkpoints``, if any."""
-    candidates = [step_dir / "checkpoints" / name for name in ("last.ckpt", f"{INTERRUPTED}.ckpt")]
-    existing = [p for p in candidates if p.is_file()]
-    return max(existing, key=lambda p: p.stat().st_mtime) if existing else None
+    """The checkpoint of ``step_dir/checkpoints`` that got furthest and can be read, if any.
+
+    Candidates: every ``*.ckpt`` file (``step=N.ckpt``, ``interrupted.ckpt``, a ``last.ckpt`` file of older runs;
+    the ``last.ckpt`` link is the same file as one of them). "Furthest" is the (global step, epoch) stored in the
+    file, then its modification time. Unreadable files (a write cut short by a kill) are skipped with a warning,
+    so the previous checkpoint is used.
+    """
+    folder = step_dir / "checkpoints"
+    if not folder.is_dir():
+        return None
+    found = []
+    for path in sorted(folder.glob("*.ckpt")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        progress = checkpoint_progress(path)
+        if progress is None:
+            log.warning("%s cannot be read (cut short when the run was killed?); using an earlier checkpoint", path)
+            continue
+        found.append((progress, path.stat().st_mtime_ns, path))
+    return max(found)[2] if found else None
 
 
 def plan_steps(config: TrainConfig, out_dir: Path, resume: bool) -> list[StepPlan]:
@@ -145,11 +182,111 @@ def _devices(value: int | str):
     return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
 
+class RollingCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint writing ``step=<global step>.ckpt`` at the end of every training epoch (after
+    validation) and, with ``every_n_steps``, every N optimizer steps inside an epoch too; the ``keep`` newest files
+    are kept and ``last.ckpt`` links to the newest.
+
+    Lightning writes the new file before it deletes the oldest one, so a kill while a checkpoint is written leaves
+    the previous one whole (:func:`newest_checkpoint` skips the cut one).
+    """
+
+    def __init__(self, dirpath: Path, every_n_steps: int | None = None, keep: int = KEEP_CHECKPOINTS):
+        super().__init__(
+            dirpath=dirpath,
+            filename=ROLLING,
+            auto_insert_metric_name=False,
+            monitor="step",  # "best" = highest global step: save_top_k keeps the newest
+            mode="max",
+            save_top_k=keep,
+            save_last="link",
+            every_n_epochs=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,  # a file cut short by a kill is overwritten by the resumed run's
+        )
+        # ModelCheckpoint's constructor takes one trigger; this callback uses both (every epoch, every N steps)
+        self._every_n_train_steps = every_n_steps or 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            return  # the end-of-epoch checkpoint follows, after validation
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+
+class _ResumableSampler(EpochSampler):
+    """An :class:`EpochSampler` that can start an epoch part-way: after a resume from a checkpoint taken inside
+    epoch ``e``, its first pass over epoch ``e`` leaves out the items already trained on."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.resume_at: tuple[int, int] | None = None  # (epoch, items of this process already trained on)
+
+    def __iter__(self):
+        indices = list(super().__iter__())
+        if self.resume_at is not None and self.resume_at[0] <= self.epoch:
+            (epoch, done), self.resume_at = self.resume_at, None
+            if epoch == self.epoch:
+                indices = indices[done:]
+        return iter(indices)
+
+
+class _LazyLoader(DataLoader):
+    """A DataLoader whose iteration starts at the first ``next()``: on a resume Lightning calls ``iter()`` before
+    it gives the sampler the epoch, and worker processes would draw the indices at once, in the wrong order."""
+
+    def __iter__(self):
+        yield from super().__iter__()
+
+
+class _ResumableData(TripletDataModule):
+    """:class:`TripletDataModule` whose training batches continue an epoch where a checkpoint left it.
+
+    Its ``state_dict`` (stored in every checkpoint) says how many batches of which epoch were trained; after a
+    resume the sampler leaves them out, so the resumed epoch gets the batches the uninterrupted run had
+    (Lightning alone would restart that epoch's order). The data module's hooks are used rather than the
+    loader's: Lightning restores a data module before it builds the loaders, but applies a loader's saved state
+    only to a loader built after the loops are restored, and ours is built earlier, when ``configure_optimizers``
+    reads ``trainer.estimated_stepping_batches`` (for the LR schedule).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._resume_at: tuple[int, int] | None = None
+        self._train_loader: DataLoader | None = None
+
+    def _sampler(self, dataset, shuffle: bool) -> EpochSampler:
+        if dataset is not self.train_set:
+            return super()._sampler(dataset, shuffle)
+        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        sampler = _ResumableSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=self.seed)
+        sampler.resume_at, self._resume_at = self._resume_at, None
+        return sampler
+
+    def train_dataloader(self) -> DataLoader:
+        loader = super().train_dataloader()
+        loader.__class__ = _LazyLoader  # the same loader, every setting kept
+        self._train_loader = loader
+        return loader
+
+    def state_dict(self) -> dict:
+        loader = self._train_loader
+        if loader is None or self.trainer is None:
+            return {}
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": loader.sampler.epoch, "items": done * loader.batch_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        if {"epoch", "items"} <= state.keys():
+            self._resume_at = (int(state["epoch"]), int(state["items"]))
+
+
 def make_trainer(config: TrainConfig, plan: StepPlan, progress: bool, callbacks: list[Callback]) -> L.Trainer:
-    """A Lightning trainer for one step: CSV (+ TensorBoard) logs, last.ckpt every epoch, a checkpoint on
-    interruption, our own (distributed) samplers."""
+    """A Lightning trainer for one step: CSV (+ TensorBoard) logs, rolling checkpoints (every epoch and every
+    ``trainer.checkpoint_every_n_steps``), a checkpoint on interruption, our own (distributed) samplers."""
     t = config.trainer
-    loggers = [CSVLogger(plan.directory, name="logs")]
+    # every logged row goes to disk at once (Lightning's default is every 100 steps): a killed run keeps the
+    # metrics of the epochs its checkpoints hold, which the resumed run does not log again
+    loggers = [CSVLogger(plan.directory, name="logs", flush_logs_every_n_steps=1)]
     if _tensorboard_available():
         loggers.append(TensorBoardLogger(plan.directory, name="tensorboard"))
     ckpt_dir = plan.directory / "checkpoints"
@@ -170,7 +307,7 @@ def make_trainer(config: TrainConfig, plan: StepPlan, progress: bool, callbacks:
         max_epochs=getattr(config.steps, plan.name).epochs,
         logger=loggers,
         callbacks=[
-            ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, save_on_train_epoch_end=True),
+            RollingCheckpoint(ckpt_dir, every_n_steps=t.checkpoint_every_n_steps),
             OnExceptionCheckpoint(ckpt_dir, filename=INTERRUPTED),
             *callbacks,
         ],
@@ -203,14 +340,48 @@ def _fit(trainer: L.Trainer, module: PRFNetModule, data: TripletDataModule, plan
         raise KeyboardInterrupt(message) from exc
 
 
-def _warn_config_change(out_dir: Path, config: TrainConfig) -> None:
-    saved = out_dir / "config.yaml"
-    if not saved.is_file():
-        return
+def _saved_config(out_dir: Path) -> dict:
+    """The run's ``config.yaml`` as a dict ({} when missing or unreadable)."""
     try:
-        before = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
+        saved = yaml.safe_load((out_dir / "config.yaml").read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
+def _set_data_root(config: TrainConfig, data_dir: Path | None, resumed_run: Path | None) -> None:
+    """``config.data.root`` from ``--data``, else (when resuming) from the run's ``config.yaml``, else the config's;
+    made absolute so that the saved config does not depend on the working directory."""
+    saved = _saved_config(resumed_run).get("data") if resumed_run is not None else None
+    saved_root = saved.get("root") if isinstance(saved, dict) else None
+    if data_dir is not None:
+        root = str(Path(data_dir).expanduser().absolute())
+        if saved_root and Path(saved_root).expanduser().absolute() != Path(root):
+            log.warning(
+                "--data %s differs from the run's data.root %s (%s): using %s",
+                data_dir,
+                saved_root,
+                resumed_run / "config.yaml",
+                root,
+            )
+    elif saved_root:
+        root = saved_root
+        if config.data.root and Path(config.data.root).expanduser().absolute() != Path(saved_root):
+            log.warning(
+                "resuming with the run's data.root %s, not the config's %s (pass --data to choose)",
+                saved_root,
+                config.data.root,
+            )
+    else:
+        root = config.data.root
+    config.data.root = str(Path(root).expanduser().absolute()) if root else None
+
+
+def _warn_config_change(out_dir: Path, config: TrainConfig) -> None:
+    before = _saved_config(out_dir)
+    if not before:
         return
+    saved = out_dir / "config.yaml"
     now = config.to_dict()
     changed = [
         f"{section}.{key}"
@@ -249,8 +420,9 @@ def train(
     """
     out_dir = Path(out_dir)
     config = copy.deepcopy(config)  # the caller's config is left as it was
-    if data_dir is not None:
-        config.data.root = str(data_dir)
+    if resume and not _holds_a_run(out_dir):
+        raise ConfigError(f"nothing to resume in {out_dir}: it holds no training run (start one without --resume)")
+    _set_data_root(config, data_dir, out_dir if resume else None)
     launcher_zero = env_global_rank_is_zero()
     if resume and (out_dir / FINAL_MODEL).is_file():
         log.warning("%s: this run has already finished (%s exists); nothing to do", out_dir, FINAL_MODEL)
@@ -307,7 +479,7 @@ def _datamodule(config: TrainConfig, data: TrainingData, step: str) -> TripletDa
         train_items = [t for t in train_items if t.p_a != 0.5]
         if not train_items:
             raise ConfigError("every training triplet is a tie (p_a = 0.5): set steps.classification.ties: soft")
-    return TripletDataModule(train_items, data.val, config.data, config.seed)
+    return _ResumableData(train_items, data.val, config.data, config.seed)
 
 
 def _run_step(config: TrainConfig, datamodule: TripletDataModule, plan: StepPlan, model, progress, callbacks):
@@ -318,10 +490,25 @@ def _run_step(config: TrainConfig, datamodule: TripletDataModule, plan: StepPlan
     trainer = make_trainer(config, plan, progress, callbacks)
     if plan.action == "resume":
         log.info("step %s: resuming from %s", plan.name, plan.checkpoint)
+    elif plan.action == "fresh" and (plan.directory / "checkpoints").is_dir():
+        log.warning("step %s: no readable checkpoint in %s: the step starts again", plan.name, plan.directory)
     _fit(trainer, module, datamodule, plan)
     if trainer.is_global_zero:
         module.model.save_pretrained(plan.directory / STEP_MODEL, metadata={"step": plan.name})
+        _drop_stale_checkpoints(trainer)
     return module.model, trainer
+
+
+def _drop_stale_checkpoints(trainer: L.Trainer) -> None:
+    """After a finished step: remove the rolling checkpoints Lightning no longer tracks (the one a resume started
+    from, which it never deletes, and files cut short by a kill), keeping the newest ones and ``last.ckpt``."""
+    rolling = next((c for c in trainer.callbacks if isinstance(c, RollingCheckpoint)), None)
+    if rolling is None or rolling.dirpath is None:
+        return
+    kept = {Path(p).absolute() for p in rolling.best_k_models}
+    for path in Path(rolling.dirpath).glob("step=*.ckpt"):
+        if not path.is_symlink() and path.absolute() not in kept:
+            path.unlink(missing_ok=True)
 
 
 def _finish(config, data, out_dir: Path, model: PRFNet, trainer, launcher_zero: bool) -> TrainResult:
