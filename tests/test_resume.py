@@ -24,8 +24,8 @@ from safetensors.torch import load_file
 
 from prfnet.cli import main
 from prfnet.training import load_train_config, train
+from prfnet.training.checkpoints import checkpoint_progress, newest_checkpoint
 from prfnet.training.curves import read_metrics_csv
-from prfnet.training.run import checkpoint_progress, newest_checkpoint
 
 from .test_training import TINY, InterruptAt, make_clic_dir
 

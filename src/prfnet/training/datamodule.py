@@ -144,11 +144,43 @@ class EpochSampler(DistributedSampler):
             self.dataset.set_epoch(epoch)
 
 
+class ResumableSampler(EpochSampler):
+    """An :class:`EpochSampler` that can start an epoch part-way: after a resume from a checkpoint taken inside
+    epoch ``e``, its first pass over epoch ``e`` leaves out the items already trained on."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.resume_at: tuple[int, int] | None = None  # (epoch, items of this process already trained on)
+
+    def __iter__(self):
+        indices = list(super().__iter__())
+        if self.resume_at is not None and self.resume_at[0] <= self.epoch:
+            (epoch, done), self.resume_at = self.resume_at, None
+            if epoch == self.epoch:
+                indices = indices[done:]
+        return iter(indices)
+
+
+class LazyLoader(DataLoader):
+    """A DataLoader whose iteration starts at the first ``next()``: on a resume Lightning calls ``iter()`` before
+    it gives the sampler the epoch, and worker processes would draw the indices at once, in the wrong order."""
+
+    def __iter__(self):
+        yield from super().__iter__()
+
+
 class TripletDataModule(L.LightningDataModule):
     """Batches of ``{"ref","a","b": (N, 3, crop, crop) in [0, 1], "p_a", "label": (N,), "index"}``.
 
     The datasets are built (and every image path checked) at construction, before training starts;
     samplers are built per trainer so that each DDP rank gets its share.
+
+    Training batches continue an epoch where a checkpoint left it: ``state_dict`` (stored in every checkpoint)
+    says how many batches of which epoch were trained; after a resume the sampler leaves them out, so the
+    resumed epoch gets the batches the uninterrupted run had (Lightning alone would restart that epoch's order).
+    The data module's hooks are used rather than the loader's: Lightning restores a data module before it builds
+    the loaders, but applies a loader's saved state only to a loader built after the loops are restored, and
+    ours is built earlier, when ``configure_optimizers`` reads ``trainer.estimated_stepping_batches``.
     """
 
     def __init__(
@@ -161,10 +193,16 @@ class TripletDataModule(L.LightningDataModule):
         check_crop(self.train_set, "data.crop", "training")
         if self.val_set is not None:
             check_crop(self.val_set, "data.val.crop", "validation")
+        self._resume_at: tuple[int, int] | None = None
+        self._train_loader: DataLoader | None = None
 
     def _sampler(self, dataset, shuffle: bool) -> EpochSampler:
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-        return EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=self.seed)
+        if dataset is not self.train_set:
+            return EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=self.seed)
+        sampler = ResumableSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=self.seed)
+        sampler.resume_at, self._resume_at = self._resume_at, None
+        return sampler
 
     def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
         workers = self.settings.num_workers
@@ -178,9 +216,23 @@ class TripletDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.settings.batch_size, shuffle=True)
+        loader = self._loader(self.train_set, self.settings.batch_size, shuffle=True)
+        loader.__class__ = LazyLoader  # the same loader, every setting kept
+        self._train_loader = loader
+        return loader
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is None:
             return []
         return self._loader(self.val_set, self.settings.val.batch_size or self.settings.batch_size, shuffle=False)
+
+    def state_dict(self) -> dict:
+        loader = self._train_loader
+        if loader is None or self.trainer is None:
+            return {}
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": loader.sampler.epoch, "items": done * loader.batch_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        if {"epoch", "items"} <= state.keys():
+            self._resume_at = (int(state["epoch"]), int(state["items"]))

@@ -27,17 +27,17 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.callbacks import Callback, OnExceptionCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from torch.utils.data import DataLoader
 
 from ..errors import ConfigError
 from ..ioutil import atomic_write
 from ..model import PRFNet
+from .checkpoints import INTERRUPTED, RollingCheckpoint, drop_stale_checkpoints, newest_checkpoint
 from .config import TrainConfig, dump_config
 from .curves import best_validation, merge_step_metrics, read_metrics_csv, write_metrics_csv, write_training_report
-from .datamodule import EpochSampler, TrainingData, TripletDataModule, load_training_data, write_triplets_csv
+from .datamodule import TrainingData, TripletDataModule, load_training_data, write_triplets_csv
 from .lightning_module import STEPS, PRFNetModule
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,6 @@ log = logging.getLogger(__name__)
 STEP_DIRS = {"classification": "step1_classification", "regression": "step2_regression"}
 FINAL_MODEL = "model.safetensors"
 STEP_MODEL = "model.safetensors"
-INTERRUPTED = "interrupted"  # checkpoints/interrupted.ckpt
-ROLLING = "step={step:09d}"  # checkpoints/step=000001234.ckpt: the global step (optimizer steps) at saving
-KEEP_CHECKPOINTS = 2  # rolling checkpoints kept per step: the newest may be cut short by a kill while it is written
 _QUIET = (
     r".*does not have many workers.*",
     r".*smaller than the logging interval.*",
@@ -57,7 +54,7 @@ _QUIET = (
     r".*was called without a model.*",  # fresh runs hold no checkpoint, so Lightning's implicit "last" is a no-op
     r".*there is no last checkpoint available.*",
     r".*treespec, LeafSpec.*",
-    r".*your dataloader is not resumable.*",  # it is, through _ResumableData (Lightning checks only the loader)
+    r".*your dataloader is not resumable.*",  # it is, through TripletDataModule's state (Lightning checks the loader)
 )
 
 
@@ -114,42 +111,6 @@ class StepPlan:
     checkpoint: Path | None = None
 
 
-def checkpoint_progress(path: Path) -> tuple[int, int] | None:
-    """``(global_step, epoch)`` recorded in a Lightning checkpoint, or None when the file cannot be read (e.g. cut
-    short by a kill while it was written: a torch zip file ends with its directory, so any prefix fails here).
-
-    Memory-mapped: the tensors are not read. The file is unpickled (``weights_only=False``, as ``trainer.fit``
-    does): only use it on checkpoints this package wrote."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-        return int(state["global_step"]), int(state["epoch"])
-    except Exception:  # truncated, empty, not a checkpoint: all mean "not usable"
-        return None
-
-
-def newest_checkpoint(step_dir: Path) -> Path | None:
-    """The checkpoint of ``step_dir/checkpoints`` that got furthest and can be read, if any.
-
-    Candidates: every ``*.ckpt`` file (``step=N.ckpt``, ``interrupted.ckpt``, a ``last.ckpt`` file of older runs;
-    the ``last.ckpt`` link is the same file as one of them). "Furthest" is the (global step, epoch) stored in the
-    file, then its modification time. Unreadable files (a write cut short by a kill) are skipped with a warning,
-    so the previous checkpoint is used.
-    """
-    folder = step_dir / "checkpoints"
-    if not folder.is_dir():
-        return None
-    found = []
-    for path in sorted(folder.glob("*.ckpt")):
-        if path.is_symlink() or not path.is_file():
-            continue
-        progress = checkpoint_progress(path)
-        if progress is None:
-            log.warning("%s cannot be read (cut short when the run was killed?); using an earlier checkpoint", path)
-            continue
-        found.append((progress, path.stat().st_mtime_ns, path))
-    return max(found)[2] if found else None
-
-
 def plan_steps(config: TrainConfig, out_dir: Path, resume: bool) -> list[StepPlan]:
     plans = []
     for name in STEPS:
@@ -180,104 +141,6 @@ def _tensorboard_available() -> bool:
 
 def _devices(value: int | str):
     return int(value) if isinstance(value, str) and value.strip().isdigit() else value
-
-
-class RollingCheckpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint writing ``step=<global step>.ckpt`` at the end of every training epoch (after
-    validation) and, with ``every_n_steps``, every N optimizer steps inside an epoch too; the ``keep`` newest files
-    are kept and ``last.ckpt`` links to the newest.
-
-    Lightning writes the new file before it deletes the oldest one, so a kill while a checkpoint is written leaves
-    the previous one whole (:func:`newest_checkpoint` skips the cut one).
-    """
-
-    def __init__(self, dirpath: Path, every_n_steps: int | None = None, keep: int = KEEP_CHECKPOINTS):
-        super().__init__(
-            dirpath=dirpath,
-            filename=ROLLING,
-            auto_insert_metric_name=False,
-            monitor="step",  # "best" = highest global step: save_top_k keeps the newest
-            mode="max",
-            save_top_k=keep,
-            save_last="link",
-            every_n_epochs=1,
-            save_on_train_epoch_end=True,
-            enable_version_counter=False,  # a file cut short by a kill is overwritten by the resumed run's
-        )
-        # ModelCheckpoint's constructor takes one trigger; this callback uses both (every epoch, every N steps)
-        self._every_n_train_steps = every_n_steps or 0
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
-            return  # the end-of-epoch checkpoint follows, after validation
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-
-
-class _ResumableSampler(EpochSampler):
-    """An :class:`EpochSampler` that can start an epoch part-way: after a resume from a checkpoint taken inside
-    epoch ``e``, its first pass over epoch ``e`` leaves out the items already trained on."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.resume_at: tuple[int, int] | None = None  # (epoch, items of this process already trained on)
-
-    def __iter__(self):
-        indices = list(super().__iter__())
-        if self.resume_at is not None and self.resume_at[0] <= self.epoch:
-            (epoch, done), self.resume_at = self.resume_at, None
-            if epoch == self.epoch:
-                indices = indices[done:]
-        return iter(indices)
-
-
-class _LazyLoader(DataLoader):
-    """A DataLoader whose iteration starts at the first ``next()``: on a resume Lightning calls ``iter()`` before
-    it gives the sampler the epoch, and worker processes would draw the indices at once, in the wrong order."""
-
-    def __iter__(self):
-        yield from super().__iter__()
-
-
-class _ResumableData(TripletDataModule):
-    """:class:`TripletDataModule` whose training batches continue an epoch where a checkpoint left it.
-
-    Its ``state_dict`` (stored in every checkpoint) says how many batches of which epoch were trained; after a
-    resume the sampler leaves them out, so the resumed epoch gets the batches the uninterrupted run had
-    (Lightning alone would restart that epoch's order). The data module's hooks are used rather than the
-    loader's: Lightning restores a data module before it builds the loaders, but applies a loader's saved state
-    only to a loader built after the loops are restored, and ours is built earlier, when ``configure_optimizers``
-    reads ``trainer.estimated_stepping_batches`` (for the LR schedule).
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._resume_at: tuple[int, int] | None = None
-        self._train_loader: DataLoader | None = None
-
-    def _sampler(self, dataset, shuffle: bool) -> EpochSampler:
-        if dataset is not self.train_set:
-            return super()._sampler(dataset, shuffle)
-        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-        sampler = _ResumableSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=self.seed)
-        sampler.resume_at, self._resume_at = self._resume_at, None
-        return sampler
-
-    def train_dataloader(self) -> DataLoader:
-        loader = super().train_dataloader()
-        loader.__class__ = _LazyLoader  # the same loader, every setting kept
-        self._train_loader = loader
-        return loader
-
-    def state_dict(self) -> dict:
-        loader = self._train_loader
-        if loader is None or self.trainer is None:
-            return {}
-        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        return {"epoch": loader.sampler.epoch, "items": done * loader.batch_size}
-
-    def load_state_dict(self, state: dict) -> None:
-        if {"epoch", "items"} <= state.keys():
-            self._resume_at = (int(state["epoch"]), int(state["items"]))
 
 
 def make_trainer(config: TrainConfig, plan: StepPlan, progress: bool, callbacks: list[Callback]) -> L.Trainer:
@@ -479,7 +342,7 @@ def _datamodule(config: TrainConfig, data: TrainingData, step: str) -> TripletDa
         train_items = [t for t in train_items if t.p_a != 0.5]
         if not train_items:
             raise ConfigError("every training triplet is a tie (p_a = 0.5): set steps.classification.ties: soft")
-    return _ResumableData(train_items, data.val, config.data, config.seed)
+    return TripletDataModule(train_items, data.val, config.data, config.seed)
 
 
 def _run_step(config: TrainConfig, datamodule: TripletDataModule, plan: StepPlan, model, progress, callbacks):
@@ -495,20 +358,8 @@ def _run_step(config: TrainConfig, datamodule: TripletDataModule, plan: StepPlan
     _fit(trainer, module, datamodule, plan)
     if trainer.is_global_zero:
         module.model.save_pretrained(plan.directory / STEP_MODEL, metadata={"step": plan.name})
-        _drop_stale_checkpoints(trainer)
+        drop_stale_checkpoints(trainer)
     return module.model, trainer
-
-
-def _drop_stale_checkpoints(trainer: L.Trainer) -> None:
-    """After a finished step: remove the rolling checkpoints Lightning no longer tracks (the one a resume started
-    from, which it never deletes, and files cut short by a kill), keeping the newest ones and ``last.ckpt``."""
-    rolling = next((c for c in trainer.callbacks if isinstance(c, RollingCheckpoint)), None)
-    if rolling is None or rolling.dirpath is None:
-        return
-    kept = {Path(p).absolute() for p in rolling.best_k_models}
-    for path in Path(rolling.dirpath).glob("step=*.ckpt"):
-        if not path.is_symlink() and path.absolute() not in kept:
-            path.unlink(missing_ok=True)
 
 
 def _finish(config, data, out_dir: Path, model: PRFNet, trainer, launcher_zero: bool) -> TrainResult:
