@@ -1,8 +1,10 @@
-"""``prfnet synth``: write the synthetic CLIC-format demonstration set (labels known by construction)."""
+"""``prfnet synth``: write a synthetic CLIC-format set (``--kind distortions``: labels known by construction;
+``--kind codecs``: real codecs on real photos with simulated votes from a hidden judge)."""
 
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,38 +14,76 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .app import app, err, fail
 
 
+class SynthKind(str, Enum):
+    distortions = "distortions"
+    codecs = "codecs"
+
+
+DEFAULT_REFS = {SynthKind.distortions: 12, SynthKind.codecs: 16}
+DEFAULT_VOTES = 3
+
+
 @app.command(
     epilog="Example: prfnet synth data/synth --refs 12 && prfnet eval clic --csv data/synth/validation.csv "
     "--root data/synth/images --oracle data/synth/oracle.csv --kinds data/synth/kinds.csv",
 )
 def synth(
     out: Annotated[Path, typer.Argument(help="Output folder (created; our own files in it are overwritten).")],
-    refs: Annotated[int, typer.Option("--refs", help="Number of reference images (>= 1), ~10 triplets each.")] = 12,
-    size: Annotated[int, typer.Option("--size", help="Side of every (square) image in pixels (>= 64).")] = 256,
+    kind: Annotated[
+        SynthKind,
+        typer.Option(
+            "--kind",
+            help="distortions: labels known by construction (all votes agree). codecs: JPEG/WebP/JPEG 2000/AVIF at "
+            "matched bits per pixel on real photos, 3..15 SIMULATED votes per triplet from a hidden judge, "
+            "plus files.csv and ceiling.json.",
+        ),
+    ] = SynthKind.distortions,
+    refs: Annotated[
+        int | None,
+        typer.Option(
+            "--refs",
+            help="Number of reference images (>= 1); default 12 (distortions, ~10 triplets "
+            "each) or 16 (codecs, ~12 triplets each).",
+        ),
+    ] = None,
+    size: Annotated[
+        int, typer.Option("--size", help="Side of every (square) image in pixels (>= 64; codecs: >= 256).")
+    ] = 256,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (>= 0); the same seed writes the same bytes.")] = 0,
-    votes: Annotated[int, typer.Option("--votes", help="oracle.csv rows per triplet (>= 1).")] = 3,
+    votes: Annotated[
+        int | None,
+        typer.Option("--votes", help="--kind distortions only: oracle.csv rows per triplet (>= 1, default 3)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
 ):
     """Write a synthetic CLIC-format 2AFC set: OUT/images/*.png, validation.csv, oracle.csv, kinds.csv.
 
-    Labels are known by construction: the milder level of one distortion is closer; at equal MSE, a barely visible
-    change is closer than a structural one. A DEMONSTRATION set, NOT human judgments.
-    """
-    from ..data.synth import MIN_SIZE, synthesize_clic
+    --kind distortions: labels known by construction (milder level closer; at equal MSE, barely visible closer).
 
+    --kind codecs: real codecs at matched bits per pixel, votes simulated from a hidden judge; files.csv, ceiling.json.
+
+    NOT human judgments, either kind.
+    """
+    from ..data import synth, synth_codecs
+
+    min_size = synth_codecs.MIN_SIZE if kind is SynthKind.codecs else synth.MIN_SIZE
+    refs = DEFAULT_REFS[kind] if refs is None else refs
     if refs < 1:
         raise fail(f"--refs must be >= 1, got {refs}")
-    if size < MIN_SIZE:
-        raise fail(f"--size must be >= {MIN_SIZE}, got {size}")
+    if size < min_size:
+        raise fail(f"--size must be >= {min_size} with --kind {kind.value}, got {size}")
     if seed < 0:
         raise fail(f"--seed must be >= 0, got {seed}")
+    if kind is SynthKind.codecs and votes is not None:
+        raise fail("--votes applies to --kind distortions only; --kind codecs draws 3..15 votes per triplet")
+    votes = DEFAULT_VOTES if votes is None else votes
     if votes < 1:
         raise fail(f"--votes must be >= 1, got {votes}")
     if out.exists() and not out.is_dir():
         raise fail(f"{out}: exists and is not a folder")
 
     with Progress(
-        TextColumn("synthesising references"),
+        TextColumn(f"synthesising references ({kind.value})"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -52,10 +92,15 @@ def synth(
         disable=as_json or refs < 2,
     ) as bar:
         task = bar.add_task("refs", total=refs)
-        summary = synthesize_clic(
-            out, refs=refs, size=size, seed=seed, votes=votes, progress=lambda done, _: bar.update(task, completed=done)
-        )
+
+        def progress(done: int, _total: int) -> None:
+            bar.update(task, completed=done)
+
+        if kind is SynthKind.codecs:
+            summary = synth_codecs.synthesize_codec_clic(out, refs=refs, size=size, seed=seed, progress=progress)
+        else:
+            summary = synth.synthesize_clic(out, refs=refs, size=size, seed=seed, votes=votes, progress=progress)
     if as_json:
-        typer.echo(json.dumps(summary.as_dict()))
+        typer.echo(json.dumps(summary.as_dict(), allow_nan=False))
     else:
         typer.echo(summary.line())
