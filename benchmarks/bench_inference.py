@@ -48,7 +48,7 @@ ref = torch.rand(1, 3, 4096, 4096)
 dist = (ref + 0.05 * torch.randn_like(ref)).clamp_(0, 1)
 with torch.inference_mode():
     model.score(ref, dist)
-print(json.dumps({{"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+print(json.dumps({{"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}, allow_nan=False))
 """
 
 
@@ -117,7 +117,7 @@ def main() -> None:
         print(f"tiled 4096x4096 pair      : peak {peak:.0f} MB in {secs:.0f} s (tile {args.tile})")
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump(result, f, indent=2)
+            json.dump(result, f, indent=2, allow_nan=False)
 
 
 if __name__ == "__main__":

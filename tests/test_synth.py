@@ -46,7 +46,7 @@ def _closer_and_farther(summary) -> list[tuple[str, str, str, str]]:
     out = []
     for o, a, b, t in _rows(summary.oracle_csv):
         closer, farther = (a, b) if t == "0" else (b, a)
-        out.append((o, closer, farther, kinds[f"{o},{a},{b}"]))
+        out.append((o, closer, farther, kinds[(o, a, b)]))
     return sorted(set(out))
 
 
@@ -90,7 +90,7 @@ def test_a_and_b_are_balanced_per_kind(synth_set):
         if (o, b, a) in seen:  # the swapped copy of a triplet already counted
             continue
         seen.add((o, a, b))
-        a_closer[kinds[f"{o},{a},{b}"]].append(official[(o, a, b)] == "0")
+        a_closer[kinds[(o, a, b)]].append(official[(o, a, b)] == "0")
     for kind in KINDS:
         n = len(a_closer[kind])
         assert n == synth_set.kinds[kind] > 0

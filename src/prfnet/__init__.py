@@ -1,10 +1,20 @@
 """prfnet: PRFNet full-reference quality model for compressed images.
 
-Images are float RGB tensors (N, 3, H, W) in [0, 1]. ``PRFNet.score`` is a distance (>= 0, lower =
-closer to the reference); ``PRFNet.compare`` is the probability that A is closer than B.
+Images are float RGB tensors (N, 3, H, W) in [0, 1] (uint8 tensors are read as 0..255). ``PRFNet.score``
+is a distance (>= 0, lower = closer to the reference); ``PRFNet.compare`` is the probability that A is
+closer than B.
 """
 
-from .errors import CheckpointError, ConfigError, DataError, ImageReadError, InputError, PRFNetError
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    ImageReadError,
+    InputError,
+    ModelOutputError,
+    OutputError,
+    PRFNetError,
+)
 from .images import load_image, save_image
 from .model import PRFNet, PRFNetConfig, Ranking, ReferenceFeatures
 
@@ -16,6 +26,8 @@ __all__ = [
     "DataError",
     "ImageReadError",
     "InputError",
+    "ModelOutputError",
+    "OutputError",
     "PRFNet",
     "PRFNetConfig",
     "PRFNetError",

@@ -25,3 +25,14 @@ class DataError(PRFNetError):
 
 class ConfigError(PRFNetError):
     """A training/evaluation configuration is invalid."""
+
+
+class ModelOutputError(PRFNetError):
+    """A model gave non-finite outputs (NaN or infinity), e.g. a diverged checkpoint; the message names it."""
+
+
+class OutputError(PRFNetError):
+    """An output folder cannot be written: a file in its place, no permission, a read-only or full file system.
+
+    Checked before any scoring or training starts (a probe file is created and removed); a write that fails later
+    (a full disk) raises it too, and the outputs of the run are then discarded as a whole (``docs/errors.md``)."""

@@ -16,7 +16,7 @@ import torch
 from ..errors import ConfigError, InputError, PRFNetError
 from ..model import check_images
 from . import learned
-from .reference import MS_SSIM_MIN_SIDE, ms_ssim_matlab, ssim_matlab
+from .reference import MS_SSIM_MIN_SIDE, WINDOW_SIZE, ms_ssim_matlab, ssim_matlab
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ref, dist) -> (N,)
 
@@ -37,7 +37,7 @@ class Metric(Protocol):
 
 @dataclass(frozen=True)
 class BaselineMetric:
-    """One baseline. ``__call__(ref, dist)``: (N, 3, H, W) RGB in [0, 1] each, H, W >= ``min_side`` ->
+    """One baseline. ``__call__(ref, dist)``: (N, 3, H, W) RGB in [0, 1] (or uint8 0..255) each, H, W >= ``min_side`` ->
     (N,) float64 on the CPU; ``higher_better`` True for similarities (PSNR, SSIM), False for distances."""
 
     name: str
@@ -48,7 +48,7 @@ class BaselineMetric:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     def __call__(self, ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
-        check_images(ref, dist, names=("ref", "dist"))
+        check_images(ref, dist, names=("ref", "dist"), min_side=1)  # this metric's own minimum is checked next
         height, width = dist.shape[-2:]
         if min(height, width) < self.min_side:
             raise InputError(
@@ -57,6 +57,7 @@ class BaselineMetric:
         batch = max(ref.shape[0], dist.shape[0])
         if batch == 0:
             return torch.empty(0, dtype=torch.float64)
+        ref, dist = (x.float() / 255.0 if x.dtype == torch.uint8 else x for x in (ref, dist))  # uint8: 0..255
         ref = ref.expand(batch, -1, -1, -1).to(self.device, torch.float32).clamp(0.0, 1.0)
         dist = dist.expand(batch, -1, -1, -1).to(self.device, torch.float32).clamp(0.0, 1.0)
         with torch.no_grad():
@@ -88,8 +89,8 @@ def _learned(name: str, device: torch.device) -> ScoreFn:
 
 # name -> (higher_better, min_side, about, factory(device) -> score function)
 _SPECS: dict[str, tuple[bool, int, str, Callable[[torch.device], ScoreFn]]] = {
-    "psnr": (True, 32, "PSNR on RGB, 10 log10(1 / (MSE + 1e-8)) dB (piq.psnr), capped at 80 dB", lambda d: _psnr),
-    "ssim": (True, 32, "SSIM of Wang's ssim.m on BT.601 luma (auto down-sampling)", lambda d: ssim_matlab),
+    "psnr": (True, 1, "PSNR on RGB, 10 log10(1 / (MSE + 1e-8)) dB (piq.psnr), capped at 80 dB", lambda d: _psnr),
+    "ssim": (True, WINDOW_SIZE, "SSIM of Wang's ssim.m on BT.601 luma (auto down-sampling)", lambda d: ssim_matlab),
     "ms_ssim": (True, MS_SSIM_MIN_SIDE, "MS-SSIM of Wang's msssim.m on BT.601 luma", lambda d: ms_ssim_matlab),
     "fsim": (True, 32, "FSIM on luminance (piq.fsim, chromatic=False)", lambda d: _piq(piq.fsim, chromatic=False)),
     "fsimc": (True, 32, "FSIMc, with chromatic term (piq.fsim defaults)", lambda d: _piq(piq.fsim)),

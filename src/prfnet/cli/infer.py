@@ -17,7 +17,9 @@ CheckpointOpt = Annotated[
     Path | None,
     typer.Option("--checkpoint", "-c", envvar="PRFNET_CHECKPOINT", help="prfnet .safetensors checkpoint."),
 ]
-DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="cpu, cuda or cuda:N.")]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", "-d", help="cpu, cuda, cuda:N, mps, xpu, ... (checked before loading).")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout.")]
 RandomOpt = Annotated[
     bool, typer.Option("--random-init", help="Untrained model for smoke tests: its answers mean NOTHING.")
@@ -27,13 +29,52 @@ TileOpt = Annotated[int | None, typer.Option("--tile", help="Tile side for large
 StrideOpt = Annotated[int | None, typer.Option("--tile-stride", help="Tile stride (default: the tile side).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per backbone batch.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what is loaded.")]
+MaxPixelsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-pixels",
+        help="Largest image decoded, in pixels (width x height), checked on the file header before decoding "
+        "(a guard against decompression bombs). Default 178956970 (Pillow's limit); 0 or 'none': no limit.",
+    ),
+]
 PROGRESS_FROM = 4  # show a progress bar from this many images on
+
+
+def check_tiling(tile: int | None, stride: int | None) -> None:
+    """:class:`ConfigError` naming ``--tile`` / ``--tile-stride`` for values the model would refuse."""
+    from ..errors import ConfigError
+    from ..model.prfnet import MIN_SIDE
+
+    if tile is not None and tile < MIN_SIDE:
+        raise ConfigError(f"--tile must be >= {MIN_SIDE}, got {tile}")
+    if stride is not None and tile is None:
+        raise ConfigError(f"--tile-stride {stride} needs --tile (without --tile whole images are scored)")
+    if stride is not None and stride <= 0:
+        raise ConfigError(f"--tile-stride must be positive, got {stride}")
+    if stride is not None and stride > tile:
+        raise ConfigError(
+            f"--tile-stride ({stride}) must not exceed --tile ({tile}): pixels between tiles would never be compared"
+        )
+
+
+def max_pixels_value(value: str | None) -> int | None:
+    """``--max-pixels`` as ``load_image``'s ``max_pixels`` (default when not given); one-line error otherwise."""
+    from ..errors import ConfigError
+    from ..images import DEFAULT_MAX_PIXELS, parse_max_pixels
+
+    if value is None:
+        return DEFAULT_MAX_PIXELS
+    try:
+        return parse_max_pixels(value)
+    except ValueError as exc:
+        raise ConfigError(f"--max-pixels: {exc}") from None
 
 
 def _model(checkpoint, device, random_init, backbone, tile, stride, verbose):
     from ..api import load_model
 
     setup_logging(verbose)
+    check_tiling(tile, stride)
     if random_init and checkpoint is None:
         warn_random_init()
     return load_model(checkpoint, device, random_init, backbone, tile, stride, warn=False)
@@ -47,7 +88,7 @@ def _progress(total: int):
     )
 
 
-def _scored(ref, images, batch_size, model, ranked: bool):
+def _scored(ref, images, batch_size, model, ranked: bool, max_pixels):
     from ..api import rank_files, score_files
 
     with _progress(len(images)) as bar:
@@ -59,8 +100,9 @@ def _scored(ref, images, batch_size, model, ranked: bool):
                 bar.advance(task, n)
 
         if ranked:
-            return rank_files(model, ref, images, batch_size, advance)
-        return list(zip(map(str, images), score_files(model, ref, images, batch_size, advance), strict=True))
+            return rank_files(model, ref, images, batch_size, advance, max_pixels)
+        scores = score_files(model, ref, images, batch_size, advance, max_pixels)
+        return list(zip(map(str, images), scores, strict=True))
 
 
 @app.command(epilog="Example: prfnet compare ref.png codec1.png codec2.png --checkpoint prfnet.safetensors --json")
@@ -75,15 +117,17 @@ def compare(
     backbone: BackboneOpt = "seres2net50",
     tile: TileOpt = None,
     tile_stride: StrideOpt = None,
+    max_pixels: MaxPixelsOpt = None,
     verbose: VerboseOpt = False,
 ):
     """Which of A and B is closer to REF. prob_a = P(A closer); scores are distances (lower = closer)."""
     from ..api import compare_files
 
+    limit = max_pixels_value(max_pixels)
     model = _model(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
-    result = compare_files(model, ref, a, b)
+    result = compare_files(model, ref, a, b, max_pixels=limit)
     if as_json:
-        typer.echo(json.dumps(result.as_dict()))
+        typer.echo(json.dumps(result.as_dict(), allow_nan=False))
         return
     typer.echo(f"closer: {result.closer}  (P(A closer) = {result.prob_a:.4f})")
     typer.echo(f"score A: {result.score_a:.6f}  {a}")
@@ -114,13 +158,15 @@ def score(
     tile: TileOpt = None,
     tile_stride: StrideOpt = None,
     batch_size: BatchOpt = 4,
+    max_pixels: MaxPixelsOpt = None,
     verbose: VerboseOpt = False,
 ):
     """Distance of each DIST to REF (>= 0, lower = closer), in input order."""
+    limit = max_pixels_value(max_pixels)
     model = _model(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
-    rows = _scored(ref, dists, batch_size, model, ranked=False)
+    rows = _scored(ref, dists, batch_size, model, ranked=False, max_pixels=limit)
     if as_json:
-        typer.echo(json.dumps([{"path": p, "score": s} for p, s in rows]))
+        typer.echo(json.dumps([{"path": p, "score": s} for p, s in rows], allow_nan=False))
     else:
         _print_table(rows, f"distance to {ref}")
 
@@ -137,12 +183,14 @@ def rank(
     tile: TileOpt = None,
     tile_stride: StrideOpt = None,
     batch_size: BatchOpt = 4,
+    max_pixels: MaxPixelsOpt = None,
     verbose: VerboseOpt = False,
 ):
     """Rank CANDIDATES by distance to REF, best (closest) first; reference features computed once."""
+    limit = max_pixels_value(max_pixels)
     model = _model(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
-    rows = _scored(ref, candidates, batch_size, model, ranked=True)
+    rows = _scored(ref, candidates, batch_size, model, ranked=True, max_pixels=limit)
     if as_json:
-        typer.echo(json.dumps([{"path": p, "score": s} for p, s in rows]))
+        typer.echo(json.dumps([{"path": p, "score": s} for p, s in rows], allow_nan=False))
     else:
         _print_table(rows, f"ranking against {ref} (best first)")

@@ -14,6 +14,8 @@ IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".p
 def require_file(path: str | Path, what: str = "file") -> Path:
     """``path`` as a Path; :class:`DataError` naming it if it is not an existing file."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a {what}")
     if not path.is_file():
         raise DataError(f"{path}: {what} not found")
     return path

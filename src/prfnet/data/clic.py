@@ -2,6 +2,11 @@
 
 ``T = 0``: humans found A closer to the original O; ``T = 1``: B closer. The oracle holds one row per
 human vote, so a triplet may repeat, appear with A and B swapped (label flipped) and disagree with itself.
+
+Image names must not contain commas: the CLIC devkit reads these files without CSV quoting (it splits each
+line on ``,`` and keys its dict on the string ``"O,A,B"``), so a name with a comma cannot be written in a
+way it reads back, and two different triplets could share a key. Readers and writers refuse such names with a
+:class:`DataError` naming the file, line and name. prfnet's own dicts are keyed on ``(O, A, B)`` tuples.
 """
 
 from __future__ import annotations
@@ -40,9 +45,20 @@ def _reject_header(path: Path, rows: list[tuple[int, list[str]]]) -> None:
         )
 
 
+def check_name(name: str, where: str) -> None:
+    """:class:`DataError` if an image name cannot stand in a CLIC file (it contains a comma)."""
+    if "," in name:
+        raise DataError(
+            f"{where}: image name {name!r} contains a comma; CLIC files have no quoting (the official scorer "
+            "splits lines on ',' and keys on 'O,A,B'), so names with commas are refused: rename the file"
+        )
+
+
 def _triplet(path: Path, line: int, fields: list[str]) -> Triplet:
     if any(not f for f in fields[:3]):
         raise DataError(f"{path}, line {line}: empty image name in {','.join(fields)!r}")
+    for name in fields[:3]:
+        check_name(name, f"{path}, line {line}")
     return Triplet(fields[0], fields[1], fields[2])
 
 
@@ -70,14 +86,15 @@ def read_clic_triplets(csv_path: str | Path) -> list[Triplet]:
 class ClicOracle:
     """An ``O,A,B,T`` file in three views.
 
-    ``rows``: every (triplet, T) in file order. ``official``: key ``"O,A,B"`` -> T where the last row of a
-    repeated key wins, exactly the dict the official scorer builds. ``triplets``: one
+    ``rows``: every (triplet, T) in file order. ``official``: key ``(O, A, B)`` -> T where the last row of a
+    repeated key wins: the dict the official scorer builds, keyed on the tuple of names instead of the string
+    ``"O,A,B"`` (the same keys, since names with commas are refused). ``triplets``: one
     :class:`LabeledTriplet` per unordered triplet {O, {A, B}} in the orientation first seen, with
     ``p_a`` = fraction of its votes (rows) saying A is closer and ``votes`` = its number of rows.
     """
 
     rows: list[tuple[Triplet, int]] = field(default_factory=list)
-    official: dict[str, int] = field(default_factory=dict)
+    official: dict[tuple[str, str, str], int] = field(default_factory=dict)
     triplets: list[LabeledTriplet] = field(default_factory=list)
 
 
@@ -121,7 +138,7 @@ def read_clic_oracle(csv_path: str | Path) -> ClicOracle:
             raise DataError(f"{path}, line {line}: T must be 0 (A closer) or 1 (B closer), got {fields[3]!r}")
         triplet, t = _triplet(path, line, fields), int(fields[3])
         oracle.rows.append((triplet, t))
-        oracle.official[triplet.key()] = t
+        oracle.official[triplet.names()] = t
     oracle.triplets = aggregate_votes(oracle.rows)
     return oracle
 
@@ -132,6 +149,8 @@ def write_clic_csv(path: str | Path, rows: Iterable[tuple[Triplet, int]]) -> Non
     for i, (triplet, t) in enumerate(rows):
         if t not in (0, 1):
             raise DataError(f"{path}: row {i + 1} ({triplet.key()}): T must be 0 or 1, got {t!r}")
+        for name in triplet.names():
+            check_name(name, f"{path}: row {i + 1}")
     with atomic_write(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         for triplet, t in rows:

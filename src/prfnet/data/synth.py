@@ -332,12 +332,15 @@ def synthesize_clic(
     )
 
 
-def read_kinds(path: str | Path) -> dict[str, str]:
-    """``kinds.csv`` (headerless ``O,A,B,kind``) -> {"O,A,B": kind}. DataError names the file and line."""
+def read_kinds(path: str | Path) -> dict[tuple[str, str, str], str]:
+    """``kinds.csv`` (headerless ``O,A,B,kind``) -> {(O, A, B): kind}. DataError names the file and line;
+    image names with commas are refused, as in every CLIC file (:mod:`prfnet.data.clic`)."""
+    from .clic import check_name
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    kinds: dict[str, str] = {}
+    kinds: dict[tuple[str, str, str], str] = {}
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
@@ -350,9 +353,11 @@ def read_kinds(path: str | Path) -> dict[str, str]:
                 o, a, b, kind = (c.strip() for c in row)
                 if not all((o, a, b, kind)):
                     raise DataError(f"{where}: empty field in {','.join(row)!r}")
-                key = f"{o},{a},{b}"
+                for name in (o, a, b):
+                    check_name(name, where)
+                key = (o, a, b)
                 if kinds.get(key, kind) != kind:
-                    raise DataError(f"{where}: {key} tagged {kind!r} here and {kinds[key]!r} before")
+                    raise DataError(f"{where}: {o},{a},{b} tagged {kind!r} here and {kinds[key]!r} before")
                 kinds[key] = kind
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not a UTF-8 text file ({exc.reason})") from None

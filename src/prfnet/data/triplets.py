@@ -25,8 +25,13 @@ class Triplet:
     b: str
 
     def key(self) -> str:
-        """``"ref,a,b"``: the key of the official CLIC scorer's dict."""
+        """``"ref,a,b"``: the key of the official CLIC scorer's dict, for messages and CSV rows. prfnet keys its
+        own dicts on :meth:`names` (CLIC readers refuse names with commas, so the two are one-to-one there)."""
         return f"{self.ref},{self.a},{self.b}"
+
+    def names(self) -> tuple[str, str, str]:
+        """``(ref, a, b)``: the key of every prfnet dict of triplets (no joined string that names could alias)."""
+        return (self.ref, self.a, self.b)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..images import DEFAULT_MAX_PIXELS
 from .scoring import drop_failed, metric_info, score_pairs, select_metrics, unavailable_info, write_results
 
 SUBSET_FOLDERS = ("ref", "p0", "p1", "judge")
@@ -87,6 +88,7 @@ def evaluate_bapps(
     device: str = "cpu",
     progress: bool = True,
     batch_size: int = 64,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> dict:
     """2AFC score of each metric per BAPPS subset and per split; splits are never pooled.
 
@@ -96,10 +98,13 @@ def evaluate_bapps(
     entry also has that split's ``score`` and ``mean_of_subsets`` at the top level; with several (``root`` =
     ``2afc``: ``train/*`` and ``val/*``) there is no figure over all of them, since train and val triplets
     differ in judges per triplet and in purpose. Unavailable metrics have ``available: False`` and
-    ``reason``. With ``out_dir``: ``results.json`` and ``report.html``.
+    ``reason``. With ``out_dir``: ``results.json`` and ``report.html``. ``max_pixels``: see
+    :func:`prfnet.load_image`.
     """
     from ..data import read_bapps
+    from ..outputs import EVAL_OUTPUTS, output_set
 
+    outputs = output_set(out_dir, EVAL_OUTPUTS)  # an unwritable out_dir fails now, not after the scoring
     splits = find_splits(root)
     subsets = {name: read_bapps(folder) for names in splits.values() for name, folder in names.items()}
     for name, items in subsets.items():
@@ -118,6 +123,7 @@ def evaluate_bapps(
         device,
         batch_size,
         progress,
+        max_pixels,
     )
     drop_failed(selection, scores)
     results: dict[str, dict] = {name: unavailable_info(reason) for name, reason in selection.unavailable.items()}
@@ -151,10 +157,11 @@ def evaluate_bapps(
             entry.update(score=only["score"], mean_of_subsets=only["mean_of_subsets"])
         results[metric.name] = entry
     results = {name: results[name] for name in selection.names}
-    if out_dir is not None:
+    if outputs is not None:
         from .reporting import bapps_report
 
-        out = Path(out_dir)
-        write_results(out / "results.json", results)
-        bapps_report(results, root=Path(root), subsets=list(subsets)).write(out / "report.html")
+        report = bapps_report(results, root=Path(root), subsets=list(subsets))
+        with outputs.writing() as sink:  # staged, then moved into place with manifest.json last (prfnet.outputs)
+            write_results(sink.path("results.json"), results)
+            report.write(sink.path("report.html"))
     return results

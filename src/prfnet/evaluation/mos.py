@@ -12,6 +12,11 @@ subjective scores y, fitted by least squares (``scipy.optimize.curve_fit``)::
 x is standardised before the fit (zero mean, unit variance), and the initial guess is
 b1 = max(y), b2 = min(y), b3 = median(x), b4 = 1, which converges for any monotone relation. SRCC
 (Spearman) and KRCC (Kendall's tau-b) use the oriented scores directly (scipy.stats).
+
+Small or degenerate data: correlations need at least :data:`MIN_ITEMS` (3) scored items, and the fit, with
+four parameters, at least :data:`MIN_FIT_POINTS` (4); a figure that is undefined (too few points, a constant
+metric) is NaN here (``null`` in JSON) and its reason is in ``undefined[figure]``. A data set of fewer than
+3 items is refused.
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ import numpy as np
 from scipy import optimize, stats
 
 from ..errors import ConfigError, DataError
+from ..images import DEFAULT_MAX_PIXELS
 from ..ioutil import atomic_write
 from .scoring import drop_failed, metric_info, score_pairs, select_metrics, unavailable_info, write_results
 
 log = logging.getLogger(__name__)
 
 DATASETS = ("kadid", "pipal", "tid2013", "csv")
+MIN_ITEMS = 3  # fewer points make every rank correlation +-1 or undefined
+MIN_FIT_POINTS = 4  # the logistic has four parameters
 
 
 def logistic4(x, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
@@ -64,7 +72,7 @@ def fit_logistic(x: Sequence[float], y: Sequence[float]) -> LogisticFit:
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     mean, std = float(x.mean()), float(x.std())
     failed = LogisticFit((float("nan"),) * 4, mean, std or 1.0, converged=False)
-    if not np.isfinite(std) or std == 0.0:
+    if not np.isfinite(std) or std == 0.0 or len(x) < MIN_FIT_POINTS:
         return failed
     xs = (x - mean) / std
     sign = 1.0 if stats.spearmanr(xs, y).statistic >= 0 else -1.0
@@ -77,7 +85,7 @@ def fit_logistic(x: Sequence[float], y: Sequence[float]) -> LogisticFit:
         if not np.all(np.isfinite(params)):
             raise RuntimeError("non-finite parameters")
         return LogisticFit(tuple(float(p) for p in params), mean, std, converged=True)
-    except (RuntimeError, ValueError) as exc:
+    except (RuntimeError, ValueError, TypeError) as exc:
         log.warning("logistic fit failed (%s); PLCC falls back to the linear correlation", exc)
         return failed
 
@@ -87,24 +95,44 @@ def correlations(scores: Sequence[float], mos: Sequence[float], same_direction: 
 
     ``same_direction``: whether larger scores mean what larger MOS values mean; if not, scores are
     negated first. Non-finite scores (e.g. PSNR of an identical image) are left out (``n_excluded``).
+    A figure that is undefined here is NaN, with its reason in ``undefined`` (figure -> reason): fewer than
+    3 points (all three), a constant metric or constant subjective scores (all three), fewer than 4 points
+    (PLCC only: the logistic has four parameters; SRCC and KRCC are reported).
     """
     x = np.asarray(scores, dtype=float) * (1.0 if same_direction else -1.0)
     y = np.asarray(mos, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
-    out = {"n": int(keep.sum()), "n_excluded": int((~keep).sum())}
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return {**out, "srcc": float("nan"), "krcc": float("nan"), "plcc": float("nan"), "fit": None}
+    nan = float("nan")
+    undefined: dict[str, str] = {}
+    out = {"n": int(keep.sum()), "n_excluded": int((~keep).sum()), "srcc": nan, "krcc": nan, "plcc": nan}
+    out.update(fit=None, undefined=undefined)
+    excluded = f" ({out['n_excluded']} non-finite scores left out)" if out["n_excluded"] else ""
+    if len(x) < MIN_ITEMS:
+        reason = f"{len(x)} scored items{excluded}; correlations need at least {MIN_ITEMS}"
+    elif np.ptp(x) == 0:
+        reason = "the metric gives every item the same score: a correlation with a constant is undefined"
+    elif np.ptp(y) == 0:
+        reason = "every item has the same subjective score: a correlation with a constant is undefined"
+    else:
+        reason = None
+    if reason is not None:
+        undefined.update(srcc=reason, krcc=reason, plcc=reason)
+        return out
+    out.update(srcc=float(stats.spearmanr(x, y).statistic), krcc=float(stats.kendalltau(x, y).statistic))
+    if len(x) < MIN_FIT_POINTS:
+        undefined["plcc"] = (
+            f"the VQEG 4-parameter logistic needs at least {MIN_FIT_POINTS} points, got {len(x)}{excluded}"
+        )
+        return out
     fit = fit_logistic(x, y)
     mapped = fit(x)
-    plcc = stats.pearsonr(mapped, y).statistic if np.ptp(mapped) > 0 else float("nan")
-    return {
-        **out,
-        "srcc": float(stats.spearmanr(x, y).statistic),
-        "krcc": float(stats.kendalltau(x, y).statistic),
-        "plcc": float(plcc),
-        "fit": {"params": list(fit.params), "mean": fit.mean, "std": fit.std, "converged": fit.converged},
-    }
+    if np.ptp(mapped) > 0:
+        out["plcc"] = float(stats.pearsonr(mapped, y).statistic)
+    else:
+        undefined["plcc"] = "the fitted logistic is flat: every item gets the same prediction"
+    out["fit"] = {"params": list(fit.params), "mean": fit.mean, "std": fit.std, "converged": fit.converged}
+    return out
 
 
 def load_mos(dataset: str, root: str | Path | None = None, csv: str | Path | None = None, higher_better=True):
@@ -143,21 +171,30 @@ def evaluate_mos(
     progress: bool = True,
     batch_size: int = 8,
     higher_better: bool = True,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> dict:
     """Correlation of each metric with subjective scores.
 
     ``dataset``: ``"kadid"``, ``"pipal"``, ``"tid2013"``, ``"csv"`` (with ``csv``; ``higher_better``
     tells the direction of its scores) or a ready :class:`prfnet.data.MosSet`. Returns ``{metric:
     {"srcc", "plcc", "krcc", "n", "n_excluded", "fit", ...}}``. With ``out_dir``: ``scores.csv``
-    (every item's scores), ``results.json`` and ``report.html``.
+    (every item's scores), ``results.json`` and ``report.html``. Fewer than 3 items is a :class:`DataError`
+    (every correlation would be meaningless); with 3, SRCC and KRCC are reported and PLCC is ``null`` with its
+    reason in ``undefined`` (see :func:`correlations`). ``max_pixels``: see :func:`prfnet.load_image`.
     """
+    from ..outputs import EVAL_OUTPUTS, output_set
+
+    outputs = output_set(out_dir, EVAL_OUTPUTS)  # an unwritable out_dir fails now, not after the scoring
     mos = load_mos(dataset, root, csv, higher_better) if isinstance(dataset, str) else dataset
-    if not mos.items:
-        raise DataError(f"{csv or root}: no MOS items")
     source = str(csv or root or mos.root)
+    if len(mos.items) < MIN_ITEMS:
+        raise DataError(
+            f"{source}: {len(mos.items)} MOS item{'s' if len(mos.items) != 1 else ''}; correlations need at least "
+            f"{MIN_ITEMS} (the fitted PLCC at least {MIN_FIT_POINTS})"
+        )
     selection = select_metrics(metrics, model=model, device=device)
     pairs = [(str(Path(mos.root) / it.ref), str(Path(mos.root) / it.dist)) for it in mos.items]
-    scores = score_pairs(pairs, selection.metrics, source, device, batch_size, progress)
+    scores = score_pairs(pairs, selection.metrics, source, device, batch_size, progress, max_pixels)
     drop_failed(selection, scores)
     subjective = np.array([it.score for it in mos.items], dtype=float)
     results: dict[str, dict] = {name: unavailable_info(reason) for name, reason in selection.unavailable.items()}
@@ -167,11 +204,12 @@ def evaluate_mos(
         same = bool(metric.higher_better) == bool(mos.higher_better)
         results[metric.name] = {**metric_info(metric), **correlations(columns[metric.name], subjective, same)}
     results = {name: results[name] for name in selection.names}
-    if out_dir is not None:
+    if outputs is not None:
         from .reporting import mos_report
 
-        out = Path(out_dir)
-        _write_scores_csv(out / "scores.csv", mos, columns)
-        write_results(out / "results.json", results)
-        mos_report(results, source=source, mos=mos, columns=columns, subjective=subjective).write(out / "report.html")
+        report = mos_report(results, source=source, mos=mos, columns=columns, subjective=subjective)
+        with outputs.writing() as sink:  # staged, then moved into place with manifest.json last (prfnet.outputs)
+            _write_scores_csv(sink.path("scores.csv"), mos, columns)
+            write_results(sink.path("results.json"), results)
+            report.write(sink.path("report.html"))
     return results

@@ -120,7 +120,8 @@ class TripletExample:
 
 def thumbnail(image: str | Path | Tensor, max_side: int = 160) -> np.ndarray:
     """(h, w, 3) float array in [0, 1], longest side at most ``max_side`` (antialiased)."""
-    x = load_image(image) if isinstance(image, str | Path) else image.detach().float().cpu()
+    # the files were decoded (and checked against the pixel limit) when they were scored
+    x = load_image(image, max_pixels=None) if isinstance(image, str | Path) else image.detach().float().cpu()
     x = x if x.ndim == 4 else x.unsqueeze(0)
     scale = max_side / max(x.shape[-2:])
     if scale < 1:

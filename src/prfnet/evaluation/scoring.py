@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..baselines import BASELINE_NAMES, MetricUnavailable, get_metric
 from ..errors import ConfigError, DataError, ImageReadError, InputError
-from ..images import load_image
+from ..images import DEFAULT_MAX_PIXELS, load_image
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,8 @@ class PRFNetMetric:
 
     Inputs (N, 3, H, W) float RGB in [0, 1]; output (N,) float32 on the CPU, a distance >= 0
     (lower = closer, hence ``higher_better = False``). A reference batch that is one image expanded
-    N times (stride 0) goes through the backbone once.
+    N times (stride 0) goes through the backbone once. A NaN or infinite score (diverged weights) is a
+    :class:`~prfnet.errors.ModelOutputError` naming the checkpoint, never a score.
     """
 
     name = PRFNET
@@ -53,9 +54,13 @@ class PRFNetMetric:
             with torch.inference_mode():
                 if ref.ndim == 4 and ref.shape[0] > 1 and ref.stride(0) == 0:
                     ref = ref[:1]  # the same reference for every row: encode it once
-                return self.model.score(ref, dist).float().cpu()
+                scores = self.model.score(ref, dist).float().cpu()
         finally:
             self.model.train(was_training)
+        from ..api import finite_outputs
+
+        finite_outputs(self.model, scores, f"a batch of {scores.numel()} image pairs")
+        return scores
 
     @staticmethod
     def probability_a(score_a: Tensor, score_b: Tensor) -> Tensor:
@@ -95,15 +100,19 @@ def _prfnet_model(model, device):
     return model if isinstance(model, torch.nn.Module) else model()
 
 
-def select_metrics(metrics: Sequence, model=None, device: str = "cpu") -> MetricSelection:
+def select_metrics(metrics: Sequence, model=None, device: str | None = "cpu") -> MetricSelection:
     """Resolve names (or ready metric objects with ``name``/``higher_better``) to metric callables, in order.
 
     ``"prfnet"`` uses ``model`` (a PRFNet, or a function of no argument returning one, called only
     then), else :func:`prfnet.api.load_model` (``$PRFNET_CHECKPOINT``, or the same
     :class:`CheckpointError` as ``prfnet compare``). A baseline that cannot run here
     (:class:`MetricUnavailable`, e.g. LPIPS without weights) is listed with its reason; an unknown
-    name is a :class:`ConfigError`.
+    name is a :class:`ConfigError`; a device torch cannot use here is an :class:`InputError`.
     """
+    if device is not None:
+        from ..api import resolve_device
+
+        resolve_device(device)
     selection = MetricSelection()
     for item in [metrics] if isinstance(metrics, str) else metrics:
         entries = [(n, None) for n in parse_metric_names(item)] if isinstance(item, str) else [(item.name, item)]
@@ -141,9 +150,10 @@ class PairScores:
 class _ImageCache:
     """Least-recently-used decoded images; missing/unreadable files become :class:`DataError`."""
 
-    def __init__(self, capacity: int, source: str):
+    def __init__(self, capacity: int, source: str, max_pixels: int | None = DEFAULT_MAX_PIXELS):
         self.capacity = max(2, capacity)
         self.source = source
+        self.max_pixels = max_pixels
         self._items: OrderedDict[str, Tensor] = OrderedDict()
 
     def get(self, path: str) -> Tensor:
@@ -151,7 +161,7 @@ class _ImageCache:
             self._items.move_to_end(path)
             return self._items[path]
         try:
-            img = load_image(path)
+            img = load_image(path, max_pixels=self.max_pixels)
         except ImageReadError as exc:
             raise DataError(f"{exc} (listed in {self.source})") from None
         self._items[path] = img
@@ -165,7 +175,8 @@ def check_files_exist(paths: Iterable[str], source: str) -> None:
     missing = [p for p in dict.fromkeys(paths) if not Path(p).is_file()]
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise DataError(f"{missing[0]}: image not found{more} (listed in {source})")
+        what = "is a directory, not an image file" if Path(missing[0]).is_dir() else "image not found"
+        raise DataError(f"{missing[0]}: {what}{more} (listed in {source})")
 
 
 def _progress_bar(enabled: bool, total: int, what: str):
@@ -212,6 +223,7 @@ def score_pairs(
     device: str | torch.device = "cpu",
     batch_size: int = 8,
     progress: bool = True,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> PairScores:
     """Score every unique (reference, distorted) pair with every metric.
 
@@ -222,12 +234,15 @@ def score_pairs(
         batch_size: pairs decoded per batch; each image is decoded once per batch for all metrics
             and pairs of the same image size go through a metric together.
         progress: rich progress bar on stderr.
+        max_pixels: the largest image decoded (:func:`prfnet.load_image`; ``None``: no limit).
 
     A metric that rejects the images (:class:`InputError`, e.g. MS-SSIM on images smaller than
-    176 pixels) is not called again and is listed in ``failed`` with the reason.
+    176 pixels, PRFNet below 32) is not called again and is listed in ``failed`` with the reason and the
+    first pair it refused.
 
-    Raises :class:`DataError` for a missing/unreadable image or a distorted image whose size differs
-    from its reference's.
+    Raises :class:`DataError` for a missing/unreadable image, an image above ``max_pixels``, or a distorted
+    image whose size differs from its reference's; :class:`~prfnet.errors.ModelOutputError` when PRFNet's
+    scores are not finite.
     """
     unique = sorted(dict.fromkeys((str(r), str(d)) for r, d in pairs))
     check_files_exist((p for pair in unique for p in pair), source)
@@ -235,7 +250,7 @@ def score_pairs(
     index = {pair: i for i, pair in enumerate(unique)}
     scores = {m.name: np.full(len(unique), np.nan) for m in metrics}
     failed: dict[str, str] = {}
-    cache = _ImageCache(2 * batch_size + 2, source)
+    cache = _ImageCache(2 * batch_size + 2, source, max_pixels)
     what = f"scoring {len(unique)} pairs x {len(metrics)} metrics"
     with _progress_bar(progress and len(unique) > 0, len(unique), what) as bar:
         task = bar.add_task("score", total=len(unique)) if bar is not None else None
@@ -259,7 +274,12 @@ def score_pairs(
                         scores[metric.name][rows] = _score_group(metric, ref_paths, refs, dists, device)
                     except (InputError, MetricUnavailable) as exc:
                         log.info("metric %s cannot score %s: %s", metric.name, source, exc)
-                        failed[metric.name] = f"cannot score these images: {exc}"
+                        ref_path, dist_path = chunk[offsets[0]]
+                        height, width = dists.shape[-2:]
+                        failed[metric.name] = (
+                            f"cannot score these images ({exc}); first refused: {dist_path} against {ref_path}, "
+                            f"{width}x{height}"
+                        )
             if bar is not None:
                 bar.advance(task, len(chunk))
     return PairScores(index=index, scores=scores, failed=failed)

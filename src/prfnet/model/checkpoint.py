@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 FORMAT = "prfnet"
 FORMAT_VERSION = "2"
+#: format versions this prfnet reads; a newer file is refused (upgrade prfnet)
+READABLE_VERSIONS = ("1", "2")
 INFERENCE_OPTIONS = {"tile_size", "tile_stride"}
 #: config keys added after format 1, with the value that reproduces what a format-1 file computed
 FORMAT_1_DEFAULTS = {"se_gate": "sigmoid"}
@@ -27,7 +29,11 @@ def save_checkpoint(model: PRFNet, path: str | Path, metadata: dict[str, str] | 
     from safetensors.torch import save
 
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
-    meta.update(format=FORMAT, format_version=FORMAT_VERSION, config=json.dumps(dataclasses.asdict(model.config)))
+    meta.update(
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        config=json.dumps(dataclasses.asdict(model.config), allow_nan=False),
+    )
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_write(path, mode="wb") as f:
         f.write(save(state, metadata=meta))
@@ -39,6 +45,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, torch.Tensor], di
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file (pass the .safetensors file)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
@@ -49,6 +57,12 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, torch.Tensor], di
         raise CheckpointError(f"{path}: not a safetensors file ({exc})") from None
     if meta.get("format") != FORMAT or "config" not in meta:
         raise CheckpointError(f"{path}: a safetensors file, but not a prfnet checkpoint (no prfnet config)")
+    version = meta.get("format_version", "1")
+    if version not in READABLE_VERSIONS:
+        raise CheckpointError(
+            f"{path}: checkpoint format_version {version!r} is newer than this prfnet (version {_prfnet_version()}) "
+            f"reads (format {', '.join(READABLE_VERSIONS)}): upgrade prfnet to load it"
+        )
     try:
         config = json.loads(meta["config"])
     except json.JSONDecodeError as exc:
@@ -56,11 +70,44 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, torch.Tensor], di
     return config, state, meta
 
 
+def _prfnet_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _first(names: list[str], shown: int = 3) -> str:
+    more = f", ... ({len(names) - shown} more)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def mismatch_summary(expected: dict[str, torch.Tensor], stored: dict[str, torch.Tensor]) -> str:
+    """One short line on how two state dicts differ: counts and the first few keys of each kind."""
+    missing = [k for k in expected if k not in stored]
+    unexpected = [k for k in stored if k not in expected]
+    shapes = [
+        f"{k} {tuple(stored[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in expected
+        if k in stored and tuple(stored[k].shape) != tuple(expected[k].shape)
+    ]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} tensors missing from the file ({_first(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected tensors ({_first(unexpected)})")
+    if shapes:
+        parts.append(f"{len(shapes)} with another shape (file vs config: {_first(shapes)})")
+    return "; ".join(parts) or "the tensors differ"
+
+
 def load_checkpoint(cls: type[PRFNet], path: str | Path, map_location="cpu", **overrides) -> PRFNet:
+    from .prfnet import PRFNetConfig
+
     config, state, _ = read_checkpoint(path)
     unknown = set(overrides) - INFERENCE_OPTIONS
     if unknown:
         raise InputError(f"only {sorted(INFERENCE_OPTIONS)} can be overridden at load time, got {sorted(unknown)}")
+    PRFNetConfig(**overrides)  # a bad tile_size / tile_stride is the caller's ConfigError, not the checkpoint's
     for key, value in FORMAT_1_DEFAULTS.items():
         config.setdefault(key, value)
     config.update(overrides)
@@ -68,9 +115,16 @@ def load_checkpoint(cls: type[PRFNet], path: str | Path, map_location="cpu", **o
         model = cls(**config)
     except (TypeError, ConfigError, CheckpointError) as exc:
         raise CheckpointError(f"{path}: config does not describe a PRFNet ({exc})") from None
+    expected = model.state_dict()
+    if set(expected) != set(state) or any(tuple(expected[k].shape) != tuple(state[k].shape) for k in expected):
+        raise CheckpointError(
+            f"{path}: weights do not match the stored config (backbone {config.get('backbone')!r}): "
+            f"{mismatch_summary(expected, state)}"
+        )
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise CheckpointError(f"{path}: weights do not match the stored config: {' '.join(first[:2])}") from None
+        first = str(exc).strip().splitlines()[0][:300]
+        raise CheckpointError(f"{path}: weights do not match the stored config: {first}") from None
+    model.source = str(path)
     return model.to(map_location).eval()

@@ -2,6 +2,9 @@
 
 Conventions for every method: images are float tensors of shape (N, 3, H, W), RGB, values in
 [0, 1], H and W >= 32 (any size, not only multiples of 32). ImageNet normalisation happens inside.
+uint8 tensors are accepted too and taken as 0..255: they are converted to float32 / 255 only when the
+backbone needs them, one tile (or one candidate batch) at a time, so a huge image costs 1 byte per
+sample in memory (``load_image(path, keep_8bit=True)``).
 ``score`` is a distance: >= 0, lower = closer to the reference, 0 for an identical image with the
 default blocks (exactly 0 when the two images go through the backbone alike; within 1e-6 of the
 distance scale when batching differs, see the README). ``compare`` is the probability that A is closer
@@ -98,19 +101,22 @@ class Ranking:
     scores: torch.Tensor
 
 
-def check_images(*images: torch.Tensor, names: tuple[str, ...] | None = None) -> None:
-    """Raise :class:`InputError` unless every tensor is float RGB (N, 3, H, W) in [0, 1], finite,
-    H, W >= 32, and all share H x W and a batch size (or a batch of 1, which broadcasts)."""
+def check_images(*images: torch.Tensor, names: tuple[str, ...] | None = None, min_side: int = MIN_SIDE) -> None:
+    """Raise :class:`InputError` unless every tensor is RGB (N, 3, H, W), float in [0, 1] and finite or
+    uint8 (0..255), H, W >= ``min_side``, and all share H x W and a batch size (or a batch of 1, which
+    broadcasts)."""
     names = names or tuple(f"image {i}" for i in range(len(images)))
     for name, x in zip(names, images, strict=True):
         if not isinstance(x, torch.Tensor):
             raise InputError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
         if x.ndim != 4 or x.shape[1] != 3:
             raise InputError(f"{name}: expected shape (N, 3, H, W) with RGB channels, got {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise InputError(f"{name}: expected a float tensor in [0, 1], got {x.dtype}")
-        if min(x.shape[-2:]) < MIN_SIDE:
-            raise InputError(f"{name}: height and width must be >= {MIN_SIDE}, got {tuple(x.shape[-2:])}")
+        if not x.is_floating_point() and x.dtype != torch.uint8:
+            raise InputError(f"{name}: expected a float tensor in [0, 1] (or uint8 0..255), got {x.dtype}")
+        if min(x.shape[-2:]) < min_side:
+            raise InputError(f"{name}: height and width must be >= {min_side}, got {tuple(x.shape[-2:])}")
+        if x.dtype == torch.uint8:
+            continue  # every value is valid: 0..255 is read as value / 255
         if x.numel() and not torch.isfinite(x).all():
             raise InputError(f"{name}: contains NaN or infinite values")
         if x.numel():
@@ -126,6 +132,18 @@ def check_images(*images: torch.Tensor, names: tuple[str, ...] | None = None) ->
     batches = {x.shape[0] for x in images} - {1}
     if len(batches) > 1:
         raise InputError(f"batch sizes differ: {[x.shape[0] for x in images]}")
+
+
+def _unit_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 0..255 -> float32 value / 255 (the values :func:`prfnet.load_image` gives); float unchanged."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
+def _same_dtype(images: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The tensors as they are when they share a dtype (uint8 stays compact), else all as float in [0, 1]."""
+    if len({x.dtype for x in images}) <= 1:
+        return list(images)
+    return [_unit_float(x).float() for x in images]
 
 
 class PRFNet(nn.Module):
@@ -170,6 +188,8 @@ class PRFNet(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.freeze_norm_statistics(c.backbone_norm == "frozen")
+        #: the checkpoint file the weights came from (set by :meth:`from_pretrained`), for error messages
+        self.source: str | None = None
         self.eval()
 
     # -- building blocks -------------------------------------------------------------------------
@@ -211,12 +231,15 @@ class PRFNet(nn.Module):
         return torch.autocast(self.device.type, enabled=False)
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(self.device, torch.float32)
+        """On the model's device; float input as float32, uint8 kept as uint8 (converted per tile in
+        :meth:`features`)."""
+        return x.to(self.device) if x.dtype == torch.uint8 else x.to(self.device, torch.float32)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(N, 3, H, W) in [0, 1] -> the S backbone maps the fusion uses (``self.levels``), channel-unit-
-        normalised in float32: (N, C_s, ~H/r_s, ~W/r_s). The backbone itself runs under any active
-        autocast. No input checks (the public methods check)."""
+        """(N, 3, H, W) in [0, 1] (or uint8 0..255, divided by 255 here) -> the S backbone maps the fusion
+        uses (``self.levels``), channel-unit-normalised in float32: (N, C_s, ~H/r_s, ~W/r_s). The backbone
+        itself runs under any active autocast. No input checks (the public methods check)."""
+        x = _unit_float(x)  # uint8: only this tile / batch is ever float
         maps = self.backbone((x - self.mean) / self.std)
         with self._float32():
             return [unit_normalise(maps[s].float()) for s in self.levels]
@@ -236,6 +259,7 @@ class PRFNet(nn.Module):
     def _joint_features(self, images: list[torch.Tensor]) -> list[list[torch.Tensor]]:
         """Features of several batches from one backbone call, so batch statistics (train mode) are shared."""
         sizes = [x.shape[0] for x in images]
+        images = _same_dtype(images)
         return [list(parts) for parts in zip(*(f.split(sizes) for f in self.features(torch.cat(images))), strict=True)]
 
     def _vectors(self, ref: torch.Tensor, dists: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -312,15 +336,21 @@ class PRFNet(nn.Module):
         are computed once (per tile); candidates go through the backbone ``batch_size`` at a time.
         Runs in eval mode whatever mode the model is in, and leaves it unchanged.
         """
-        if isinstance(candidates, torch.Tensor):
-            candidates = list(candidates.split(1))
+        stacked = candidates if isinstance(candidates, torch.Tensor) else None
+        if stacked is not None:
+            candidates = list(stacked.split(1))
         if not candidates:
             raise InputError("rank needs at least one candidate")
         if ref.ndim != 4 or ref.shape[0] != 1:
             raise InputError(f"rank takes one reference of shape (1, 3, H, W), got {tuple(ref.shape)}")
         check_images(ref, *candidates, names=("ref", *(f"candidate {i}" for i in range(len(candidates)))))
         ref = self._prepare(ref)
-        chunks = [torch.cat(candidates[i : i + batch_size]) for i in range(0, len(candidates), batch_size)]
+        if stacked is not None:  # views of the caller's tensor, no copy
+            chunks = list(stacked.split(batch_size))
+        else:
+            chunks = [
+                torch.cat(_same_dtype(candidates[i : i + batch_size])) for i in range(0, len(candidates), batch_size)
+            ]
         with self._evaluating():
             if self._windows(*ref.shape[-2:]) is None:
                 ref_feats = self.features(ref)
