@@ -1,0 +1,111 @@
+"""``prfnet ablate``: train the unablated variants of one config, and compare them (docs/ablations.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .app import app, err, setup_logging
+from .train import _trainer_overrides
+
+EPILOG = (
+    "Examples: prfnet ablate -c demo --data data/synth --out runs/ablation --variants paper,concat | "
+    "prfnet ablate -c clic2022 --data /data/clic --seeds 0,1,2 --alt-backbone resnet50 --devices 4 --strategy ddp | "
+    "rerun the same command to resume an interrupted sweep"
+)
+
+
+def _split(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    from ..errors import ConfigError
+
+    parts = _split(text)
+    try:
+        return [int(p) for p in parts] or None
+    except ValueError:
+        raise ConfigError(f"--seeds expects integers separated by commas, got {text!r}") from None
+
+
+@app.command(epilog=EPILOG)
+def ablate(
+    config: Annotated[
+        str, typer.Option("--config", "-c", help="YAML config file, or a shipped config name: demo, clic2022.")
+    ],
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Data set folder (sets data.root; CLIC: DIR/images and DIR/oracle.csv)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Sweep folder (default: runs/ablation-<config name>).")
+    ] = None,
+    variants: Annotated[
+        str | None,
+        typer.Option(
+            "--variants",
+            help="Comma-separated subset of: paper, concat, single_scale, no_attention, step1_only, step2_only, "
+            "backbone (needs --alt-backbone). Default: all (and backbone=NAME with --alt-backbone).",
+        ),
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option("--seeds", help="Comma-separated seeds, e.g. 0,1,2 (default: the config's seed).")
+    ] = None,
+    alt_backbone: Annotated[
+        str | None, typer.Option("--alt-backbone", help="A timm model name: adds the variant backbone=NAME.")
+    ] = None,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap resamples of the intervals.")] = 2000,
+    devices: Annotated[str | None, typer.Option("--devices", help="Devices per node: N, 'auto' or '0,1'.")] = None,
+    accelerator: Annotated[str | None, typer.Option("--accelerator", help="cpu, gpu or auto.")] = None,
+    num_nodes: Annotated[int | None, typer.Option("--num-nodes", min=1, help="Number of nodes (DDP).")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="auto, ddp, ... (Lightning strategies).")] = None,
+    precision: Annotated[str | None, typer.Option("--precision", help="32-true, 16-mixed or bf16-mixed (AMP).")] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a key of the base config: --set key.sub=value (YAML); repeatable."),
+    ] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print ablation.json's document on stdout.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log data loading and step decisions.")] = False,
+):
+    """Train each ablation variant of a config (an ordinary resumable run folder per variant and seed), then
+    compare their accuracy on the held-out triplets with reference-bootstrap intervals and paired differences.
+
+    Rerunning the same command skips finished runs and resumes interrupted ones.
+    """
+    from ..training import load_train_config, parse_override, resolve_config_path
+    from ..training.ablate import run_ablation
+    from ..training.run import env_global_rank_is_zero
+
+    setup_logging(verbose)
+    values = dict(parse_override(text) for text in overrides or [])
+    values.update(_trainer_overrides(accelerator, devices, num_nodes, strategy, precision))
+    cfg = load_train_config(config, values)
+    out_dir = out or Path("runs") / f"ablation-{resolve_config_path(config).stem}"
+    result = run_ablation(
+        cfg,
+        data,
+        out_dir,
+        variants=_split(variants) or None,
+        seeds=_seeds(seeds),
+        alt_backbone=alt_backbone,
+        progress=not no_progress,
+        n_boot=n_boot,
+    )
+    if not env_global_rank_is_zero():
+        return  # DDP worker processes stay quiet
+    if as_json:
+        typer.echo(json.dumps(result.document, allow_nan=False))
+        return
+    err.print(f"trained now: {', '.join(result.trained) or 'nothing (every run had finished)'}")
+    for variant, entry in result.document["results"].items():
+        diff = entry["difference_to_paper"]
+        extra = f"  minus paper {diff['mean']:+.4f}" if diff else ""
+        typer.echo(f"{variant:>16}: accuracy {entry['mean']['accuracy']:.4f} ({entry['mean']['n_seeds']} seeds){extra}")
+    typer.echo(f"results: {result.json_path}")
+    typer.echo(f"plot:    {result.plot_path}")
+    typer.echo(f"report:  {result.report_path}")
