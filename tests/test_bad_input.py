@@ -499,13 +499,11 @@ GENERATE_SCRIPT = textwrap.dedent(
         Image.fromarray(img).save(f"{out}/{name}.png", compress_level=1)
     """
 )
-# 8192 x 8192 = 67 megapixels (256 tiles of 512): about a minute on 2 cores (estimated from 130 s for the 576
-# tiles of 12000 x 12000 on a lightly loaded machine; several minutes when other jobs share the cores). The
-# target, 12000 x 12000 (144 megapixels), takes 2-3 minutes; set HUGE_SIDE = 12000 to run it. Peaks (VmHWM):
-# 8192: 1.42 GB (this code) against 4.37 GB before uint8 decoding; 12000: 2.15 GB (twice). They fit
-# 0.72 GB (Python, torch, timm) + 10 bytes per pixel (3 + 3 for the two uint8 images, 4 for Pillow's
-# decoded RGB image while it is copied): 144 MP -> 2.16 GB.
-HUGE_SIDE = 8192
+# 12000 x 12000 = 144 megapixels (576 tiles of 512), the size the robustness issue names: about 130 s on 2
+# lightly loaded cores. Peaks (VmHWM): 12000: 2.15 GB (twice); 8192: 1.42 GB against 4.37 GB before uint8
+# decoding. They fit 0.72 GB (Python, torch, timm) + 10 bytes per pixel (3 + 3 for the two uint8 images, 4 for
+# Pillow's decoded RGB image while it is copied): 144 MP -> 2.16 GB.
+HUGE_SIDE = 12000
 
 
 @pytest.mark.slow

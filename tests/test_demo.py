@@ -9,6 +9,7 @@ import pytest
 from prfnet import PRFNet
 from prfnet.cli import main
 from prfnet.demo import run_demo
+from prfnet.outputs import verify_outputs
 from prfnet.training import load_train_config
 
 
@@ -37,6 +38,9 @@ def test_demo_writes_model_report_and_results_on_held_out_references(tmp_path, t
     html = result.report_path.read_text()
     assert "Training curves" in html and "data:image/png;base64," in html
     assert PRFNet.from_pretrained(result.model_path).config.backbone == "test_resnet"
+    listed = {entry["path"] for entry in verify_outputs(tmp_path / "demo")["files"]}  # one set, manifest last
+    assert {"model.safetensors", "results.json", "report.html", "eval/results.json", "data/oracle.csv"} <= listed
+    assert not [p for p in (tmp_path / "demo").iterdir() if p.name.startswith(".")]  # no staging folder left
     assert result.comparison.closer in ("A", "B")
     # no reference is both trained on and evaluated
     data = tmp_path / "demo" / "data"

@@ -10,6 +10,10 @@ Layout of the demo folder ``out/``::
     model.safetensors   the trained model
     results.json        {metric: {"accuracy": x, "accuracy_by_kind": {"within_family": y, "matched_mse": z}}}
     report.html         training curves, accuracy table and charts, reliability diagram, example triplets
+    manifest.json       written last: run id, UTC time, command, every file above with its size and SHA-256
+
+Everything is written into ``out/.run-<id>/`` first and moved into place when the demo has finished (the data first,
+before training, since the training run records its absolute path); see :mod:`prfnet.outputs`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +28,19 @@ from pathlib import Path
 from .api import Comparison, compare_files
 from .data import Triplet, read_clic_oracle, read_clic_triplets, split_by_reference, write_clic_csv
 from .data.synth import read_kinds, synthesize_clic
+from .errors import ConfigError
 from .evaluation import Report, evaluate_clic
+from .evaluation.scoring import json_safe
 from .ioutil import atomic_write
 from .model import PRFNet
-from .training import load_train_config, train
+from .outputs import OutputSet
+from .training import TrainConfig, load_train_config, train
+from .training.preflight import check_trainer_settings
 
 log = logging.getLogger(__name__)
 
+#: What a demo writes into its folder (stale entries of these kinds are removed when a new demo is published).
+DEMO_OUTPUTS = ("data", "train", "eval", "model.safetensors", "results.json", "report.html")
 #: Baselines the demo compares against: every classic metric that runs offline, LPIPS/DISTS when present.
 DEMO_METRICS = ("prfnet", "psnr", "ssim", "ms_ssim", "fsim", "vif", "gmsd", "haarpsi", "mdsi", "lpips", "dists")
 KINDS = ("within_family", "matched_mse")
@@ -69,13 +78,14 @@ def split_demo_data(data_dir: Path, holdout: float, seed: int) -> tuple[set[str]
     kinds = read_kinds(data_dir / "kinds.csv")
     _write_rows(
         data_dir / "test_kinds.csv",
-        [(*key.split(","), kind) for key, kind in kinds.items() if key.split(",")[0] in test_refs],
+        [(*key, kind) for key, kind in kinds.items() if key[0] in test_refs],
     )
     return train_refs, test_refs
 
 
 def summarise(results: dict[str, dict]) -> tuple[dict[str, dict], dict[str, str]]:
-    """(the demo's results.json mapping, {unavailable metric: reason})."""
+    """(the demo's results.json mapping, {unavailable metric: reason}); strict JSON values: an undefined
+    accuracy (no triplet of a kind) is ``None``, never NaN."""
     summary, unavailable = {}, {}
     for name, entry in results.items():
         if not entry.get("available", True):
@@ -83,7 +93,7 @@ def summarise(results: dict[str, dict]) -> tuple[dict[str, dict], dict[str, str]
             continue
         by_kind = entry.get("accuracy_by_kind") or {}
         summary[name] = {"accuracy": entry["accuracy"], "accuracy_by_kind": {k: by_kind.get(k) for k in KINDS}}
-    return summary, unavailable
+    return json_safe(summary), unavailable
 
 
 def run_demo(
@@ -103,54 +113,75 @@ def run_demo(
     receives one line per stage.
     """
     metrics = tuple(metrics or DEMO_METRICS)
+    _check_metric_names(metrics)
     out_dir = Path(out_dir)
-    data_dir, train_dir, eval_dir = out_dir / "data", out_dir / "train", out_dir / "eval"
+    cfg = demo_config(config, size)  # a bad --config or trainer setting fails here, before anything is written
+    check_trainer_settings(cfg)
+    data_dir = out_dir / "data"
+    model_path, report_path, results_path = (out_dir / n for n in ("model.safetensors", "report.html", "results.json"))
+    # every output is staged in out_dir/.run-<id>/ and moved into place at the end, manifest.json last
+    with OutputSet(out_dir, DEMO_OUTPUTS) as outputs:
+        stage(f"1/5 synthesising {refs} references of {size} px into {data_dir}")
+        synthesize_clic(outputs.path("data"), refs=refs, size=size, seed=seed)
+        train_refs, test_refs = split_demo_data(outputs.path("data"), holdout, seed)
+        outputs.publish_now("data")  # in place before training: the run records the data folder's absolute path
 
-    stage(f"1/5 synthesising {refs} references of {size} px into {data_dir}")
-    synthesize_clic(data_dir, refs=refs, size=size, seed=seed)
-    train_refs, test_refs = split_demo_data(data_dir, holdout, seed)
+        stage(f"2/5 training both steps ({config} config) on {len(train_refs)} references; {len(test_refs)} held out")
+        trained = train(cfg, data_dir, outputs.path("train"), progress=progress)
+        model = PRFNet.from_pretrained(trained.model_path)
+        model.save_pretrained(outputs.path("model.safetensors"), metadata={"trained_with": "prfnet demo"})
 
-    stage(f"2/5 training both steps ({config} config) on {len(train_refs)} references; {len(test_refs)} held out")
-    cfg = load_train_config(config, overrides={"data.train": "train_oracle.csv", "data.val.path": "test_oracle.csv"})
-    if train_dir.exists():
-        shutil.rmtree(train_dir)  # the demo's own previous run
-    trained = train(cfg, data_dir, train_dir, progress=progress)
-    model_path = out_dir / "model.safetensors"
-    model = PRFNet.from_pretrained(trained.model_path)
-    model.save_pretrained(model_path, metadata={"trained_with": "prfnet demo"})
+        stage(f"3/5 evaluating PRFNet and the baselines on the held-out references ({', '.join(metrics)})")
+        results = evaluate_clic(
+            data_dir / "test_validation.csv",
+            root=data_dir / "images",
+            oracle=data_dir / "test_oracle.csv",
+            metrics=metrics,
+            model=model,
+            kinds=data_dir / "test_kinds.csv",
+            out_dir=outputs.sub("eval"),
+            progress=progress,
+            report_path=outputs.path("report.html"),
+            report_title="prfnet demo: synthetic CLIC-format data (NOT human judgments)",
+            extend_report=lambda report: _add_training_section(report, trained.metrics_csv, train_refs, test_refs),
+        )
+        stage(f"4/5 report written to {report_path}")
+        summary, unavailable = summarise(results)
+        with atomic_write(outputs.path("results.json"), encoding="utf-8") as f:
+            json.dump(summary, f, indent=2, allow_nan=False)
 
-    stage(f"3/5 evaluating PRFNet and the baselines on the held-out references ({', '.join(metrics)})")
-    report_path = out_dir / "report.html"
-    results = evaluate_clic(
-        data_dir / "test_validation.csv",
-        root=data_dir / "images",
-        oracle=data_dir / "test_oracle.csv",
-        metrics=metrics,
-        model=model,
-        kinds=data_dir / "test_kinds.csv",
-        out_dir=eval_dir,
-        progress=progress,
-        report_path=report_path,
-        report_title="prfnet demo: synthetic CLIC-format data (NOT human judgments)",
-        extend_report=lambda report: _add_training_section(report, trained.metrics_csv, train_refs, test_refs),
-    )
-    stage(f"4/5 report written to {report_path}")
-    summary, unavailable = summarise(results)
-    results_path = out_dir / "results.json"
-    with atomic_write(results_path, encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
-
-    compared = _first_matched_mse(data_dir / "test_kinds.csv")
-    images = data_dir / "images"
-    comparison = compare_files(model, images / compared.ref, images / compared.a, images / compared.b)
-    stage(f"5/5 compare on a held-out matched-MSE triplet: {compared.key()}")
+        compared = _first_matched_mse(data_dir / "test_kinds.csv")
+        images = data_dir / "images"
+        comparison = compare_files(model, images / compared.ref, images / compared.a, images / compared.b)
+        stage(f"5/5 compare on a held-out matched-MSE triplet: {compared.key()}")
     return DemoResult(out_dir, model_path, report_path, results_path, summary, unavailable, comparison, compared)
+
+
+def _check_metric_names(metrics: Sequence[str]) -> None:
+    """An unknown metric name fails before the demo writes or trains anything (not after the training)."""
+    from .baselines import BASELINE_NAMES
+    from .evaluation.scoring import PRFNET, parse_metric_names
+
+    known = (PRFNET, *BASELINE_NAMES)
+    unknown = [name for name in parse_metric_names(metrics) if name not in known]
+    if unknown:
+        raise ConfigError(f"unknown metric {unknown[0]!r} in --metrics; known: {', '.join(known)}")
+
+
+def demo_config(config: str | Path | dict, size: int) -> TrainConfig:
+    """The training config of the demo: ``config`` reading the split files, with its crops no larger than ``size``
+    (the shipped demo config crops 128 px, which ``--size 64`` images cannot give)."""
+    overrides = {"data.train": "train_oracle.csv", "data.val.path": "test_oracle.csv"}
+    cfg = load_train_config(config, overrides)
+    crops = {"data.crop": cfg.data.crop, "data.val.crop": cfg.data.val.crop}
+    smaller = {key: size for key, crop in crops.items() if crop is not None and crop > size}
+    return load_train_config(config, {**overrides, **smaller}) if smaller else cfg
 
 
 def _first_matched_mse(kinds_csv: Path) -> Triplet:
     kinds = read_kinds(kinds_csv)
     key = next((k for k, kind in kinds.items() if kind == "matched_mse"), next(iter(kinds)))
-    return Triplet(*key.split(","))
+    return Triplet(*key)
 
 
 def _add_training_section(report: Report, metrics_csv: Path, train_refs: set[str], test_refs: set[str]) -> None:

@@ -24,7 +24,9 @@ def demo(
         "prfnet_demo"
     ),
     refs: Annotated[int, typer.Option("--refs", min=4, help="Synthetic reference images.")] = 12,
-    size: Annotated[int, typer.Option("--size", min=64, help="Image side in pixels.")] = 256,
+    size: Annotated[
+        int, typer.Option("--size", min=64, help="Image side in pixels (the training crops shrink to it if larger).")
+    ] = 256,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the data, split and training.")] = 0,
     config: Annotated[str, typer.Option("--config", help="Training config: name or YAML path.")] = "demo",
     metrics: Annotated[

@@ -16,7 +16,19 @@ from rich.console import Console
 from rich.table import Table
 
 from .app import err, eval_app, setup_logging
-from .infer import BackboneOpt, CheckpointOpt, DeviceOpt, JsonOpt, RandomOpt, StrideOpt, TileOpt, VerboseOpt
+from .infer import (
+    BackboneOpt,
+    CheckpointOpt,
+    DeviceOpt,
+    JsonOpt,
+    MaxPixelsOpt,
+    RandomOpt,
+    StrideOpt,
+    TileOpt,
+    VerboseOpt,
+    check_tiling,
+    max_pixels_value,
+)
 
 MetricsOpt = Annotated[
     str,
@@ -41,6 +53,7 @@ def _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, 
     from ..api import load_model
 
     setup_logging(verbose)
+    check_tiling(tile, tile_stride)
     return lambda: load_model(checkpoint, device, random_init, backbone, tile, tile_stride)
 
 
@@ -52,7 +65,7 @@ def _emit(results: dict, as_json: bool, table: tuple[list[str], list[list]], tit
     from ..evaluation.scoring import json_safe
 
     if as_json:
-        typer.echo(json.dumps(json_safe(results)))
+        typer.echo(json.dumps(json_safe(results), allow_nan=False))
     else:
         columns, rows = table
         view = Table(title=title)
@@ -65,6 +78,8 @@ def _emit(results: dict, as_json: bool, table: tuple[list[str], list[list]], tit
         for name, entry in results.items():
             if not entry.get("available"):
                 console.print(f"{name}: {entry['reason']}", highlight=False, soft_wrap=True)
+            for figure, why in (entry.get("undefined") or {}).items():
+                console.print(f"{name} {figure}: n/a, {why}", highlight=False, soft_wrap=True)
     err.print(f"wrote {out_dir / 'results.json'} and {out_dir / 'report.html'}", highlight=False, soft_wrap=True)
 
 
@@ -89,6 +104,7 @@ def clic(
     out_dir: Annotated[Path, _out_dir_opt("prfnet-eval/clic")] = Path("prfnet-eval/clic"),
     as_json: JsonOpt = False,
     no_progress: QuietOpt = False,
+    max_pixels: MaxPixelsOpt = None,
     verbose: VerboseOpt = False,
 ):
     """CLIC perceptual 2AFC: a submission_<metric>.csv per metric (O,A,B,T; T=0: A closer) and, with
@@ -109,6 +125,7 @@ def clic(
         device=device,
         progress=not no_progress,
         batch_size=batch_size,
+        max_pixels=max_pixels_value(max_pixels),
     )
     _emit(results, as_json, clic_table(results), f"CLIC 2AFC: {csv}", out_dir)
 
@@ -130,6 +147,7 @@ def bapps(
     out_dir: Annotated[Path, _out_dir_opt("prfnet-eval/bapps")] = Path("prfnet-eval/bapps"),
     as_json: JsonOpt = False,
     no_progress: QuietOpt = False,
+    max_pixels: MaxPixelsOpt = None,
     verbose: VerboseOpt = False,
 ):
     """BAPPS 2AFC score (LPIPS paper) per subset and overall:
@@ -140,7 +158,7 @@ def bapps(
     model = _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
     results = evaluate_bapps(
         root, metrics=[metrics], model=model, out_dir=out_dir, device=device, progress=not no_progress,
-        batch_size=batch_size,
+        batch_size=batch_size, max_pixels=max_pixels_value(max_pixels),
     )  # fmt: skip
     _emit(results, as_json, bapps_table(results), f"BAPPS 2AFC: {root}", out_dir)
 
@@ -170,6 +188,7 @@ def mos(
     out_dir: Annotated[Path, _out_dir_opt("prfnet-eval/mos")] = Path("prfnet-eval/mos"),
     as_json: JsonOpt = False,
     no_progress: QuietOpt = False,
+    max_pixels: MaxPixelsOpt = None,
     verbose: VerboseOpt = False,
 ):
     """Correlation with subjective scores: SRCC, KRCC, and PLCC after the VQEG 4-parameter logistic fit
@@ -181,5 +200,6 @@ def mos(
     results = evaluate_mos(
         dataset.lower(), root, csv, metrics=[metrics], model=model, out_dir=out_dir, device=device,
         progress=not no_progress, batch_size=batch_size, higher_better=not lower_better,
+        max_pixels=max_pixels_value(max_pixels),
     )  # fmt: skip
     _emit(results, as_json, mos_table(results), f"MOS correlations: {dataset}", out_dir)

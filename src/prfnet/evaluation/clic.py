@@ -3,6 +3,10 @@
 Label convention (CLIC devkit): ``T = 0`` means A is closer to the reference O, ``T = 1`` means B.
 A metric decides in its own direction (:func:`prfnet.baselines.prefers_a`); a tie (equal scores)
 becomes ``T = 0``, as in the devkit's PSNR baseline (``T = 1`` only when PSNR(O, A) < PSNR(O, B)).
+
+Keys: the official scorer keys its dicts on the string ``"O,A,B"``; here every dict is keyed on the tuple
+``(O, A, B)`` (:meth:`prfnet.data.Triplet.names`), with the same semantics (the last row of a repeated key
+wins, a swapped row is another key). The two agree because CLIC readers refuse image names with commas.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..images import DEFAULT_MAX_PIXELS
 from .report import Report
 from .scoring import (
     PRFNET,
@@ -33,10 +38,17 @@ T_A_CLOSER, T_B_CLOSER = 0, 1
 UNTAGGED = "untagged"
 
 
-def swapped_key(key: str) -> str:
-    """``"O,A,B"`` -> ``"O,B,A"`` (the same triplet with A and B exchanged)."""
-    ref, a, b = key.split(",")
-    return f"{ref},{b},{a}"
+Key = tuple[str, str, str]
+
+
+def swapped_key(key: Key) -> Key:
+    """``(O, A, B)`` -> ``(O, B, A)`` (the same triplet with A and B exchanged)."""
+    ref, a, b = key
+    return (ref, b, a)
+
+
+def _shown(key) -> str:
+    return ",".join(key) if isinstance(key, tuple) else str(key)
 
 
 def decisions(score_a: np.ndarray, score_b: np.ndarray, higher_better: bool) -> np.ndarray:
@@ -47,12 +59,12 @@ def decisions(score_a: np.ndarray, score_b: np.ndarray, higher_better: bool) -> 
     return np.where(np.asarray(pref.cpu(), dtype=float) >= 0.5, T_A_CLOSER, T_B_CLOSER)
 
 
-def missing_keys(submission: Mapping[str, int] | set[str], official: Mapping[str, int]) -> list[str]:
-    """Oracle keys (``"O,A,B"``) that a submission lacks, in oracle order."""
+def missing_keys(submission: Mapping[Key, int] | set[Key], official: Mapping[Key, int]) -> list[Key]:
+    """Oracle keys (``(O, A, B)``) that a submission lacks, in oracle order."""
     return [k for k in official if k not in submission]
 
 
-def check_covered(submission: Mapping[str, int] | set[str], official: Mapping[str, int], source: str) -> None:
+def check_covered(submission: Mapping[Key, int] | set[Key], official: Mapping[Key, int], source: str) -> None:
     """:class:`DataError` unless every oracle key is in the submission (the official scorer fails too)."""
     if not official:
         raise DataError(f"{source}: the oracle has no rows")
@@ -60,24 +72,24 @@ def check_covered(submission: Mapping[str, int] | set[str], official: Mapping[st
     if lacking:
         raise DataError(
             f"{source}: {len(lacking)} of {len(official)} oracle triplets are not in the submission "
-            f"(first: {lacking[0]!r}); the triplet CSV must list every oracle triplet in the same A/B order"
+            f"(first: {_shown(lacking[0])!r}); the triplet CSV must list every oracle triplet in the same A/B order"
         )
 
 
-def official_accuracy(submission: Mapping[str, int], official: Mapping[str, int], source: str = "the oracle") -> float:
+def official_accuracy(submission: Mapping[Key, int], official: Mapping[Key, int], source: str = "the oracle") -> float:
     """Accuracy as the CLIC scorer computes it: matches / number of oracle keys.
 
-    ``official``: oracle dict keyed ``"O,A,B"`` where the last row of a repeated key wins
-    (:attr:`ClicOracle.official`); ``submission``: the same for the predictions. Every oracle key
-    must be in the submission, else a :class:`DataError`.
+    ``official``: oracle dict keyed ``(O, A, B)`` where the last row of a repeated key wins
+    (:attr:`ClicOracle.official`); ``submission``: the same for the predictions (any hashable keys work, as
+    long as both dicts use the same kind). Every oracle key must be in the submission, else a :class:`DataError`.
     """
     check_covered(submission, official, source)
     return sum(int(submission[k] == t) for k, t in official.items()) / len(official)
 
 
-def vote_accuracy(submission: Mapping[str, int], rows: Sequence[tuple]) -> float:
-    """Fraction of individual oracle rows (human judgments) the submission agrees with."""
-    return float(np.mean([submission[t.key()] == label for t, label in rows])) if rows else float("nan")
+def vote_accuracy(submission: Mapping[Key, int], rows: Sequence[tuple]) -> float:
+    """Fraction of individual oracle rows (human judgments) the submission (keyed ``(O, A, B)``) agrees with."""
+    return float(np.mean([submission[t.names()] == label for t, label in rows])) if rows else float("nan")
 
 
 def majority_accuracy(decision_t: Sequence[int], labels: Sequence[float]) -> tuple[float, int]:
@@ -95,10 +107,10 @@ def majority_accuracy(decision_t: Sequence[int], labels: Sequence[float]) -> tup
 
 
 def accuracy_by_kind(
-    submission: Mapping[str, int], official: Mapping[str, int], kinds: Mapping[str, str]
+    submission: Mapping[Key, int], official: Mapping[Key, int], kinds: Mapping[Key, str]
 ) -> dict[str, float]:
     """Official accuracy restricted to the oracle keys of each kind (a key's kind is looked up as
-    ``"O,A,B"`` or ``"O,B,A"``; keys without a kind form ``"untagged"``)."""
+    ``(O, A, B)`` or ``(O, B, A)``; keys without a kind form ``"untagged"``)."""
     groups: dict[str, list[bool]] = {}
     for key, t in official.items():
         kind = kinds.get(key) or kinds.get(swapped_key(key)) or UNTAGGED
@@ -140,6 +152,7 @@ def evaluate_clic(
     report_path: str | Path | None = None,
     report_title: str | None = None,
     extend_report: Callable[[Report], None] | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> dict:
     """Evaluate metrics on CLIC-format 2AFC triplets.
 
@@ -151,9 +164,11 @@ def evaluate_clic(
         model: the PRFNet for ``"prfnet"``, or a function returning it, called only if needed
             (default: :func:`prfnet.api.load_model`, i.e. ``$PRFNET_CHECKPOINT``).
         kinds: ``O,A,B,kind`` file (synthetic data) for ``accuracy_by_kind``.
-        out_dir: if given, writes ``submission_<metric>.csv``, ``results.json`` and ``report.html``.
+        out_dir: if given, writes ``submission_<metric>.csv``, ``results.json`` and ``report.html`` as one set with
+            ``manifest.json`` (:mod:`prfnet.outputs`); checked for writability before anything is read or scored.
         report_path, report_title: where the report goes (default ``out_dir/report.html``) and its title.
         extend_report: called with the report before it is written, to add sections (the demo's curves).
+        max_pixels: the largest image decoded (:func:`prfnet.load_image`; ``None``: no limit).
 
     Returns ``{metric: {...}}``; an available metric has ``accuracy`` (official scorer),
     ``accuracy_majority`` (per unordered triplet, majority vote, ties excluded), ``accuracy_votes``
@@ -161,13 +176,15 @@ def evaluate_clic(
     an unavailable one has ``available: False`` and ``reason``.
     """
     from ..data import read_clic_oracle, read_clic_triplets
+    from ..outputs import EVAL_OUTPUTS, output_set
 
+    outputs = output_set(out_dir, EVAL_OUTPUTS)  # an unwritable --out-dir fails now, not after the scoring
     csv = Path(csv)
     root = Path(root) if root is not None else csv.parent
     triplets = read_clic_triplets(csv)
     if not triplets:
         raise DataError(f"{csv}: no triplets")
-    submission_keys = {t.key() for t in triplets}
+    submission_keys = {t.names() for t in triplets}
     oracle_data = read_clic_oracle(oracle) if oracle is not None else None
     if oracle_data is not None:  # fail before any scoring
         check_covered(submission_keys, oracle_data.official, f"{oracle} (triplets from {csv})")
@@ -182,7 +199,7 @@ def evaluate_clic(
     selection = select_metrics(metrics, model=model, device=device)
     labeled = oracle_data.triplets if oracle_data is not None else []
     pairs = [(_resolve(root, t.ref), _resolve(root, x)) for t in [*triplets, *labeled] for x in (t.a, t.b)]
-    scores = score_pairs(pairs, selection.metrics, str(csv), device, batch_size, progress)
+    scores = score_pairs(pairs, selection.metrics, str(csv), device, batch_size, progress, max_pixels)
     drop_failed(selection, scores)
 
     def pair_scores(metric_name: str, items: Sequence) -> tuple[np.ndarray, np.ndarray]:
@@ -191,29 +208,34 @@ def evaluate_clic(
             for x in ("a", "b")
         )
 
-    out = Path(out_dir) if out_dir is not None else None
+    decided: dict[str, np.ndarray] = {}
     results: dict[str, dict] = {name: unavailable_info(reason) for name, reason in selection.unavailable.items()}
     for metric in selection.metrics:
         score_a, score_b = pair_scores(metric.name, triplets)
         t_csv = decisions(score_a, score_b, metric.higher_better)
         entry = {**metric_info(metric), "n_triplets": len(triplets), "ties_predicted": int(np.sum(score_a == score_b))}
-        entry["submission"] = (
-            str(write_submission(out / f"submission_{metric.name}.csv", triplets, t_csv)) if out is not None else None
-        )
-        submission = {t.key(): int(d) for t, d in zip(triplets, t_csv, strict=True)}
+        decided[metric.name] = t_csv
+        entry["submission"] = str(outputs.final(f"submission_{metric.name}.csv")) if outputs is not None else None
+        submission = {t.names(): int(d) for t, d in zip(triplets, t_csv, strict=True)}
         t_labeled = decisions(*pair_scores(metric.name, labeled), metric.higher_better) if labeled else None
         entry.update(_oracle_fields(submission, oracle_data, t_labeled, kind_map, str(oracle)))
         results[metric.name] = entry
     results = {name: results[name] for name in selection.names}
 
-    if out is not None:
-        write_results(out / "results.json", results)
+    if outputs is not None:
         report = _build_report(results, csv, oracle, triplets, labeled, pair_scores, root)
         if report_title:
             report.title = report_title
         if extend_report is not None:
             extend_report(report)
-        report.write(report_path or out / "report.html")
+        with outputs.writing() as sink:  # staged, then moved into place with manifest.json last
+            for name, t_csv in decided.items():
+                write_submission(sink.path(f"submission_{name}.csv"), triplets, t_csv)
+            write_results(sink.path("results.json"), results)
+            if report_path is None:
+                report.write(sink.path("report.html"))
+        if report_path is not None:  # asked for outside the set
+            report.write(report_path)
     return results
 
 

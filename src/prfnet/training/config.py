@@ -176,8 +176,11 @@ def _read_yaml(path: Path) -> dict:
         raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config ({exc})") from None
-    if data is None:
-        return {}
+    if data is None:  # taking it as "all defaults" would start the full paper configuration
+        raise ConfigError(
+            f"{path}: the config file is empty (or only comments); start from a shipped config "
+            f"({', '.join(shipped_configs())}) and change what differs"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a training config must be a YAML mapping, got {type(data).__name__}")
     return data

@@ -34,11 +34,13 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from ..errors import ConfigError
 from ..ioutil import atomic_write
 from ..model import PRFNet
+from ..outputs import check_output_dir
 from .checkpoints import INTERRUPTED, RollingCheckpoint, drop_stale_checkpoints, newest_checkpoint
 from .config import TrainConfig, dump_config
 from .curves import best_validation, merge_step_metrics, read_metrics_csv, write_metrics_csv, write_training_report
 from .datamodule import TrainingData, TripletDataModule, load_training_data, write_triplets_csv
 from .lightning_module import STEPS, PRFNetModule
+from .preflight import check_trainer_settings, clear_failed_start, hardware_arguments, holds_progress
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +141,6 @@ def _tensorboard_available() -> bool:
     return True
 
 
-def _devices(value: int | str):
-    return int(value) if isinstance(value, str) and value.strip().isdigit() else value
-
-
 def make_trainer(config: TrainConfig, plan: StepPlan, progress: bool, callbacks: list[Callback]) -> L.Trainer:
     """A Lightning trainer for one step: CSV (+ TensorBoard) logs, rolling checkpoints (every epoch and every
     ``trainer.checkpoint_every_n_steps``), a checkpoint on interruption, our own (distributed) samplers."""
@@ -153,20 +151,8 @@ def make_trainer(config: TrainConfig, plan: StepPlan, progress: bool, callbacks:
     if _tensorboard_available():
         loggers.append(TensorBoardLogger(plan.directory, name="tensorboard"))
     ckpt_dir = plan.directory / "checkpoints"
-    strategy = t.strategy
-    if t.process_group_backend and strategy.startswith("ddp"):
-        from lightning.pytorch.strategies import DDPStrategy
-
-        strategy = DDPStrategy(
-            process_group_backend=t.process_group_backend,
-            find_unused_parameters=strategy == "ddp_find_unused_parameters_true",
-        )
     return L.Trainer(
-        accelerator=t.accelerator,
-        devices=_devices(t.devices),
-        num_nodes=t.num_nodes,
-        strategy=strategy,
-        precision=t.precision,
+        **hardware_arguments(config),  # checked by check_trainer_settings before the run writes anything
         max_epochs=getattr(config.steps, plan.name).epochs,
         logger=loggers,
         callbacks=[
@@ -199,8 +185,7 @@ def _fit(trainer: L.Trainer, module: PRFNetModule, data: TripletDataModule, plan
             signal.signal(signal.SIGINT, signal.default_int_handler)
         ckpt = plan.directory / "checkpoints" / f"{INTERRUPTED}.ckpt"
         message = f"training interrupted in step {plan.name}; checkpoint {ckpt}; continue with --resume"
-        log.warning(message)
-        raise KeyboardInterrupt(message) from exc
+        raise KeyboardInterrupt(message) from exc  # the CLI prints it as its one line
 
 
 def _saved_config(out_dir: Path) -> dict:
@@ -290,11 +275,16 @@ def train(
     if resume and (out_dir / FINAL_MODEL).is_file():
         log.warning("%s: this run has already finished (%s exists); nothing to do", out_dir, FINAL_MODEL)
         return _finished_result(out_dir)
+    check_trainer_settings(config)  # accelerator, devices, strategy, precision: before anything is written
+    restart = False
     if launcher_zero:
+        check_output_dir(out_dir, "run folder")
         if not resume and _holds_a_run(out_dir):
-            raise ConfigError(
-                f"{out_dir} already holds a training run: pass --resume to continue it, or choose another --out"
-            )
+            if holds_progress(out_dir, STEP_DIRS.values(), FINAL_MODEL, STEP_MODEL):
+                raise ConfigError(
+                    f"{out_dir} already holds a training run: pass --resume to continue it, or choose another --out"
+                )
+            restart = True  # it stopped before its first checkpoint: cleared below, once this run can start
         if resume:
             _warn_config_change(out_dir, config)
 
@@ -308,6 +298,8 @@ def train(
     # the initial model too (hub weights may be unreachable) before anything is written
     model = build_model(config, load_pretrained=first.action == "fresh") if first.action != "done" else None
     if launcher_zero:
+        if restart:
+            clear_failed_start(out_dir, STEP_DIRS.values())
         with atomic_write(out_dir / "config.yaml", encoding="utf-8") as f:
             f.write(dump_config(config))
         if data.val:
