@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 
@@ -17,7 +16,9 @@ from prfnet.errors import DataError, OutputError
 from prfnet.training import load_train_config
 from prfnet.training.ablate import RunScores, run_ablation, select_variants, summarise, variant_config
 
-from .test_training import TINY, make_clic_dir
+from .test_training import TINY
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 VARIANTS = ["paper", "concat", "step1_only"]
 SWEEP = {
@@ -26,19 +27,6 @@ SWEEP = {
     "trainer.limit_train_batches": 1,
     "data.val.holdout_fraction": 0.5,  # 2 of the 4 references: the bootstrap has two groups to draw
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def clic_dir(tmp_path_factory) -> Path:
-    return make_clic_dir(tmp_path_factory.mktemp("clic"))
 
 
 def sweep_config(extra: dict | None = None):

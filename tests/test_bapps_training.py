@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from prfnet import ConfigError
 from prfnet.cli import main
 from prfnet.training import load_train_config, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = [
     "--set", "model.backbone=test_resnet", "--set", "model.pretrained_backbone=false",
@@ -47,14 +48,6 @@ def bapps_dir(tmp_path_factory) -> Path:
     train_judges = {"traditional": [0.0, 0.5, 0.0, 1.0], "cnn": [0.0, 0.0, 0.5]}  # 2 judges: ties happen
     val_judges = {"traditional": [0.2, 0.0], "cnn": [0.4]}
     return write_bapps(tmp_path_factory.mktemp("bapps"), {"train": train_judges, "val": val_judges})
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_the_bapps_config_suits_64px_patches():

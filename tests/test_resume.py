@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 from safetensors.torch import load_file
@@ -27,22 +26,11 @@ from prfnet.training import load_train_config, train
 from prfnet.training.checkpoints import checkpoint_progress, newest_checkpoint
 from prfnet.training.curves import read_metrics_csv
 
-from .test_training import TINY, InterruptAt, make_clic_dir
+from .test_training import TINY, InterruptAt
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 STEP1 = "step1_classification"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def clic_dir(tmp_path_factory) -> Path:
-    return make_clic_dir(tmp_path_factory.mktemp("clic"))
 
 
 def config_dict(**changes) -> dict:

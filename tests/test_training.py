@@ -12,12 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
-from PIL import Image
 from safetensors.torch import load_file
 
 from prfnet import ConfigError, PRFNet
@@ -25,6 +23,8 @@ from prfnet.cli import main
 from prfnet.training import load_train_config, parse_override, shipped_configs, train
 from prfnet.training.curves import read_metrics_csv
 from prfnet.training.datamodule import EpochSampler, load_training_data
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = {
     "seed": 0,
@@ -43,39 +43,6 @@ TINY = {
 
 def tiny_config(overrides: dict | None = None):
     return load_train_config(TINY, overrides)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: these tiny models gain nothing from more, and on a busy 2-core machine
-    OpenMP threads waiting for each other make the runs several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def clic_dir(tmp_path_factory) -> Path:
-    return make_clic_dir(tmp_path_factory.mktemp("clic"))
-
-
-def make_clic_dir(root: Path) -> Path:
-    """4 references (64x64) with a mild and a strong noisy version each; CLIC oracle with 3 votes per
-    triplet (one swapped row, one dissenting vote) so that p_a is a vote fraction, not only 0/1."""
-    (root / "images").mkdir()
-    rng = np.random.default_rng(0)
-    rows = []
-    for r in range(4):
-        ref = rng.random((64, 64, 3))
-        Image.fromarray((ref * 255).astype(np.uint8)).save(root / "images" / f"r{r}.png")
-        for k, sigma in enumerate((0.03, 0.25)):
-            dist = np.clip(ref + rng.normal(0, sigma, ref.shape), 0, 1)
-            Image.fromarray((dist * 255).astype(np.uint8)).save(root / "images" / f"r{r}_d{k}.png")
-        rows += [f"r{r}.png,r{r}_d0.png,r{r}_d1.png,0", f"r{r}.png,r{r}_d1.png,r{r}_d0.png,1"]
-        rows.append(f"r{r}.png,r{r}_d0.png,r{r}_d1.png,{r % 2}")  # a dissenting vote for half of them
-    (root / "oracle.csv").write_text("\n".join(rows) + "\n")
-    return root
 
 
 # -- configs -------------------------------------------------------------------------------------

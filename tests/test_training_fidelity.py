@@ -23,7 +23,7 @@ from prfnet.training import load_train_config, train
 
 from .conftest import TINY
 from .test_training import TINY as TINY_RUN
-from .test_training import _same, clic_dir  # noqa: F401 (a fixture)
+from .test_training import _same
 
 
 def _triplets(n: int = 4, size: int = 64, seed: int = 0):
@@ -147,7 +147,7 @@ def test_prfnet_with_res2net_weights_starts_from_the_plain_res2net_features(tmp_
         assert ((h - g).norm() / g.norm()).item() > 1e-2
 
 
-def test_frozen_backbone_training_changes_no_backbone_tensor_but_trains_the_se_gates(clic_dir, tmp_path):  # noqa: F811
+def test_frozen_backbone_training_changes_no_backbone_tensor_but_trains_the_se_gates(clic_dir, tmp_path):
     """A real two-step run with freeze_backbone in both steps: every backbone tensor (weights and BatchNorm
     running statistics) ends as it started, except SE-Res2Net50's SE modules, which train in both steps."""
     torch.manual_seed(0)
@@ -204,7 +204,7 @@ def test_every_ablation_gives_every_parameter_a_gradient(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(ABLATIONS))
-def test_every_ablation_trains_under_two_process_ddp(clic_dir, tmp_path, name):  # noqa: F811
+def test_every_ablation_trains_under_two_process_ddp(clic_dir, tmp_path, name):
     config = tmp_path / "ablation.yaml"
     tiny = TINY_RUN | {"model": TINY_RUN["model"] | ABLATIONS[name]}
     tiny["trainer"] = TINY_RUN["trainer"] | {"save_rank_weights": True, "process_group_backend": "gloo"}
