@@ -94,15 +94,6 @@ class SynthSummary:
         )
 
 
-def _references(refs: int, size: int, seed: int) -> list[tuple[str, np.ndarray]]:
-    """``refs`` references (origin, uint8 image): packaged photo crops first, then procedural images."""
-    chosen = sd.photo_crops(size, seed)[:refs]
-    for index in range(len(chosen), refs):
-        rng = np.random.default_rng([seed, 2, index])
-        chosen.append(("procedural", sd.procedural_reference(size, rng)))
-    return chosen
-
-
 def _family_image(family: str, img: np.ndarray, level: float, field: np.ndarray) -> tuple[str, np.ndarray]:
     if family == "jpeg":
         return f"jpeg_q{int(level)}", sd.jpeg(img, int(level))
@@ -273,7 +264,7 @@ def synthesize_clic(
 
     triplets: list[tuple[str, str, str, str]] = []  # (O, better, worse, kind)
     written: set[str] = set()
-    references = _references(refs, size, seed)
+    references = sd.reference_images(refs, size, seed)
     photos = sum(origin != "procedural" for origin, _ in references)
     try:
         for index, (_, img) in enumerate(references):

@@ -123,15 +123,6 @@ class CodecSynthSummary:
 # ------------------------------------------------------------------------------------------- helpers
 
 
-def _references(refs: int, size: int, seed: int) -> list[tuple[str, np.ndarray]]:
-    """``refs`` references (origin, uint8 image): packaged photo crops first, then procedural images."""
-    chosen = sd.photo_crops(size, seed)[:refs]
-    for index in range(len(chosen), refs):
-        rng = np.random.default_rng([seed, 2, index])
-        chosen.append(("procedural", sd.procedural_reference(size, rng)))
-    return chosen
-
-
 def _target_label(target: float) -> str:
     return f"{target:g}"
 
@@ -388,7 +379,7 @@ def synthesize_codec_clic(
     except OSError as exc:
         raise DataError(f"{images_dir}: cannot create folder ({exc.strerror or exc})") from None
 
-    references = _references(refs, size, seed)
+    references = sd.reference_images(refs, size, seed)
     photos = sum(origin != "procedural" for origin, _ in references)
     jobs = [(images_dir, index, img, tuple(codec_names), targets) for index, (_, img) in enumerate(references)]
     try:

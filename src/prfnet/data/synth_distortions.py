@@ -157,6 +157,15 @@ def procedural_reference(size: int, rng: np.random.Generator) -> Array:
     return quantise(img)
 
 
+def reference_images(refs: int, size: int, seed: int) -> list[tuple[str, Array]]:
+    """``refs`` references (origin, uint8 image): packaged photo crops first, then procedural images."""
+    chosen = photo_crops(size, seed)[:refs]
+    for index in range(len(chosen), refs):
+        rng = np.random.default_rng([seed, 2, index])
+        chosen.append(("procedural", procedural_reference(size, rng)))
+    return chosen
+
+
 # ----------------------------------------------------------------------------------------------- distortions
 
 
