@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from .app import app, err, setup_logging
-from .train import _trainer_overrides
+from .train import (
+    AcceleratorOption,
+    DevicesOption,
+    NumNodesOption,
+    PrecisionOption,
+    StrategyOption,
+    _trainer_overrides,
+)
 
 EPILOG = (
     "Examples: prfnet ablate -c demo --data data/synth --out runs/ablation --variants paper,concat | "
@@ -59,11 +66,11 @@ def ablate(
         str | None, typer.Option("--alt-backbone", help="A timm model name: adds the variant backbone=NAME.")
     ] = None,
     n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap resamples of the intervals.")] = 2000,
-    devices: Annotated[str | None, typer.Option("--devices", help="Devices per node: N, 'auto' or '0,1'.")] = None,
-    accelerator: Annotated[str | None, typer.Option("--accelerator", help="cpu, gpu or auto.")] = None,
-    num_nodes: Annotated[int | None, typer.Option("--num-nodes", min=1, help="Number of nodes (DDP).")] = None,
-    strategy: Annotated[str | None, typer.Option("--strategy", help="auto, ddp, ... (Lightning strategies).")] = None,
-    precision: Annotated[str | None, typer.Option("--precision", help="32-true, 16-mixed or bf16-mixed (AMP).")] = None,
+    devices: DevicesOption = None,
+    accelerator: AcceleratorOption = None,
+    num_nodes: NumNodesOption = None,
+    strategy: StrategyOption = None,
+    precision: PrecisionOption = None,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a key of the base config: --set key.sub=value (YAML); repeatable."),

@@ -17,6 +17,14 @@ EPILOG = (
 )
 
 
+# the Lightning trainer options, shared by the commands that train (train, ablate)
+DevicesOption = Annotated[str | None, typer.Option("--devices", help="Devices per node: N, 'auto' or '0,1'.")]
+AcceleratorOption = Annotated[str | None, typer.Option("--accelerator", help="cpu, gpu or auto.")]
+NumNodesOption = Annotated[int | None, typer.Option("--num-nodes", min=1, help="Number of nodes (DDP).")]
+StrategyOption = Annotated[str | None, typer.Option("--strategy", help="auto, ddp, ... (Lightning strategies).")]
+PrecisionOption = Annotated[str | None, typer.Option("--precision", help="32-true, 16-mixed or bf16-mixed (AMP).")]
+
+
 def _trainer_overrides(accelerator, devices, num_nodes, strategy, precision) -> dict:
     flags = {
         "trainer.accelerator": accelerator,
@@ -46,11 +54,11 @@ def train(
             "unless --data is given).",
         ),
     ] = False,
-    devices: Annotated[str | None, typer.Option("--devices", help="Devices per node: N, 'auto' or '0,1'.")] = None,
-    accelerator: Annotated[str | None, typer.Option("--accelerator", help="cpu, gpu or auto.")] = None,
-    num_nodes: Annotated[int | None, typer.Option("--num-nodes", min=1, help="Number of nodes (DDP).")] = None,
-    strategy: Annotated[str | None, typer.Option("--strategy", help="auto, ddp, ... (Lightning strategies).")] = None,
-    precision: Annotated[str | None, typer.Option("--precision", help="32-true, 16-mixed or bf16-mixed (AMP).")] = None,
+    devices: DevicesOption = None,
+    accelerator: AcceleratorOption = None,
+    num_nodes: NumNodesOption = None,
+    strategy: StrategyOption = None,
+    precision: PrecisionOption = None,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a config key: --set key.sub=value (YAML value); repeatable."),
