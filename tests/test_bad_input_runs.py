@@ -180,6 +180,12 @@ CASES = [
     ("clic-oracle-label-2", CLIC + " --oracle {bad_label_oracle} --metrics psnr -o {out}", ["bad_label.csv"]),
     ("clic-oracle-key-not-in-csv", CLIC + " --oracle {foreign_oracle} --metrics psnr -o {out}", ["foreign.csv"]),
     ("clic-missing-image", "eval clic --csv {missing_image_csv} --root {dir} --metrics psnr -o {out}", ["gone.png"]),
+    # data errors come before the model: a missing image is named even when the checkpoint is missing too
+    (
+        "clic-missing-image-no-checkpoint",
+        "eval clic --csv {missing_image_csv} --root {dir} -m prfnet -o {out}",
+        ["gone.png"],
+    ),
     ("clic-unknown-metric", CLIC + " --metrics psnr,sharpness -o {out}", ["sharpness"]),
     ("clic-root-missing", "eval clic --csv {clic_csv} --root {dir}/nowhere --metrics psnr -o {out}", ["nowhere"]),
     # eval bapps
@@ -195,6 +201,7 @@ CASES = [
     ("mos-csv-and-root", MOS + " --csv {mos_csv} --root {dir} --metrics psnr -o {out}", ["--csv", "--root"]),
     ("mos-kadid-without-root", "eval mos --dataset kadid --metrics psnr -o {out}", ["--root"]),
     ("mos-missing-image", MOS + " --csv {mos_missing_image} --metrics psnr -o {out}", ["gone.png"]),
+    ("mos-missing-image-no-checkpoint", MOS + " --csv {mos_missing_image} --metrics prfnet -o {out}", ["gone.png"]),
     ("mos-out-dir-is-a-file", MOS + " --csv {mos_csv} --metrics psnr -o {afile}", ["output folder", "afile"]),
     # demo: refused before any data is synthesised
     ("demo-config-missing", DEMO + " --config nosuch --out {out}", ["nosuch", "not found"]),

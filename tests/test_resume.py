@@ -183,3 +183,39 @@ def test_resume_without_a_run_is_refused(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert f"nothing to resume in {out}" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "missing").exists() and not any((tmp_path / "empty").iterdir())
+
+
+class SigtermAt(Callback):
+    """Sends this process SIGTERM (what a cluster's pre-emption does) before batch ``batch`` of epoch 0."""
+
+    def __init__(self, batch: int):
+        self.batch = batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == self.batch:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_while_training_checkpoints_and_the_cli_exits_143(clic_dir, tmp_path, monkeypatch, capsys):
+    """Lightning handles SIGTERM inside a fit: it checkpoints, and the command exits with 143 (128 + SIGTERM),
+    as docs/training.md and the README say, with the resume hint as its one line; Ctrl-C stays 130."""
+    from prfnet.training import lightning_module
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(config_dict(**{"steps.classification.epochs": 1, "data.batch_size": 1})))
+    out = tmp_path / "run"
+    sigterm = SigtermAt(1)
+    original = lightning_module.PRFNetModule.configure_callbacks
+
+    def with_sigterm(self):  # the command line takes no callbacks: add ours where Lightning collects the module's
+        return [*(original(self) or []), sigterm]
+
+    monkeypatch.setattr(lightning_module.PRFNetModule, "configure_callbacks", with_sigterm)
+    previous = signal.getsignal(signal.SIGTERM)
+    code = main(["train", "-c", str(config), "--data", str(clic_dir), "--out", str(out), "--no-progress"])
+    assert signal.getsignal(signal.SIGTERM) == previous  # Lightning put the handler back
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 143, err
+    assert len(err) == 1 and "terminated (SIGTERM) in step classification" in err[0] and "--resume" in err[0]
+    assert (out / "step1_classification" / "checkpoints" / "interrupted.ckpt").is_file()
+    assert not (out / "model.safetensors").exists()

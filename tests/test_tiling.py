@@ -1,5 +1,5 @@
-"""Tiling of large images: windows, equivalence when one tile covers the image, bounded backbone input
-and bounded memory."""
+"""Tiling of large images: windows, the tiled score as the mean of per-tile scores (and the whole-image score
+when one tile covers the image), bounded backbone input and bounded memory."""
 
 from __future__ import annotations
 
@@ -31,21 +31,56 @@ def test_tiles_cover_the_axis_and_the_last_is_aligned_to_the_border(length, tile
 
 
 def test_windows_are_row_major_and_fixed_size():
-    windows = tile_windows(300, 200, 128, 128)
-    assert len(windows) == 3 * 2
-    assert all(r.stop - r.start == 128 and c.stop - c.start == 128 for r, c in windows)
+    # the documented rule (docs/design.md, item 8), worked out by hand for a 300 x 200 image, tile 128,
+    # stride 100: rows start at 0, 100 and then 300 - 128 = 172 (the last tile ends at the border);
+    # columns at 0 and 200 - 128 = 72 (0 + 100 would already pass 72). Row-major: all columns of the
+    # first row of tiles, then the next row.
+    expected = [(0, 0), (0, 72), (100, 0), (100, 72), (172, 0), (172, 72)]
+    windows = tile_windows(300, 200, 128, 100)
+    assert [(r.start, c.start) for r, c in windows] == expected
+    assert all((r.stop - r.start, c.stop - c.start) == (128, 128) for r, c in windows)
+    # a side shorter than the tile gets one window of its full length
+    assert [(r.start, r.stop, c.start, c.stop) for r, c in tile_windows(64, 300, 128, 128)] == [
+        (0, 64, 0, 128),
+        (0, 64, 128, 256),
+        (0, 64, 172, 300),
+    ]
 
 
-def test_one_tile_covering_the_image_equals_no_tiling(tiny_model, images):
-    r, d = images(2, 96, 80), images(2, 96, 80)
+def test_tiled_score_is_the_mean_of_the_per_tile_scores(tiny_model, images):
+    """Several overlapping tiles: the tiled distance must be the mean of the untiled distances of the windows
+    the documented rule gives (docs/design.md, item 8), listed here by hand, not by ``tile_windows``."""
+    r, a, b = images(2, 100, 70), images(2, 100, 70), images(2, 100, 70)
+    # tile 48, stride 32: rows start at 0, 32 and 100 - 48 = 52; columns at 0 and 70 - 48 = 22
+    windows = [(y, x) for y in (0, 32, 52) for x in (0, 22)]
+
+    def per_tile(d):
+        return torch.stack(
+            [tiny_model.score(r[..., y : y + 48, x : x + 48], d[..., y : y + 48, x : x + 48]) for y, x in windows]
+        )
+
     with torch.no_grad():
-        whole = tiny_model.score(r, d)
-        tiny_model.set_tiling(128)
+        whole_a = tiny_model.score(r, a)
+        tile_a, tile_b = per_tile(a), per_tile(b)
+        tiny_model.set_tiling(48, 32)
         try:
-            tiled = tiny_model.score(r, d)
+            tiled_a, tiled_b = tiny_model.score(r, a), tiny_model.score(r, b)
+            p = tiny_model.compare(r, a, b)
         finally:
             tiny_model.set_tiling(None)
-    assert torch.allclose(whole, tiled, atol=1e-6)
+    assert torch.allclose(tiled_a, tile_a.mean(0), rtol=1e-5, atol=1e-7)
+    assert torch.allclose(tiled_b, tile_b.mean(0), rtol=1e-5, atol=1e-7)
+    assert torch.allclose(p, torch.sigmoid(tile_b.mean(0) - tile_a.mean(0)), atol=1e-6)
+    # and tiling did change the result: the windows cut the receptive fields
+    assert not torch.allclose(tiled_a, whole_a, rtol=1e-3)
+    # one tile that covers the image is the whole image
+    with torch.no_grad():
+        tiny_model.set_tiling(128)
+        try:
+            covered = tiny_model.score(r, a)
+        finally:
+            tiny_model.set_tiling(None)
+    assert torch.allclose(covered, whole_a, atol=1e-6)
 
 
 def test_tiled_model_feeds_the_backbone_tiles_only_and_stays_consistent(images):

@@ -36,3 +36,8 @@ class OutputError(PRFNetError):
 
     Checked before any scoring or training starts (a probe file is created and removed); a write that fails later
     (a full disk) raises it too, and the outputs of the run are then discarded as a whole (``docs/errors.md``)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (e.g. a cluster pre-empting a job): ends a command like Ctrl-C, but the CLI exits with 143
+    (128 + 15) instead of 130. Not a :class:`PRFNetError`: nothing was wrong with the input."""

@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 
-from ..errors import PRFNetError
+from ..errors import PRFNetError, Terminated
 from .app import USER_ERROR_EXIT, app, err
 
 # each module registers its commands on `app`; this order is the order of `prfnet --help`
@@ -22,12 +22,10 @@ TERMINATED_EXIT = 143  # SIGTERM
 _LIGHTNING_COMMANDS = ("train", "ablate", "demo")
 
 
-class Terminated(KeyboardInterrupt):
-    """Raised in the main thread on SIGTERM, so that an ending run discards its staged outputs like on Ctrl-C."""
-
-
 def _raise_terminated(signum, frame):
-    raise Terminated("terminated (SIGTERM)")
+    """Our SIGTERM handler: raise in the main thread, so that an ending run discards its staged outputs as on
+    Ctrl-C."""
+    raise Terminated()
 
 
 def _install_sigterm(args: list[str]):
@@ -55,7 +53,8 @@ def _interruption(exc: BaseException | None) -> KeyboardInterrupt | None:
 def _interrupted(exc: KeyboardInterrupt) -> int:
     """One line for an interruption; exit code 143 for SIGTERM, 130 for Ctrl-C."""
     if isinstance(exc, Terminated):
-        err.print("[bold red]error:[/] terminated (SIGTERM); outputs of this run not yet in place were discarded")
+        message = str(exc) or "terminated (SIGTERM); outputs of this run not yet in place were discarded"
+        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         return TERMINATED_EXIT
     message = str(exc) or "interrupted (Ctrl-C); outputs of this run not yet in place were discarded"
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)

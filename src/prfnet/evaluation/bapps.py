@@ -21,7 +21,15 @@ import torch
 
 from ..errors import DataError
 from ..images import DEFAULT_MAX_PIXELS
-from .scoring import drop_failed, metric_info, score_pairs, select_metrics, unavailable_info, write_results
+from .scoring import (
+    check_files_exist,
+    drop_failed,
+    metric_info,
+    score_pairs,
+    select_metrics,
+    unavailable_info,
+    write_results,
+)
 
 SUBSET_FOLDERS = ("ref", "p0", "p1", "judge")
 
@@ -110,12 +118,13 @@ def evaluate_bapps(
     for name, items in subsets.items():
         if not items:
             raise DataError(f"{root}: BAPPS subset {name!r} has no triplets")
-    selection = select_metrics(metrics, model=model, device=device)
 
     def pairs_of(items, which: str) -> list[tuple[str, str]]:
         return [(str(Path(t.ref)), str(Path(getattr(t, which)))) for t in items]
 
     everything = [t for items in subsets.values() for t in items]
+    check_files_exist((p for t in everything for p in (t.ref, t.a, t.b)), str(root))  # before the model loads
+    selection = select_metrics(metrics, model=model, device=device)
     scores = score_pairs(
         pairs_of(everything, "a") + pairs_of(everything, "b"),
         selection.metrics,

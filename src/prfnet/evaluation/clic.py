@@ -24,6 +24,7 @@ from .report import Report
 from .scoring import (
     PRFNET,
     PRFNetMetric,
+    check_files_exist,
     drop_failed,
     metric_info,
     score_pairs,
@@ -196,9 +197,10 @@ def evaluate_clic(
         if oracle_data is None:
             log.warning("--kinds %s is ignored without an oracle (accuracy_by_kind needs labels)", kinds)
 
-    selection = select_metrics(metrics, model=model, device=device)
     labeled = oracle_data.triplets if oracle_data is not None else []
     pairs = [(_resolve(root, t.ref), _resolve(root, x)) for t in [*triplets, *labeled] for x in (t.a, t.b)]
+    check_files_exist((p for pair in pairs for p in pair), str(csv))  # data errors before the model loads
+    selection = select_metrics(metrics, model=model, device=device)
     scores = score_pairs(pairs, selection.metrics, str(csv), device, batch_size, progress, max_pixels)
     drop_failed(selection, scores)
 

@@ -34,7 +34,15 @@ from scipy import optimize, stats
 from ..errors import ConfigError, DataError
 from ..images import DEFAULT_MAX_PIXELS
 from ..ioutil import atomic_write
-from .scoring import drop_failed, metric_info, score_pairs, select_metrics, unavailable_info, write_results
+from .scoring import (
+    check_files_exist,
+    drop_failed,
+    metric_info,
+    score_pairs,
+    select_metrics,
+    unavailable_info,
+    write_results,
+)
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +200,9 @@ def evaluate_mos(
             f"{source}: {len(mos.items)} MOS item{'s' if len(mos.items) != 1 else ''}; correlations need at least "
             f"{MIN_ITEMS} (the fitted PLCC at least {MIN_FIT_POINTS})"
         )
-    selection = select_metrics(metrics, model=model, device=device)
     pairs = [(str(Path(mos.root) / it.ref), str(Path(mos.root) / it.dist)) for it in mos.items]
+    check_files_exist((p for pair in pairs for p in pair), source)  # data errors before the model loads
+    selection = select_metrics(metrics, model=model, device=device)
     scores = score_pairs(pairs, selection.metrics, source, device, batch_size, progress, max_pixels)
     drop_failed(selection, scores)
     subjective = np.array([it.score for it in mos.items], dtype=float)

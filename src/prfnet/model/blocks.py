@@ -107,7 +107,7 @@ class ProgressiveFusion(nn.Module):
 
     State h = pair map at the coarsest scale; for s = S-2 .. 0: h = FusionStep_s([up(h), E_s]),
     ``up`` = bilinear resampling to (H_s, W_s). Input: S tensors (N, D, H_s, W_s). Output: (N, F) >= 0.
-    All convolutions are bias-free, so an all-zero input (identical images) gives v = 0.
+    The convolutions are bias-free and the gates only scale, so an all-zero input (identical images) gives v = 0.
     """
 
     def __init__(self, num_scales: int, pair_channels: int = 64, channels: int = 64, attention: bool = True):

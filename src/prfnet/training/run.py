@@ -31,7 +31,7 @@ from lightning.pytorch.callbacks import Callback, OnExceptionCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Terminated
 from ..ioutil import atomic_write
 from ..model import PRFNet
 from ..outputs import check_output_dir
@@ -175,7 +175,8 @@ def make_trainer(config: TrainConfig, plan: StepPlan, progress: bool, callbacks:
 
 
 def _fit(trainer: L.Trainer, module: PRFNetModule, data: TripletDataModule, plan: StepPlan) -> None:
-    """``trainer.fit``; an interruption (Ctrl-C, SIGTERM) becomes a KeyboardInterrupt with a resume hint."""
+    """``trainer.fit``; an interruption becomes a KeyboardInterrupt (Ctrl-C) or :class:`Terminated` (SIGTERM)
+    with a resume hint."""
     try:
         trainer.fit(module, datamodule=data, ckpt_path=plan.checkpoint, weights_only=False)
     except (SystemExit, SIGTERMException) as exc:
@@ -184,8 +185,10 @@ def _fit(trainer: L.Trainer, module: PRFNetModule, data: TripletDataModule, plan
         if isinstance(exc, SystemExit):  # Lightning ignores SIGINT after a Ctrl-C; give it back to Python
             signal.signal(signal.SIGINT, signal.default_int_handler)
         ckpt = plan.directory / "checkpoints" / f"{INTERRUPTED}.ckpt"
-        message = f"training interrupted in step {plan.name}; checkpoint {ckpt}; continue with --resume"
-        raise KeyboardInterrupt(message) from exc  # the CLI prints it as its one line
+        what = "terminated (SIGTERM)" if isinstance(exc, SIGTERMException) else "interrupted"
+        message = f"training {what} in step {plan.name}; checkpoint {ckpt}; continue with --resume"
+        interruption = Terminated if isinstance(exc, SIGTERMException) else KeyboardInterrupt
+        raise interruption(message) from exc  # the CLI prints it as its one line (exit 143 or 130)
 
 
 def _saved_config(out_dir: Path) -> dict:
