@@ -71,6 +71,7 @@ class RecordBatches(Callback):
         self.batches.append((pl_module.step_name, trainer.current_epoch, batch_idx, batch["index"].tolist()))
 
 
+@pytest.mark.slow
 def test_sigkill_after_an_epoch_then_resume_gives_the_uninterrupted_weights(clic_dir, tmp_path):
     epochs = 8
     config_path = tmp_path / "tiny.yaml"
