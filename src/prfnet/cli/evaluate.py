@@ -63,6 +63,7 @@ def _cell(value) -> str:
 
 def _emit(results: dict, as_json: bool, table: tuple[list[str], list[list]], title: str, out_dir: Path) -> None:
     from ..evaluation.scoring import json_safe
+    from ..evaluation.uncertainty import METHOD, ceiling_note
 
     if as_json:
         typer.echo(json.dumps(json_safe(results), allow_nan=False))
@@ -75,6 +76,9 @@ def _emit(results: dict, as_json: bool, table: tuple[list[str], list[list]], tit
             view.add_row(*(_cell(v) for v in row[:-1]), "ok" if row[-1] == "ok" else "unavailable")
         console = Console()
         console.print(view)
+        for note in (ceiling_note(results), METHOD):
+            if note:
+                console.print(note, highlight=False, soft_wrap=True)
         for name, entry in results.items():
             if not entry.get("available"):
                 console.print(f"{name}: {entry['reason']}", highlight=False, soft_wrap=True)
@@ -127,7 +131,7 @@ def clic(
         batch_size=batch_size,
         max_pixels=max_pixels_value(max_pixels),
     )
-    _emit(results, as_json, clic_table(results), f"CLIC 2AFC: {csv}", out_dir)
+    _emit(results, as_json, clic_table(results, intervals=True), f"CLIC 2AFC: {csv}", out_dir)
 
 
 @eval_app.command(
@@ -160,7 +164,7 @@ def bapps(
         root, metrics=[metrics], model=model, out_dir=out_dir, device=device, progress=not no_progress,
         batch_size=batch_size, max_pixels=max_pixels_value(max_pixels),
     )  # fmt: skip
-    _emit(results, as_json, bapps_table(results), f"BAPPS 2AFC: {root}", out_dir)
+    _emit(results, as_json, bapps_table(results, intervals=True), f"BAPPS 2AFC: {root}", out_dir)
 
 
 @eval_app.command(
@@ -202,4 +206,4 @@ def mos(
         progress=not no_progress, batch_size=batch_size, higher_better=not lower_better,
         max_pixels=max_pixels_value(max_pixels),
     )  # fmt: skip
-    _emit(results, as_json, mos_table(results), f"MOS correlations: {dataset}", out_dir)
+    _emit(results, as_json, mos_table(results, intervals=True), f"MOS correlations: {dataset}", out_dir)

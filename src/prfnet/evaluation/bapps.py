@@ -30,6 +30,7 @@ from .scoring import (
     unavailable_info,
     write_results,
 )
+from .uncertainty import bapps_uncertainty
 
 SUBSET_FOLDERS = ("ref", "p0", "p1", "judge")
 
@@ -105,9 +106,12 @@ def evaluate_bapps(
     count, "subsets": [names]}}, ...}}``. With one split (``root`` = ``2afc/val`` or a subset folder) the
     entry also has that split's ``score`` and ``mean_of_subsets`` at the top level; with several (``root`` =
     ``2afc``: ``train/*`` and ``val/*``) there is no figure over all of them, since train and val triplets
-    differ in judges per triplet and in purpose. Unavailable metrics have ``available: False`` and
-    ``reason``. With ``out_dir``: ``results.json`` and ``report.html``. ``max_pixels``: see
-    :func:`prfnet.load_image`.
+    differ in judges per triplet and in purpose. Intervals (resampling triplets): ``subsets_ci95``
+    ``{name: [low, high]}``, ``splits_ci95`` ``{split: {"score": ..., "mean_of_subsets": ...}}`` and with one
+    split ``score_ci95``, ``mean_of_subsets_ci95``; per baseline with PRFNet, ``splits_paired_difference``
+    ``{split: {"mean", "ci95", ...}}`` (and ``paired_difference`` with one split) on ``score``, PRFNet minus the
+    baseline. Unavailable metrics have ``available: False`` and ``reason``. With ``out_dir``: ``results.json``
+    and ``report.html``. ``max_pixels``: see :func:`prfnet.load_image`.
     """
     from ..data import read_bapps
     from ..outputs import EVAL_OUTPUTS, output_set
@@ -136,8 +140,9 @@ def evaluate_bapps(
     )
     drop_failed(selection, scores)
     results: dict[str, dict] = {name: unavailable_info(reason) for name, reason in selection.unavailable.items()}
+    all_scores: dict[str, dict[str, np.ndarray]] = {}
     for metric in selection.metrics:
-        per_triplet = {
+        per_triplet = all_scores[metric.name] = {
             name: bapps_2afc_score(
                 scores.lookup(metric.name, pairs_of(items, "a")),
                 scores.lookup(metric.name, pairs_of(items, "b")),
@@ -165,6 +170,7 @@ def evaluate_bapps(
             (only,) = per_split.values()
             entry.update(score=only["score"], mean_of_subsets=only["mean_of_subsets"])
         results[metric.name] = entry
+    bapps_uncertainty(results, all_scores, splits)
     results = {name: results[name] for name in selection.names}
     if outputs is not None:
         from .reporting import bapps_report

@@ -32,6 +32,7 @@ from .scoring import (
     unavailable_info,
     write_results,
 )
+from .uncertainty import clic_uncertainty
 
 log = logging.getLogger(__name__)
 
@@ -107,15 +108,18 @@ def majority_accuracy(decision_t: Sequence[int], labels: Sequence[float]) -> tup
     return float(agree.mean()), int(decided.sum())
 
 
+def key_kind(key: Key, kinds: Mapping[Key, str]) -> str:
+    """The kind of an oracle key, looked up as ``(O, A, B)`` or ``(O, B, A)``; ``"untagged"`` without one."""
+    return kinds.get(key) or kinds.get(swapped_key(key)) or UNTAGGED
+
+
 def accuracy_by_kind(
     submission: Mapping[Key, int], official: Mapping[Key, int], kinds: Mapping[Key, str]
 ) -> dict[str, float]:
-    """Official accuracy restricted to the oracle keys of each kind (a key's kind is looked up as
-    ``(O, A, B)`` or ``(O, B, A)``; keys without a kind form ``"untagged"``)."""
+    """Official accuracy restricted to the oracle keys of each kind (:func:`key_kind`)."""
     groups: dict[str, list[bool]] = {}
     for key, t in official.items():
-        kind = kinds.get(key) or kinds.get(swapped_key(key)) or UNTAGGED
-        groups.setdefault(kind, []).append(submission[key] == t)
+        groups.setdefault(key_kind(key, kinds), []).append(submission[key] == t)
     return {kind: float(np.mean(hits)) for kind, hits in sorted(groups.items())}
 
 
@@ -173,8 +177,11 @@ def evaluate_clic(
 
     Returns ``{metric: {...}}``; an available metric has ``accuracy`` (official scorer),
     ``accuracy_majority`` (per unordered triplet, majority vote, ties excluded), ``accuracy_votes``
-    (per oracle row), ``accuracy_by_kind`` and counts (``None`` where there is no oracle / kinds file);
-    an unavailable one has ``available: False`` and ``reason``.
+    (per oracle row), ``accuracy_by_kind`` and counts (``None`` where there is no oracle / kinds file), each
+    accuracy with its reference-bootstrap interval ``<figure>_ci95`` and ``n_references``, the votes'
+    ``noise_ceiling``, per baseline the ``paired_difference`` to PRFNet and for PRFNet ``brier``, ``ece`` and
+    ``calibration`` (:mod:`prfnet.evaluation.uncertainty`); an unavailable one has ``available: False`` and
+    ``reason``.
     """
     from ..data import read_clic_oracle, read_clic_triplets
     from ..outputs import EVAL_OUTPUTS, output_set
@@ -211,6 +218,8 @@ def evaluate_clic(
         )
 
     decided: dict[str, np.ndarray] = {}
+    submissions: dict[str, dict[Key, int]] = {}
+    labeled_decisions: dict[str, np.ndarray] = {}
     results: dict[str, dict] = {name: unavailable_info(reason) for name, reason in selection.unavailable.items()}
     for metric in selection.metrics:
         score_a, score_b = pair_scores(metric.name, triplets)
@@ -218,10 +227,16 @@ def evaluate_clic(
         entry = {**metric_info(metric), "n_triplets": len(triplets), "ties_predicted": int(np.sum(score_a == score_b))}
         decided[metric.name] = t_csv
         entry["submission"] = str(outputs.final(f"submission_{metric.name}.csv")) if outputs is not None else None
-        submission = {t.names(): int(d) for t, d in zip(triplets, t_csv, strict=True)}
+        submission = submissions[metric.name] = {t.names(): int(d) for t, d in zip(triplets, t_csv, strict=True)}
         t_labeled = decisions(*pair_scores(metric.name, labeled), metric.higher_better) if labeled else None
+        labeled_decisions[metric.name] = t_labeled
         entry.update(_oracle_fields(submission, oracle_data, t_labeled, kind_map, str(oracle)))
         results[metric.name] = entry
+    prob = prfnet_probabilities(*pair_scores(PRFNET, labeled)) if PRFNET in submissions and labeled else None
+    key_kinds = None
+    if kind_map is not None and oracle_data is not None:
+        key_kinds = [key_kind(k, kind_map) for k in oracle_data.official]
+    clic_uncertainty(results, oracle_data, submissions, labeled_decisions, key_kinds, prob)
     results = {name: results[name] for name in selection.names}
 
     if outputs is not None:

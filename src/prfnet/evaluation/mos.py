@@ -43,6 +43,7 @@ from .scoring import (
     unavailable_info,
     write_results,
 )
+from .uncertainty import mos_uncertainty
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,9 @@ def evaluate_mos(
 
     ``dataset``: ``"kadid"``, ``"pipal"``, ``"tid2013"``, ``"csv"`` (with ``csv``; ``higher_better``
     tells the direction of its scores) or a ready :class:`prfnet.data.MosSet`. Returns ``{metric:
-    {"srcc", "plcc", "krcc", "n", "n_excluded", "fit", ...}}``. With ``out_dir``: ``scores.csv``
+    {"srcc", "plcc", "krcc", "n", "n_excluded", "fit", ...}}``, each correlation with its interval
+    ``<figure>_ci95`` (resampling reference images with all their distorted images; ``n_references``) and per
+    baseline with PRFNet the ``paired_difference`` of SRCC (PRFNet minus the baseline). With ``out_dir``: ``scores.csv``
     (every item's scores), ``results.json`` and ``report.html``. Fewer than 3 items is a :class:`DataError`
     (every correlation would be meaningless); with 3, SRCC and KRCC are reported and PLCC is ``null`` with its
     reason in ``undefined`` (see :func:`correlations`). ``max_pixels``: see :func:`prfnet.load_image`.
@@ -208,10 +211,13 @@ def evaluate_mos(
     subjective = np.array([it.score for it in mos.items], dtype=float)
     results: dict[str, dict] = {name: unavailable_info(reason) for name, reason in selection.unavailable.items()}
     columns: dict[str, np.ndarray] = {}
+    oriented: dict[str, np.ndarray] = {}
     for metric in selection.metrics:
         columns[metric.name] = scores.lookup(metric.name, pairs)
         same = bool(metric.higher_better) == bool(mos.higher_better)
+        oriented[metric.name] = np.asarray(columns[metric.name], dtype=float) * (1.0 if same else -1.0)
         results[metric.name] = {**metric_info(metric), **correlations(columns[metric.name], subjective, same)}
+    mos_uncertainty(results, oriented, subjective, [it.ref for it in mos.items])
     results = {name: results[name] for name in selection.names}
     if outputs is not None:
         from .reporting import mos_report

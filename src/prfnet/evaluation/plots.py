@@ -32,15 +32,27 @@ def plot_accuracy_bars(
     title: str = "",
     chance: float | None = 0.5,
     highlight: str = HIGHLIGHT,
+    intervals: Mapping[str, Sequence[float] | None] | None = None,
+    ceiling: float | None = None,
 ):
     """Bar per metric (dict order). ``None`` values (unavailable metrics) get an "n/a" label and no bar.
-    ``chance``: a dashed line at that level (0.5 for 2AFC accuracy; ``None`` for none)."""
+    ``chance``: a dashed line at that level (0.5 for 2AFC accuracy; ``None`` for none). ``intervals``: per metric
+    ``[low, high]`` drawn as an error bar; ``ceiling``: a dotted line (the noise ceiling of the votes)."""
     names = list(values)
     fig = _figure(max(4.0, 0.6 * len(names) + 1.5), 3.6)
     ax = fig.add_subplot()
     heights = [values[n] if values[n] is not None else 0.0 for n in names]
     colors = ["tab:red" if n == highlight else "tab:blue" for n in names]
     bars = ax.bar(range(len(names)), heights, color=colors)
+    for i, name in enumerate(names):
+        ci = (intervals or {}).get(name)
+        if ci and values[name] is not None and all(np.isfinite(ci)):
+            below, above = max(0.0, values[name] - ci[0]), max(0.0, ci[1] - values[name])
+            ax.errorbar(i, values[name], yerr=[[below], [above]], color="black", capsize=3, linewidth=1)
+    if ceiling is not None:
+        ax.axhline(ceiling, color="tab:green", linestyle=":", linewidth=1.2)
+        where = (len(names) - 0.55, ceiling)
+        ax.annotate(f"noise ceiling {ceiling:.3f}", where, ha="right", va="bottom", fontsize=7, color="tab:green")
     for bar, name in zip(bars, names, strict=True):
         v = values[name]
         label = "n/a" if v is None else f"{v:.3f}"

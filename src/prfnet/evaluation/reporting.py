@@ -9,6 +9,7 @@ import numpy as np
 
 from .plots import plot_accuracy_bars, plot_examples, plot_reliability, plot_scatter_fit
 from .report import Report
+from .uncertainty import METHOD, ceiling_note, ceiling_of, difference_cell, with_ci
 
 PRFNET = "prfnet"
 
@@ -36,23 +37,42 @@ def _unavailable_note(report: Report, results: dict) -> None:
         )
 
 
-def clic_table(results: dict) -> tuple[list[str], list[list]]:
-    """Columns and rows (one per metric, floats or "n/a") of the CLIC accuracy table."""
+PAIRED = "prfnet - metric"
+
+
+def _paired_column(results: dict) -> bool:
+    """Whether any entry has a paired difference to PRFNet (the table then has a "prfnet - metric" column)."""
+    return any(r.get("paired_difference") or r.get("splits_paired_difference") for r in results.values())
+
+
+def _cell(intervals: bool, value, ci):
+    """A figure as a float ("n/a" if undefined), or with ``intervals`` as "est [low, high]"."""
+    return with_ci(value, ci) if intervals else _num(value)
+
+
+def by_kind_ci(entry: dict, kind: str) -> list[float] | None:
+    return (entry.get("accuracy_by_kind_ci95") or {}).get(kind)
+
+
+def clic_table(results: dict, intervals: bool = False) -> tuple[list[str], list[list]]:
+    """Columns and rows (one per metric, floats or "n/a") of the CLIC accuracy table; with ``intervals`` every
+    accuracy is "est [low, high]" and, when PRFNet was evaluated, a "prfnet - metric" column is added."""
     kinds = sorted({k for r in results.values() for k in (r.get("accuracy_by_kind") or {})})
-    columns = ["metric", "closer when", "accuracy", "majority", "per vote", *(f"kind: {k}" for k in kinds), "status"]
+    paired = intervals and _paired_column(results)
+    figures = ("accuracy", "accuracy_majority", "accuracy_votes")
+    columns = ["metric", "closer when", "accuracy", "majority", "per vote", *(f"kind: {k}" for k in kinds)]
     rows = [
         [
             name,
             direction(r),
-            _num(r.get("accuracy")),
-            _num(r.get("accuracy_majority")),
-            _num(r.get("accuracy_votes")),
-            *(_num((r.get("accuracy_by_kind") or {}).get(k)) for k in kinds),
+            *(_cell(intervals, r.get(f), r.get(f"{f}_ci95")) for f in figures),
+            *(_cell(intervals, (r.get("accuracy_by_kind") or {}).get(k), by_kind_ci(r, k)) for k in kinds),
+            *([difference_cell(r)] if paired else []),
             _status(r),
         ]
         for name, r in results.items()
     ]
-    return columns, rows
+    return [*columns, *([PAIRED] if paired else []), "status"], rows
 
 
 def bapps_subsets(results: dict) -> list[str]:
@@ -65,21 +85,29 @@ def bapps_splits(results: dict) -> list[str]:
     return list(next((r.get("splits") or {} for r in results.values() if r.get("available")), {}))
 
 
-def bapps_table(results: dict) -> tuple[list[str], list[list]]:
+def bapps_table(results: dict, intervals: bool = False) -> tuple[list[str], list[list]]:
     """Columns and rows of the BAPPS 2AFC score table: per subset, then per split the mean over its triplets
-    ("all") and over its subsets ("mean"). With several splits each has its own columns (never pooled)."""
+    ("all") and over its subsets ("mean"). With several splits each has its own columns (never pooled). With
+    ``intervals``: "est [low, high]" cells and, with PRFNet, "prfnet - metric" on each split's "all"."""
     subsets, splits = bapps_subsets(results), bapps_splits(results)
     summary = [("all", "score"), ("mean", "mean_of_subsets")]
-    if len(splits) > 1:
-        columns = [f"{split}: {label}" for split in splits for label, _ in summary]
-    else:
-        columns = [label for label, _ in summary]
+    many = len(splits) > 1
+    columns = [f"{split}: {label}" if many else label for split in splits for label, _ in summary]
+    paired = intervals and _paired_column(results)
+    if paired:
+        columns += [f"{split}: {PAIRED}" if many else PAIRED for split in splits]
+
+    def split_cell(r: dict, split: str, key: str):
+        figure = ((r.get("splits") or {}).get(split) or {}).get(key)
+        return _cell(intervals, figure, ((r.get("splits_ci95") or {}).get(split) or {}).get(key))
+
     rows = [
         [
             name,
             direction(r),
-            *(_num((r.get("subsets") or {}).get(s)) for s in subsets),
-            *(_num(((r.get("splits") or {}).get(split) or {}).get(key)) for split in splits for _, key in summary),
+            *(_cell(intervals, (r.get("subsets") or {}).get(s), (r.get("subsets_ci95") or {}).get(s)) for s in subsets),
+            *(split_cell(r, split, key) for split in splits for _, key in summary),
+            *(difference_cell(r.get("splits_paired_difference") or {}, split) for split in splits if paired),
             _status(r),
         ]
         for name, r in results.items()
@@ -87,13 +115,35 @@ def bapps_table(results: dict) -> tuple[list[str], list[list]]:
     return ["metric", "closer when", *subsets, *columns, "status"], rows
 
 
-def mos_table(results: dict) -> tuple[list[str], list[list]]:
-    """Columns and rows of the MOS correlation table."""
+def mos_table(results: dict, intervals: bool = False) -> tuple[list[str], list[list]]:
+    """Columns and rows of the MOS correlation table; with ``intervals`` "est [low, high]" cells and, with
+    PRFNet, the paired difference of SRCC ("SRCC: prfnet - metric")."""
+    paired = intervals and _paired_column(results)
     rows = [
-        [n, direction(r), _num(r.get("srcc")), _num(r.get("plcc")), _num(r.get("krcc")), r.get("n", ""), _status(r)]
+        [
+            n,
+            direction(r),
+            *(_cell(intervals, r.get(f), r.get(f"{f}_ci95")) for f in ("srcc", "plcc", "krcc")),
+            r.get("n", ""),
+            *([difference_cell(r)] if paired else []),
+            _status(r),
+        ]
         for n, r in results.items()
     ]
-    return ["metric", "closer when", "SRCC", "PLCC", "KRCC", "n", "status"], rows
+    columns = ["metric", "closer when", "SRCC", "PLCC", "KRCC", "n", *([f"SRCC: {PAIRED}"] if paired else [])]
+    return [*columns, "status"], rows
+
+
+def calibration_text(entry: dict) -> str:
+    """PRFNet's Brier score (with its interval) and ECE in words."""
+    if entry.get("brier") is None:
+        return "No calibration figures (no oracle)."
+    brier = with_ci(entry["brier"], entry.get("brier_ci95"))
+    return (
+        f"Brier score {brier if isinstance(brier, str) else f'{brier:.3f}'} (lower is better), expected calibration "
+        f"error {entry['ece']:.3f}: P(A closer) = sigmoid(score_b - score_a) against the fraction of each triplet's "
+        "votes for A, over unordered triplets (ECE: 10 equal-width probability bins, weighted by their counts)."
+    )
 
 
 def clic_report(
@@ -115,13 +165,23 @@ def clic_report(
         note=True,
     )
     report.add_heading("Accuracy")
-    report.add_table(*clic_table(results))
+    report.add_table(*clic_table(results, intervals=True))
+    note = ceiling_note(results)
+    if note:
+        report.add_text(note)
+    report.add_text(METHOD + " 'prfnet - metric': PRFNet's official accuracy minus the metric's.", note=True)
     _unavailable_note(report, results)
     if oracle is not None:
         bars = {n: (r.get("accuracy") if r.get("available") else None) for n, r in results.items()}
-        report.add_figure(plot_accuracy_bars(bars, title="official CLIC accuracy"), "Accuracy per metric.")
+        cis = {n: r.get("accuracy_ci95") for n, r in results.items()}
+        ceiling = (ceiling_of(results) or {}).get("ceiling")
+        report.add_figure(
+            plot_accuracy_bars(bars, title="official CLIC accuracy", intervals=cis, ceiling=ceiling),
+            "Accuracy per metric with its 95 % interval; dotted: the noise ceiling of the votes.",
+        )
     if reliability is not None:
         report.add_heading("PRFNet calibration")
+        report.add_text(calibration_text(results.get(PRFNET) or {}))
         report.add_figure(
             plot_reliability(*reliability, title="PRFNet reliability"),
             "Predicted P(A closer) against the human vote fraction and the majority label, per probability bin.",
@@ -142,12 +202,22 @@ def bapps_report(results: dict, root: Path, subsets: list[str]) -> Report:
         "Train and val splits are reported separately, never pooled.",
         note=True,
     )
-    report.add_table(*bapps_table(results))
+    report.add_table(*bapps_table(results, intervals=True))
+    report.add_text(
+        METHOD.replace("over references", "over triplets (each has its own reference patch)")
+        + " 'prfnet - metric': PRFNet's score over the split's triplets minus the metric's.",
+        note=True,
+    )
     _unavailable_note(report, results)
     for split in bapps_splits(results):
         bars = {n: (r["splits"][split]["score"] if r.get("available") else None) for n, r in results.items()}
         report.add_figure(
-            plot_accuracy_bars(bars, ylabel="2AFC score", title=f"BAPPS 2AFC score: {split}"),
+            plot_accuracy_bars(
+                bars,
+                ylabel="2AFC score",
+                title=f"BAPPS 2AFC score: {split}",
+                intervals={n: ((r.get("splits_ci95") or {}).get(split) or {}).get("score") for n, r in results.items()},
+            ),
             f"2AFC score over the {split} triplets.",
         )
     return report
@@ -165,10 +235,20 @@ def mos_report(results: dict, source: str, mos, columns: dict[str, np.ndarray], 
         "4-parameter logistic fit; SRCC Spearman, KRCC Kendall tau-b.",
         note=True,
     )
-    report.add_table(*mos_table(results))
+    report.add_table(*mos_table(results, intervals=True))
+    report.add_text(
+        METHOD.replace("over references", "over reference images, each with all its distorted images")
+        + " PLCC's intervals keep the logistic fitted on all items. 'prfnet - metric': PRFNet's SRCC minus the "
+        "metric's, on the items both scored.",
+        note=True,
+    )
     _unavailable_note(report, results)
     bars = {n: (r.get("srcc") if r.get("available") else None) for n, r in results.items()}
-    report.add_figure(plot_accuracy_bars(bars, ylabel="SRCC", title="Spearman correlation", chance=None), "SRCC.")
+    cis = {n: r.get("srcc_ci95") for n, r in results.items()}
+    report.add_figure(
+        plot_accuracy_bars(bars, ylabel="SRCC", title="Spearman correlation", chance=None, intervals=cis),
+        "SRCC with its 95 % interval.",
+    )
     shown = PRFNET if PRFNET in columns else next(iter(columns), None)
     if shown is not None:
         fit = results[shown].get("fit")

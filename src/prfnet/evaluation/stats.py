@@ -12,7 +12,7 @@ CLIC conventions: ``T = 0`` means A is closer to O, ``T = 1`` B; the official sc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -48,10 +48,33 @@ def _group_codes(groups: Sequence[Hashable]) -> tuple[Array, int]:
     return codes, len(index)
 
 
-def group_resample_counts(n_groups: int, n_boot: int, seed: int) -> Array:
-    """(n_boot, n_groups) int array: how often each group is drawn in each resample (rows sum to n_groups)."""
+_CHUNK_CELLS = 1 << 21  # resample counts generated at a time (bounds memory for item-level groups)
+
+
+def resample_count_chunks(n_groups: int, n_boot: int, seed: int) -> Iterator[Array]:
+    """The rows of :func:`group_resample_counts` in consecutive blocks (memory stays bounded for large
+    ``n_groups``); the blocks depend only on ``(n_groups, n_boot, seed)``, so their concatenation is the matrix."""
+    if n_groups < 1 or n_boot < 1:
+        raise ValueError(f"need n_groups >= 1 and n_boot >= 1, got {n_groups} and {n_boot}")
     rng = np.random.default_rng(seed)
-    return rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot)
+    rows = max(1, min(n_boot, _CHUNK_CELLS // n_groups))
+    for start in range(0, n_boot, rows):
+        m = min(rows, n_boot - start)
+        drawn = rng.integers(0, n_groups, size=(m, n_groups)) + n_groups * np.arange(m)[:, None]
+        yield np.bincount(drawn.ravel(), minlength=m * n_groups).reshape(m, n_groups)
+
+
+def group_resample_counts(n_groups: int, n_boot: int, seed: int) -> Array:
+    """(n_boot, n_groups) int array: how often each group is drawn in each resample (rows sum to n_groups).
+
+    Each resample draws ``n_groups`` group indices uniformly with replacement (a multinomial count vector).
+    """
+    return np.concatenate(list(resample_count_chunks(n_groups, n_boot, seed)))
+
+
+def percentile_interval(estimate: float, boot: Array, level: float, n_groups: int, n_items: int) -> Interval:
+    """:class:`Interval` of bootstrap replicates ``boot`` (non-finite ones are left out and counted)."""
+    return _interval(estimate, np.asarray(boot, dtype=np.float64), level, n_groups, n_items)
 
 
 def _interval(estimate: float, boot: Array, level: float, n_groups: int, n_items: int) -> Interval:
@@ -92,15 +115,34 @@ def bootstrap_ci(
     return _interval(estimate, boot, level, len(arrays), sum(len(a) for a in arrays))
 
 
+def grouped_means(
+    values: Sequence[float] | Array, groups: Sequence[Hashable], n_boot: int = 2000, seed: int = 0
+) -> tuple[Array, Array, int]:
+    """Means over items of one or more columns and their group-bootstrap replicates, in one pass.
+
+    ``values``: (n,) or (n, k) per-item values (k statistics on the same items, e.g. one column per metric);
+    ``groups``: the group id of each item. Returns ``(estimates (k,), replicates (n_boot, k), n_groups)``; a
+    replicate is the ratio of the drawn groups' sums to their item counts, every column with the same
+    resamples (:func:`resample_count_chunks`), so columns can be compared resample by resample.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    matrix = values[:, None] if values.ndim == 1 else values
+    if matrix.ndim != 2 or len(matrix) != len(groups) or len(matrix) == 0:
+        raise ValueError(f"need one group id per item and at least one item, got {values.shape} and {len(groups)}")
+    codes, n_groups = _group_codes(groups)
+    sums = np.column_stack([np.bincount(codes, column, n_groups) for column in matrix.T])
+    sizes = np.bincount(codes, minlength=n_groups).astype(np.float64)
+    boot = np.concatenate([(c @ sums) / (c @ sizes)[:, None] for c in resample_count_chunks(n_groups, n_boot, seed)])
+    return matrix.mean(axis=0), boot, n_groups
+
+
 def _grouped_mean(values: Array, groups: Sequence[Hashable], n_boot: int, seed: int) -> tuple[float, Array, int]:
     """Mean over items and its group-bootstrap replicates (ratio of drawn sums to drawn counts), and G."""
     values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1 or len(values) != len(groups) or len(values) == 0:
-        raise ValueError(f"need one group id per item and at least one item, got {values.shape} and {len(groups)}")
-    codes, n_groups = _group_codes(groups)
-    sums, sizes = np.bincount(codes, values, n_groups), np.bincount(codes, minlength=n_groups)
-    counts = group_resample_counts(n_groups, n_boot, seed)
-    return float(values.mean()), (counts @ sums) / (counts @ sizes), n_groups
+    if values.ndim != 1:
+        raise ValueError(f"need one value per item, got shape {values.shape}")
+    estimate, boot, n_groups = grouped_means(values, groups, n_boot, seed)
+    return float(estimate[0]), boot[:, 0], n_groups
 
 
 def accuracy_ci(
@@ -129,8 +171,14 @@ def paired_difference(
     """
     diff = np.asarray(correct_a, dtype=np.float64) - np.asarray(correct_b, dtype=np.float64)
     estimate, boot, n_groups = _grouped_mean(diff, groups, n_boot, seed)
-    interval = _interval(estimate, boot, 0.95, n_groups, len(groups))
-    return {"mean": estimate, "ci95": [interval.low, interval.high], "n_groups": n_groups, "n_items": len(groups)}
+    return difference_summary(estimate, boot, n_groups, len(groups))
+
+
+def difference_summary(estimate: float, boot: Array, n_groups: int, n_items: int) -> dict:
+    """``{"mean", "ci95", "n_groups", "n_items"}`` of a difference and its paired replicates (as
+    :func:`paired_difference` returns; ``ci95`` the 95% percentile interval)."""
+    interval = _interval(estimate, np.asarray(boot, dtype=np.float64), 0.95, n_groups, n_items)
+    return {"mean": float(estimate), "ci95": [interval.low, interval.high], "n_groups": n_groups, "n_items": n_items}
 
 
 CORRELATIONS = ("srcc", "plcc", "krcc")
@@ -161,14 +209,17 @@ def correlation_ci(
     """:func:`correlation` of items (x_i, y_i) with a group-bootstrap interval (``groups``: reference ids).
 
     Raw orientation: negate a distance first if positive correlations are wanted against MOS.
-    Resamples with a constant x or y give NaN and are counted in ``n_failed``.
+    Resamples with a constant x or y give NaN and are counted in ``n_failed``. The same resamples and values
+    as :func:`bootstrap_ci` with :func:`correlation`, computed without a loop (:mod:`.resampled_correlations`).
     """
-    pairs = np.column_stack([np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)])
-    if len(pairs) != len(groups):
-        raise ValueError(f"need one group id per item, got {len(pairs)} items and {len(groups)} ids")
-    codes, n_groups = _group_codes(groups)
-    by_group = [pairs[codes == g] for g in range(n_groups)]
-    return bootstrap_ci(by_group, lambda v: correlation(v[:, 0], v[:, 1], kind), n_boot, seed, level)
+    from .resampled_correlations import correlation_replicates  # vectorised: the resamples of bootstrap_ci
+
+    if kind not in CORRELATIONS:
+        raise ValueError(f"kind must be one of {CORRELATIONS}, got {kind!r}")
+    if len(x) != len(groups):
+        raise ValueError(f"need one group id per item, got {len(x)} items and {len(groups)} ids")
+    estimate, boot, n_groups = correlation_replicates(x, y, groups, kind, n_boot, seed)
+    return _interval(estimate, boot, level, n_groups, len(groups))
 
 
 # --------------------------------------------------------------------------------------------- calibration
