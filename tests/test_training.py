@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -16,9 +17,10 @@ import pytest
 import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
+from safetensors import safe_open
 from safetensors.torch import load_file
 
-from prfnet import ConfigError, PRFNet
+from prfnet import ConfigError, PRFNet, load_image
 from prfnet.cli import main
 from prfnet.training import load_train_config, parse_override, shipped_configs, train
 from prfnet.training.curves import read_metrics_csv
@@ -148,10 +150,45 @@ def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
 
 
+class RecordValidation(Callback):
+    """The training and validation triplets of each step, and the weights each validation pass evaluates."""
+
+    def __init__(self):
+        self.items: dict[str, tuple[list, list]] = {}
+        self.weights: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
+
+    def on_train_start(self, trainer, pl_module):
+        data = trainer.datamodule
+        self.items[pl_module.step_name] = (list(data.train_set.items), list(data.val_set.items))
+
+    def on_validation_epoch_start(self, trainer, pl_module):
+        state = pl_module.model.state_dict()
+        self.weights[(pl_module.step_name, trainer.current_epoch)] = {k: v.detach().clone() for k, v in state.items()}
+
+
+def validation_metrics(weights: dict, val_csv: Path) -> tuple[float, float]:
+    """(accuracy against the majority label, mean squared error of sigmoid(logit) against p_a) of ``weights`` on
+    the triplets of ``val_triplets.csv`` (whole 64 px images = the centre crop), computed here from the files."""
+    model = PRFNet(TINY["model"]["backbone"], pair_channels=8, fusion_channels=8)
+    model.load_state_dict(weights)
+    model.eval()
+    with open(val_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    hits, errors = [], []
+    with torch.no_grad():
+        for row in rows:
+            logit = float(model(*(load_image(row[k]) for k in ("ref", "a", "b"))))
+            p_a = float(row["p_a"])
+            label = 1.0 if p_a > 0.5 else 0.0 if p_a < 0.5 else 0.5
+            hits.append(1 - abs((logit > 0) - label) if logit != 0 else 0.5)
+            errors.append((1 / (1 + math.exp(-logit)) - p_a) ** 2)
+    return sum(hits) / len(hits), sum(errors) / len(errors)
+
+
 def test_two_steps_end_to_end(clic_dir, tmp_path):
     out = tmp_path / "run"
-    recorder = RecordStart()
-    result = train(tiny_config(), clic_dir, out, progress=False, callbacks=[recorder])
+    recorder, seen = RecordStart(), RecordValidation()
+    result = train(tiny_config(), clic_dir, out, progress=False, callbacks=[recorder, seen])
 
     model = PRFNet.from_pretrained(result.model_path)
     assert model.config.backbone == "test_resnet" and model.config.pair_channels == 8
@@ -164,20 +201,50 @@ def test_two_steps_end_to_end(clic_dir, tmp_path):
     assert _same(recorder.start["regression"], step1)
     assert not _same(recorder.start["classification"], step1)
     assert not _same(step1, final)
+    # the final model is the last epoch's (not the best one's)
+    assert _same(final, seen.weights[("regression", 0)])
 
+    # held-out references: one of the four, in val_triplets.csv, validated on, and never trained on
+    val_csv = out / "val_triplets.csv"
+    with open(val_csv, newline="") as f:
+        val = [(r["ref"], r["a"], r["b"], float(r["p_a"])) for r in csv.DictReader(f)]
+    for step in ("classification", "regression"):
+        train_items, val_items = seen.items[step]
+        assert [(t.ref, t.a, t.b, pytest.approx(t.p_a)) for t in val_items] == val
+        train_refs, val_refs = {t.ref for t in train_items}, {t.ref for t in val_items}
+        assert len(val_refs) == 1 and not train_refs & val_refs
+        assert train_refs | val_refs == {str((clic_dir / "images" / f"r{r}.png").resolve()) for r in range(4)}
+        assert len(train_items) == 3  # one triplet per reference
+
+    # every epoch's metrics are those of the weights it ended with; the best epoch is the first highest val_acc
     rows = read_metrics_csv(result.metrics_csv)
     assert [(r["step"], r["epoch"]) for r in rows] == [("classification", 0), ("classification", 1), ("regression", 0)]
-    assert all(0.0 <= r["val_acc"] <= 1.0 and r["train_loss"] >= 0 for r in rows)
-    assert result.best_val["val_acc"] == max(r["val_acc"] for r in rows)
+    measured = {}
+    for r in rows:
+        acc, mse = validation_metrics(seen.weights[(r["step"], r["epoch"])], val_csv)
+        assert r["val_acc"] == pytest.approx(acc) and r["val_mse"] == pytest.approx(mse, rel=1e-4, abs=1e-7)
+        assert math.isfinite(r["train_loss"]) and r["train_loss"] >= 0
+        measured[(r["step"], r["epoch"])] = acc
+    best = max(measured, key=lambda k: (measured[k], -list(measured).index(k)))
+    assert (result.best_val["step"], result.best_val["epoch"]) == best
+    assert result.best_val["val_acc"] == pytest.approx(measured[best])
+    with safe_open(str(result.model_path), framework="pt") as f:
+        assert float(f.metadata()["best_val_acc"]) == pytest.approx(measured[best])
     html = result.report_path.read_text()
     assert "data:image/png;base64" in html and "Step 1" in html and "Per-epoch metrics" in html
-    assert (out / "step1_classification" / "checkpoints" / "last.ckpt").is_file()
-    assert (out / "step2_regression" / "checkpoints" / "last.ckpt").is_file()
+
+    # last.ckpt: the newest step checkpoint, holding the step's final weights and optimizer step count
+    for step_dir, epochs in (("step1_classification", 2), ("step2_regression", 1)):
+        folder = out / step_dir / "checkpoints"
+        newest = max(folder.glob("step=*.ckpt"), key=lambda p: int(p.stem.split("=")[1]))
+        assert (folder / "last.ckpt").resolve() == newest.resolve()
+        last = torch.load(folder / "last.ckpt", weights_only=False)  # our own file
+        assert last["global_step"] == epochs * 1 == int(newest.stem.split("=")[1])  # 3 triplets, batch size 4
+        assert last["epoch"] == epochs - 1
+        weights = {k.removeprefix("model."): v for k, v in last["state_dict"].items() if k.startswith("model.")}
+        assert _same(weights, load_file(out / step_dir / "model.safetensors"))
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert load_train_config(saved).to_dict() == result_config_dict(clic_dir)
-    # held-out references are disjoint from the training ones
-    val_refs = {line.split(",")[0] for line in (out / "val_triplets.csv").read_text().splitlines()[1:]}
-    assert len(val_refs) == 1
 
     with pytest.raises(ConfigError, match="--resume"):
         train(tiny_config(), clic_dir, out, progress=False)

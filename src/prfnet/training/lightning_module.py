@@ -103,6 +103,21 @@ class PRFNetModule(L.LightningModule):
             groups.append({"params": backbone, "lr": s.lr * s.backbone_lr_mult, "name": "backbone"})
         return groups
 
+    def on_train_start(self) -> None:
+        """Set the optimizer's settings from ``settings`` again: a resumed step restores the optimizer and scheduler
+        state of its checkpoint, learning rates and weight decay included, and the config it resumes with wins."""
+        s = self.settings
+        optimizer, scheduler = self.optimizers(use_pl_optimizer=False), self.lr_schedulers()
+        for i, group in enumerate(optimizer.param_groups):
+            base = s.lr * (s.backbone_lr_mult if group["name"] == "backbone" else 1.0)
+            scheduler.base_lrs[i] = group["initial_lr"] = base
+            group["lr"] = base * scheduler.lr_lambdas[i](scheduler.last_epoch)
+            group["weight_decay"] = s.weight_decay
+            if s.optimizer == "sgd":
+                group["momentum"] = s.momentum
+            else:
+                group["betas"] = tuple(s.betas)
+
     def configure_optimizers(self):
         s = self.settings
         groups = self._param_groups()

@@ -16,10 +16,13 @@ Layout of a run folder ``out/`` (see ``docs/training.md``)::
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import logging
 import os
 import signal
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +39,7 @@ from ..ioutil import atomic_write
 from ..model import PRFNet
 from ..outputs import check_output_dir
 from .checkpoints import INTERRUPTED, RollingCheckpoint, drop_stale_checkpoints, newest_checkpoint
-from .config import TrainConfig, dump_config
+from .config import ModelSettings, TrainConfig, dump_config
 from .curves import best_validation, merge_step_metrics, read_metrics_csv, write_metrics_csv, write_training_report
 from .datamodule import TrainingData, TripletDataModule, load_training_data, write_triplets_csv
 from .lightning_module import STEPS, PRFNetModule
@@ -47,6 +50,8 @@ log = logging.getLogger(__name__)
 STEP_DIRS = {"classification": "step1_classification", "regression": "step2_regression"}
 FINAL_MODEL = "model.safetensors"
 STEP_MODEL = "model.safetensors"
+#: model settings that only choose the initial weights: a resumed run may change them
+INITIAL_WEIGHTS = ("pretrained_backbone", "backbone_weights")
 _QUIET = (
     r".*does not have many workers.*",
     r".*smaller than the logging interval.*",
@@ -178,7 +183,9 @@ def _fit(trainer: L.Trainer, module: PRFNetModule, data: TripletDataModule, plan
     """``trainer.fit``; an interruption becomes a KeyboardInterrupt (Ctrl-C) or :class:`Terminated` (SIGTERM)
     with a resume hint."""
     try:
-        trainer.fit(module, datamodule=data, ckpt_path=plan.checkpoint, weights_only=False)
+        # Lightning prints its progress bar and model summary on stdout: stderr keeps stdout for --json documents
+        with contextlib.redirect_stdout(sys.stderr):
+            trainer.fit(module, datamodule=data, ckpt_path=plan.checkpoint, weights_only=False)
     except (SystemExit, SIGTERMException) as exc:
         if not trainer.interrupted:
             raise
@@ -228,21 +235,39 @@ def _set_data_root(config: TrainConfig, data_dir: Path | None, resumed_run: Path
     config.data.root = str(Path(root).expanduser().absolute()) if root else None
 
 
-def _warn_config_change(out_dir: Path, config: TrainConfig) -> None:
+def _changed_keys(before: dict, now: dict, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two config dicts (``steps.classification.lr``)."""
+    changed = []
+    for key, value in now.items():
+        old = before.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            changed += _changed_keys(old, value, f"{prefix}{key}.")
+        elif old != value:
+            changed.append(f"{prefix}{key}")
+    return changed
+
+
+def _check_config_change(out_dir: Path, config: TrainConfig, plans: list[StepPlan], warn: bool) -> None:
+    """On ``--resume``: the keys in which ``config`` differs from the run's ``config.yaml`` are logged, and the new
+    values apply; :class:`ConfigError` for those the saved state cannot follow: the architecture once a step has
+    weights, the optimizer and ``freeze_backbone`` of a step continued from its checkpoint."""
     before = _saved_config(out_dir)
-    if not before:
-        return
+    changed = _changed_keys(before, config.to_dict()) if before else []
+    fixed = set()
+    if any(p.action in ("done", "resume") for p in plans):
+        fixed |= {f"model.{f.name}" for f in dataclasses.fields(ModelSettings) if f.name not in INITIAL_WEIGHTS}
+    fixed |= {f"steps.{p.name}.{k}" for p in plans if p.action == "resume" for k in ("optimizer", "freeze_backbone")}
     saved = out_dir / "config.yaml"
-    now = config.to_dict()
-    changed = [
-        f"{section}.{key}"
-        for section, values in now.items()
-        if isinstance(values, dict)
-        for key in values
-        if isinstance(before.get(section), dict) and before[section].get(key) != values[key]
-    ]
-    if changed:
-        log.warning("resuming with a config that differs from %s in: %s", saved, ", ".join(changed))
+    refused = [key for key in changed if key in fixed]
+    if refused:
+        raise ConfigError(
+            f"cannot resume with {', '.join(refused)} changed (see {saved}): the run's saved weights or optimizer "
+            "state cannot continue with another value; resume with the run's values, or train again with another --out"
+        )
+    if changed and warn:
+        log.warning(
+            "resuming with a config that differs from %s in: %s (the new values apply)", saved, ", ".join(changed)
+        )
 
 
 def _finished_result(out_dir: Path) -> TrainResult:
@@ -288,13 +313,13 @@ def train(
                     f"{out_dir} already holds a training run: pass --resume to continue it, or choose another --out"
                 )
             restart = True  # it stopped before its first checkpoint: cleared below, once this run can start
-        if resume:
-            _warn_config_change(out_dir, config)
 
+    plans = plan_steps(config, out_dir, resume)
+    if resume:
+        _check_config_change(out_dir, config, plans, warn=launcher_zero)
     L.seed_everything(config.seed, workers=True, verbose=False)
     data = load_training_data(config.data, seed=config.seed)
     log.info(data.description)
-    plans = plan_steps(config, out_dir, resume)
     # building the data modules checks every image file: bad data fails here, before anything is written
     datamodules = {p.name: _datamodule(config, data, p.name) for p in plans if p.action in ("fresh", "resume")}
     first = next(p for p in plans if p.action != "skip")
