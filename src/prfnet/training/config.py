@@ -88,7 +88,7 @@ class StepSettings:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam/adamw
     momentum: float = 0.9  # sgd
     scheduler: str = "cosine"  # per-step cosine decay to min_lr_ratio * lr, or constant
-    warmup_steps: int = 0  # linear warm-up from 0
+    warmup_steps: int = 0  # linear warm-up: step i < W uses lr * (i + 1) / W
     min_lr_ratio: float = 0.0
 
 
