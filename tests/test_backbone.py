@@ -20,21 +20,39 @@ def seres2net50():
     return build_backbone("seres2net50")
 
 
+# Res2Net-50 (Gao et al., TPAMI 2019, Table 1; timm's ``res2net50_26w_4s``) has ResNet-50's four stages of
+# 3, 4, 6 and 3 bottlenecks with 256, 512, 1024 and 2048 output channels, at strides 4, 8, 16 and 32.
+STAGES = ((3, 256), (4, 512), (6, 1024), (3, 2048))
+
+
+def se_parameters(channels: int, reduction: int = 16) -> int:
+    """Parameters of one SE module (Hu et al., CVPR 2018) on ``channels``: two 1 x 1 convolutions with biases,
+    C -> C / r -> C, r = 16 (timm's ``SEModule`` defaults, which ``IdentityInitSE`` states it keeps)."""
+    hidden = channels // reduction
+    return (channels * hidden + hidden) + (hidden * channels + channels)
+
+
 def test_full_seres2net50_structure(seres2net50):
     net = seres2net50
     params = sum(p.numel() for p in net.parameters())
-    # 28.2M with the ImageNet classifier; the features_only network has no fc (2048 x 1000 + 1000 fewer)
-    assert 25.5e6 < params < 26.5e6
-    assert params + 2048 * 1000 + 1000 == pytest.approx(28.2e6, rel=0.01)
+    # the parameters are those of timm's plain Res2Net-50 feature extractor (random init; no classifier) plus
+    # one SE module per bottleneck, counted by formula: 23,650,120 + 2,530,992 = 26,181,112
+    plain = timm.create_model("res2net50_26w_4s", features_only=True, out_indices=(1, 2, 3, 4))
+    se = sum(blocks * se_parameters(channels) for blocks, channels in STAGES)
+    assert params == sum(p.numel() for p in plain.parameters()) + se
     bottlenecks = [m for name, m in net.named_modules() if type(m).__name__ == "Bottle2neck"]
-    assert len(bottlenecks) == 16
+    assert len(bottlenecks) == sum(blocks for blocks, _ in STAGES) == 16
     assert all(isinstance(b.se, IdentityInitSE) for b in bottlenecks)
     assert all(b.scale == 4 for b in bottlenecks)
-    assert feature_channels(net) == [256, 512, 1024, 2048]
+    widths = [channels for blocks, channels in STAGES for _ in range(blocks)]
+    assert [(b.se.fc1.in_channels, b.se.fc1.out_channels) for b in bottlenecks] == [(c, c // 16) for c in widths]
+    assert feature_channels(net) == [channels for _, channels in STAGES]
     assert feature_strides(net) == [4, 8, 16, 32]
     with torch.no_grad():
         feats = net(torch.rand(1, 3, 64, 96))
-    assert [tuple(f.shape) for f in feats] == [(1, 256, 16, 24), (1, 512, 8, 12), (1, 1024, 4, 6), (1, 2048, 2, 3)]
+    assert [tuple(f.shape) for f in feats] == [
+        (1, c, 64 // s, 96 // s) for (_, c), s in zip(STAGES, (4, 8, 16, 32), strict=True)
+    ]
 
 
 def test_prfnet_default_backbone_is_seres2net50_and_exposed():

@@ -122,6 +122,11 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
 
 # ---------- reference SSIM / MS-SSIM ----------
 
+# Largest differences observed between prfnet and the transcription on the cases below: 3.0e-9 (SSIM) and
+# 7.8e-10 (MS-SSIM), from the float32 input tensors (the transcription reads the float64 images). 1e-6 leaves a
+# margin of over 300 and still catches a change of the size of MATLAB's integer rounding of Y (about 1e-4).
+TOLERANCE = 1e-6
+
 
 @pytest.mark.parametrize("factor", [2, 3, 4, 5])
 def test_box_downsample_is_matlab_imfilter_then_subsample(factor):
@@ -146,7 +151,7 @@ def test_ssim_matches_matlab_ssim_m(height, width, distortion):
     dist = jpeg(ref, quality=15) if distortion == "jpeg" else add_noise(ref, 0.06, seed=width)
     expected = matlab_ssim(bt601_y(ref), bt601_y(dist))
     ours = ssim_matlab(to_tensor(ref), to_tensor(dist)).item()
-    assert abs(ours - expected) < 1e-3
+    assert abs(ours - expected) < TOLERANCE
     assert 0.2 < expected < 0.999  # a non-trivial comparison
 
 
@@ -156,7 +161,7 @@ def test_ms_ssim_matches_matlab_msssim_m(height, width):
     for dist in (jpeg(ref, quality=10), add_noise(ref, 0.08, seed=1)):
         expected = matlab_msssim(bt601_y(ref), bt601_y(dist))
         ours = ms_ssim_matlab(to_tensor(ref), to_tensor(dist)).item()
-        assert abs(ours - expected) < 5e-3
+        assert abs(ours - expected) < TOLERANCE
         assert 0.2 < expected < 0.999
 
 
@@ -167,7 +172,7 @@ def test_registry_ssim_is_the_reference_ssim_and_broadcasts_the_reference():
     assert batch.shape == (2,) and batch.dtype == torch.float64
     for i, sigma in enumerate((0.02, 0.1)):
         single = matlab_ssim(bt601_y(ref), bt601_y(add_noise(ref, sigma, seed=4)))
-        assert abs(batch[i].item() - single) < 1e-3
+        assert abs(batch[i].item() - single) < TOLERANCE
         assert batch[i].item() == pytest.approx(get_metric("ssim")(to_tensor(ref), dists[i : i + 1]).item(), abs=1e-9)
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from prfnet import CheckpointError, PRFNet
+from prfnet import CheckpointError, ConfigError, InputError, PRFNet
 
 
 def _header(path):
@@ -35,11 +35,29 @@ def test_round_trip_restores_architecture_and_outputs(tmp_path, images):
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_inference_options_can_be_overridden_at_load(tmp_path):
-    path = PRFNet("test_resnet").save_pretrained(tmp_path / "m.safetensors")
-    assert PRFNet.from_pretrained(path, tile_size=128).config.tile_size == 128
-    with pytest.raises(Exception, match="overridden"):
+def test_inference_options_can_be_overridden_at_load(tmp_path, images):
+    torch.manual_seed(0)
+    model = PRFNet("test_resnet")
+    with torch.no_grad():
+        model.head.weight.normal_()
+    path = model.save_pretrained(tmp_path / "m.safetensors")
+    tiled = PRFNet.from_pretrained(path, tile_size=64, tile_stride=48)
+    assert (tiled.config.tile_size, tiled.config.tile_stride) == (64, 48)
+    assert PRFNet.from_pretrained(path).config.tile_size is None  # the file itself is unchanged
+    r, d = images(1, 100, 70), images(1, 100, 70)
+    with torch.no_grad():
+        untiled_score = model.score(r, d)
+        model.set_tiling(64, 48)
+        expected = model.score(r, d)
+        got = tiled.score(r, d)
+    assert torch.equal(got, expected) and not torch.allclose(got, untiled_score, rtol=1e-3)
+    # anything that changes the architecture is refused, naming what may be overridden
+    with pytest.raises(InputError) as info:
         PRFNet.from_pretrained(path, fusion="single_scale")
+    assert str(info.value) == "only ['tile_size', 'tile_stride'] can be overridden at load time, got ['fusion']"
+    # a bad override is the caller's ConfigError, not a problem of the checkpoint
+    with pytest.raises(ConfigError, match="must not exceed tile_size"):
+        PRFNet.from_pretrained(path, tile_size=64, tile_stride=100)
 
 
 def test_wrong_kind_of_file_is_a_clear_error(tmp_path):

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from prfnet import PRFNet, save_image
+from prfnet import PRFNet, load_image, save_image
 from prfnet.cli import main
 
 
@@ -42,13 +42,28 @@ def run(capsys, *args):
     return code, out.out, out.err
 
 
+def _expected_prob_a(model: PRFNet, ref: str, a: str, b: str) -> float:
+    """P(A closer) from the model's own ``compare`` on the files decoded by ``load_image`` (float, in [0, 1])."""
+    with torch.no_grad():
+        return model.compare(load_image(ref), load_image(a), load_image(b)).item()
+
+
 def test_compare_json_is_exactly_one_object(capsys, files):
-    code, out, err = run(capsys, "compare", files["ref"], files["d0"], files["d2"], "-c", files["ckpt"], "--json")
-    assert code == 0, err
-    result = json.loads(out)
-    assert set(result) == {"closer", "prob_a", "score_a", "score_b"}
-    assert result["closer"] == ("A" if result["prob_a"] >= 0.5 else "B")
-    assert (result["score_a"] < result["score_b"]) == (result["closer"] == "A")
+    model = PRFNet.from_pretrained(files["ckpt"])
+    for a, b in (("d0", "d2"), ("d2", "d0"), ("same", "d2"), ("d2", "same")):
+        code, out, err = run(capsys, "compare", files["ref"], files[a], files[b], "-c", files["ckpt"], "--json")
+        assert code == 0, err
+        assert len(out.strip().splitlines()) == 1
+        result = json.loads(out)
+        assert set(result) == {"closer", "prob_a", "score_a", "score_b"}
+        assert result["prob_a"] == pytest.approx(_expected_prob_a(model, files["ref"], files[a], files[b]), abs=1e-6)
+        with torch.no_grad():
+            score_a, score_b = (model.score(load_image(files["ref"]), load_image(files[x])).item() for x in (a, b))
+        assert (result["score_a"], result["score_b"]) == pytest.approx((score_a, score_b), abs=1e-6)
+        # the label: the image with the smaller distance is the closer one; the reference itself is always closer
+        assert result["closer"] == ("A" if score_a < score_b else "B")
+        if "same" in (a, b):
+            assert result["closer"] == ("A" if a == "same" else "B")
 
 
 def test_checkpoint_from_environment(capsys, files, monkeypatch):
@@ -79,19 +94,18 @@ def test_no_checkpoint_explains_how_to_get_one(capsys, files, monkeypatch):
 
 
 def test_random_init_warns_loudly(capsys, files):
-    code, out, err = run(
-        capsys,
-        "compare",
-        files["ref"],
-        files["d0"],
-        files["d1"],
-        "--random-init",
-        "--backbone",
-        "test_resnet",
-        "--json",
-    )
-    assert code == 0 and json.loads(out)["closer"] in "AB"
-    assert "mean NOTHING" in err
+    args = ["compare", files["ref"], files["d0"], files["d1"], "--random-init", "--backbone", "test_resnet", "--json"]
+    torch.manual_seed(7)
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    assert "WARNING: --random-init: untrained weights, the answers below mean NOTHING." in " ".join(err.split())
+    result = json.loads(out)
+    assert result["closer"] in ("A", "B")
+    # the answer is the untrained test_resnet model's: the same model, built from the same seed, gives it
+    torch.manual_seed(7)
+    model = PRFNet("test_resnet")
+    assert result["prob_a"] == pytest.approx(_expected_prob_a(model, files["ref"], files["d0"], files["d1"]), abs=1e-6)
+    assert result["closer"] == ("A" if result["score_a"] < result["score_b"] else "B")
 
 
 @pytest.mark.parametrize(

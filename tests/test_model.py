@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import timm
 import torch
 
 from prfnet import ConfigError, InputError, PRFNet, PRFNetError
-from prfnet.model.blocks import ConcatPair, CrossSubtract, ProgressiveFusion, SingleScaleFusion
+from prfnet.model.backbone import IMAGENET_MEAN, IMAGENET_STD
+from prfnet.model.blocks import ChannelAttention, ConcatPair, CrossSubtract, ProgressiveFusion, SingleScaleFusion
 
 from .conftest import TINY
 
@@ -166,15 +168,68 @@ def test_rank_rejects_bad_calls(tiny_model, images):
         tiny_model.rank(images(1), [])
 
 
-@pytest.mark.parametrize(("pair_block", "fusion"), [("concat", "progressive"), ("cross_subtract", "single_scale")])
-def test_ablation_switches_build_and_stay_antisymmetric(images, pair_block, fusion):
-    model = PRFNet(TINY, pair_block=pair_block, fusion=fusion).eval()
-    pair_cls = ConcatPair if pair_block == "concat" else CrossSubtract
-    fusion_cls = SingleScaleFusion if fusion == "single_scale" else ProgressiveFusion
-    assert type(model.pair) is pair_cls and type(model.fusion) is fusion_cls
+def _params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _with_finer_levels_replaced(model: PRFNet):
+    """A backbone hook that replaces the feature maps of every level but the coarsest by noise."""
+
+    def hook(module, inputs, maps):
+        return [torch.randn_like(m) for m in maps[:-1]] + [maps[-1]]
+
+    return model.backbone.register_forward_hook(hook)
+
+
+def test_ablation_switches_build_and_stay_antisymmetric(images):
+    torch.manual_seed(0)
+    paper = PRFNet(TINY)
+    variants = {
+        "concat": PRFNet(TINY, pair_block="concat"),
+        "single_scale": PRFNet(TINY, fusion="single_scale"),
+        "no_attention": PRFNet(TINY, attention=False),
+    }
     r, a, b = images(2), images(2), images(2)
     with torch.no_grad():
-        assert torch.allclose(model.compare(r, a, b) + model.compare(r, b, a), torch.ones(2), atol=1e-5)
+        for model in (paper, *variants.values()):
+            model.head.weight.normal_()
+            assert torch.allclose(model.compare(r, a, b) + model.compare(r, b, a), torch.ones(2), atol=1e-5)
+
+    # concat: each projection reads [F_R, F_X] (twice the channels), and identical images are no longer at 0
+    concat = variants["concat"]
+    assert type(concat.pair) is ConcatPair and type(paper.pair) is CrossSubtract
+    assert [p.in_channels for p in concat.pair.proj.values()] == [2 * p.in_channels for p in paper.pair.proj.values()]
+    with torch.no_grad():
+        assert torch.equal(paper.score(r, r), torch.zeros(2))
+        assert (concat.score(r, r) > 0).all()
+
+    # single scale: only the coarsest of the 4 levels is projected and read; the finer maps do not matter,
+    # while the paper's progressive fusion depends on them
+    single = variants["single_scale"]
+    assert type(single.fusion) is SingleScaleFusion and type(paper.fusion) is ProgressiveFusion
+    assert single.levels == (3,) and list(single.pair.proj) == ["3"] and paper.levels == (0, 1, 2, 3)
+    with torch.no_grad():
+        before_single, before_paper = single.score(r, a), paper.score(r, a)
+        handles = [_with_finer_levels_replaced(m) for m in (single, paper)]
+        try:
+            after_single, after_paper = single.score(r, a), paper.score(r, a)
+        finally:
+            for h in handles:
+                h.remove()
+    assert torch.allclose(after_single, before_single, rtol=1e-6)
+    assert not torch.allclose(after_paper, before_paper, rtol=1e-3)
+
+    # no attention: no channel-attention gate in any of the 3 fusion steps; everything else is the same, so the
+    # parameter count drops by exactly 3 gates of 64 channels with 64 // 4 = 16 hidden units (ChannelAttention:
+    # fc1 64 x 16 + 16 biases, fc2 16 x 64 + 64 biases), and with the shared weights copied the score changes
+    plain = variants["no_attention"]
+    assert sum(isinstance(m, ChannelAttention) for m in paper.modules()) == 3
+    assert not any(isinstance(m, ChannelAttention) for m in plain.modules())
+    assert _params(paper) - _params(plain) == 3 * ((64 * 16 + 16) + (16 * 64 + 64))
+    missing, unexpected = plain.load_state_dict(paper.state_dict(), strict=False)
+    assert not missing and all(".attention." in k for k in unexpected)
+    with torch.no_grad():
+        assert not torch.allclose(plain.score(r, a), paper.score(r, a), rtol=1e-3)
 
 
 def test_unknown_options_raise_config_errors():
@@ -187,15 +242,59 @@ def test_unknown_options_raise_config_errors():
 
 
 def test_a_four_level_timm_backbone_runs_end_to_end(images):
-    """ConvNeXt has four feature levels (no stride-2 stem level): all four are fused, at strides 4..32."""
+    """ConvNeXt has four feature levels (no stride-2 stem level): all four are fused, at strides 4..32. The
+    feature maps are checked against timm's own classifier network with the same weights
+    (``forward_intermediates``: the output of each of its 4 stages), and each level must change the score."""
+    torch.manual_seed(0)
     model = PRFNet("test_convnext")
-    r, a, b = images(2, 64, 96), images(2, 64, 96), images(2, 64, 96)
     with torch.no_grad():
+        model.head.weight.normal_()
+    r, a, b = images(2, 64, 96), images(2, 64, 96), images(2, 64, 96)
+
+    # the same network built as timm's classifier (keys stem.0 / stages.0 instead of stem_0 / stages_0)
+    classifier = timm.create_model("test_convnext").eval()
+    state = {
+        k.replace("stem_", "stem.").replace("stages_", "stages."): v for k, v in model.backbone.state_dict().items()
+    }
+    missing, unexpected = classifier.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith("head.") for k in missing)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        stages = classifier.forward_intermediates((r - mean) / std, intermediates_only=True)
         feats = model.features(r)
+    assert len(stages) == 4 and model.levels == (0, 1, 2, 3)
+    assert [tuple(f.shape[-2:]) for f in feats] == [(64 // s, 96 // s) for s in (4, 8, 16, 32)]
+    for ours, stage in zip(feats, stages, strict=True):
+        norm = stage.pow(2).sum(dim=1, keepdim=True).sqrt()
+        torch.testing.assert_close(ours, stage / norm, rtol=1e-4, atol=1e-5)
+    assert [p.in_channels for p in model.pair.proj.values()] == [s.shape[1] for s in stages]
+
+    # every level is read: each projection sees its level's pair of maps, and silencing any one of them changes
+    # the distance (the coarse levels only slightly at random initialisation, hence the exact comparison: the
+    # same computation on the same input is bitwise reproducible on the CPU)
+    seen = {}
+
+    def record(level):
+        def hook(module, inputs, output):
+            seen[level] = tuple(inputs[0].shape)
+
+        return hook
+
+    hooks = [proj.register_forward_hook(record(level)) for level, proj in model.pair.proj.items()]
+    with torch.no_grad():
         p = model.compare(r, a, b) + model.compare(r, b, a)
-    assert model.levels == (0, 1, 2, 3)
-    assert [f.shape[-2:] for f in feats] == [(16, 24), (8, 12), (4, 6), (2, 3)]
-    assert [f.shape[1] for f in feats] == [p.in_channels for p in model.pair.proj.values()]
+        for h in hooks:
+            h.remove()
+        base = model.score(r, a)
+        for level, proj in model.pair.proj.items():
+            saved = proj.weight.clone()
+            proj.weight.zero_()
+            try:
+                changed = model.score(r, a)
+            finally:
+                proj.weight.copy_(saved)
+            assert not torch.equal(changed, base), f"level {level} is not used"
+    assert seen == {str(s): tuple(stage.shape) for s, stage in enumerate(stages)}
     assert torch.allclose(p, torch.ones(2), atol=1e-6)
 
 
