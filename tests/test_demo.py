@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+import torch
 
 from prfnet import PRFNet
+from prfnet.api import compare_files
 from prfnet.cli import main
-from prfnet.demo import run_demo
+from prfnet.demo import KINDS, run_demo
 from prfnet.outputs import verify_outputs
 from prfnet.training import load_train_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # the checks score images with the tiny model: one thread is fastest
 
 
 @pytest.fixture(scope="module")
@@ -22,31 +27,82 @@ def tiny_config():
     return config
 
 
+def _rows(path):
+    return [line.split(",") for line in path.read_text().split()]
+
+
 def test_demo_writes_model_report_and_results_on_held_out_references(tmp_path, tiny_config):
     stages = []
     result = run_demo(
         tmp_path / "demo", refs=4, size=64, config=tiny_config, metrics=("prfnet", "psnr", "ms_ssim"),
         progress=False, stage=stages.append,
     )  # fmt: skip
-    assert len(stages) == 5
-    results = json.loads((tmp_path / "demo" / "results.json").read_text())
-    assert set(results) == {"prfnet", "psnr"}  # ms_ssim needs 176 px: reported unavailable, not dropped silently
-    assert "176" in result.unavailable["ms_ssim"]
-    for entry in results.values():
-        assert 0 <= entry["accuracy"] <= 1
-        assert set(entry["accuracy_by_kind"]) == {"within_family", "matched_mse"}
+    demo, data = tmp_path / "demo", tmp_path / "demo" / "data"
+    assert [s.split()[0] for s in stages] == ["1/5", "2/5", "3/5", "4/5", "5/5"]
+
+    # the split: by reference, disjoint, covering the set; the held-out files hold exactly the held-out triplets
+    all_refs = {row[0] for row in _rows(data / "oracle.csv")}
+    train_refs = {row[0] for row in _rows(data / "train_oracle.csv")}
+    test_refs = {row[0] for row in _rows(data / "test_oracle.csv")}
+    assert len(all_refs) == 4 and (len(train_refs), len(test_refs)) == (3, 1)
+    assert train_refs | test_refs == all_refs and not train_refs & test_refs
+    held_out = [tuple(r) for r in _rows(data / "validation.csv") if r[0] in test_refs]
+    assert [tuple(r) for r in _rows(data / "test_validation.csv")] == held_out
+    kinds = {tuple(r[:3]): r[3] for r in _rows(data / "test_kinds.csv")}
+    assert set(kinds) == set(held_out)
+    oracle = {tuple(r[:3]): int(r[3]) for r in _rows(data / "test_oracle.csv")}  # last row of a key wins
+    assert set(oracle) <= set(held_out) and oracle
+    assert len(_rows(data / "train_oracle.csv")) + len(_rows(data / "test_oracle.csv")) == len(
+        _rows(data / "oracle.csv")
+    )
+    assert "train: train_oracle.csv" in (demo / "train" / "config.yaml").read_text()
+
+    # results.json: the evaluation's figures (eval/results.json) for the available metrics, ms_ssim listed apart
+    results = json.loads((demo / "results.json").read_text())
+    assert results == result.results
+    full = json.loads((demo / "eval" / "results.json").read_text())
+    assert set(results) == {"prfnet", "psnr"} and full["ms_ssim"]["available"] is False
+    assert "176" in result.unavailable["ms_ssim"]  # ms_ssim needs 176 px: reported unavailable, not dropped
+    for name, entry in results.items():
+        assert entry["accuracy"] == full[name]["accuracy"]
+        assert entry["accuracy_by_kind"] == {k: full[name]["accuracy_by_kind"][k] for k in KINDS}
+    # the data are easy: PSNR orders every within-family pair, and PRFNet is far above chance (0.83 .. 1.0 over
+    # seeds 0-7; a flipped decision or a wrong model gives less than 0.5)
+    assert results["psnr"]["accuracy_by_kind"]["within_family"] == 1.0
+    assert results["prfnet"]["accuracy"] > 0.5
+
+    # model.safetensors is the trained model, and it gives the reported accuracy on the held-out triplets
+    model = PRFNet.from_pretrained(result.model_path)
+    trained = PRFNet.from_pretrained(demo / "train" / "model.safetensors")
+    assert model.config.backbone == "test_resnet"
+    for (key, value), (key2, value2) in zip(model.state_dict().items(), trained.state_dict().items(), strict=True):
+        assert key == key2 and torch.equal(value, value2), key
+    images = data / "images"
+    decided = {}
+    for key in held_out:
+        c = compare_files(model, *(images / name for name in key))
+        decided[key] = 0 if c.score_a <= c.score_b else 1  # T = 0: A closer; a tie counts as A
+    hits = [decided[key] == label for key, label in oracle.items()]
+    assert results["prfnet"]["accuracy"] == pytest.approx(sum(hits) / len(hits))
+    for kind in KINDS:
+        of_kind = [decided[k] == label for k, label in oracle.items() if kinds[k] == kind]
+        assert results["prfnet"]["accuracy_by_kind"][kind] == pytest.approx(sum(of_kind) / len(of_kind))
+
+    # the example comparison: a held-out matched-MSE triplet, reproduced by the saved model
+    compared = result.compared
+    assert kinds[(compared.ref, compared.a, compared.b)] == "matched_mse"
+    again = compare_files(model, images / compared.ref, images / compared.a, images / compared.b)
+    assert again.prob_a == pytest.approx(result.comparison.prob_a, abs=1e-6)
+    assert again.closer == result.comparison.closer
+
     html = result.report_path.read_text()
     assert "Training curves" in html and "data:image/png;base64," in html
-    assert PRFNet.from_pretrained(result.model_path).config.backbone == "test_resnet"
-    listed = {entry["path"] for entry in verify_outputs(tmp_path / "demo")["files"]}  # one set, manifest last
+    assert "3 references for training, 1 held out" in html
+    accuracy = f"{results['prfnet']['accuracy']:.3f}".replace(".", r"\.")
+    assert re.search(rf"<td>prfnet</td><td>lower</td><td>{accuracy}[^<]*</td>", html)  # an interval may follow
+    listed = {entry["path"] for entry in verify_outputs(demo)["files"]}  # one set, hashes checked, manifest last
     assert {"model.safetensors", "results.json", "report.html", "eval/results.json", "data/oracle.csv"} <= listed
-    assert not [p for p in (tmp_path / "demo").iterdir() if p.name.startswith(".")]  # no staging folder left
-    assert result.comparison.closer in ("A", "B")
-    # no reference is both trained on and evaluated
-    data = tmp_path / "demo" / "data"
-    train_refs = {line.split(",")[0] for line in (data / "train_oracle.csv").read_text().split()}
-    test_refs = {line.split(",")[0] for line in (data / "test_oracle.csv").read_text().split()}
-    assert train_refs and test_refs and not train_refs & test_refs
+    assert not [p for p in demo.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 
 def test_demo_help_names_its_outputs(capsys):

@@ -115,7 +115,7 @@ def run_demo(
     metrics = tuple(metrics or DEMO_METRICS)
     _check_metric_names(metrics)
     out_dir = Path(out_dir)
-    cfg = demo_config(config, size)  # a bad --config or trainer setting fails here, before anything is written
+    cfg = demo_config(config, size, seed)  # a bad --config or trainer setting fails here, before anything is written
     check_trainer_settings(cfg)
     data_dir = out_dir / "data"
     model_path, report_path, results_path = (out_dir / n for n in ("model.safetensors", "report.html", "results.json"))
@@ -168,10 +168,13 @@ def _check_metric_names(metrics: Sequence[str]) -> None:
         raise ConfigError(f"unknown metric {unknown[0]!r} in --metrics; known: {', '.join(known)}")
 
 
-def demo_config(config: str | Path | dict, size: int) -> TrainConfig:
+def demo_config(config: str | Path | dict, size: int, seed: int | None = None) -> TrainConfig:
     """The training config of the demo: ``config`` reading the split files, with its crops no larger than ``size``
-    (the shipped demo config crops 128 px, which ``--size 64`` images cannot give)."""
+    (the shipped demo config crops 128 px, which ``--size 64`` images cannot give) and, unless ``None``, ``seed``
+    as its training seed (``prfnet demo --seed`` seeds the data, the split and the training)."""
     overrides = {"data.train": "train_oracle.csv", "data.val.path": "test_oracle.csv"}
+    if seed is not None:
+        overrides["seed"] = seed
     cfg = load_train_config(config, overrides)
     crops = {"data.crop": cfg.data.crop, "data.val.crop": cfg.data.val.crop}
     smaller = {key: size for key, crop in crops.items() if crop is not None and crop > size}
