@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,9 @@ from PIL import Image
 from prfnet import PRFNet
 
 TINY = "test_resnet"  # timm's 0.37M-parameter ResNet for tests
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n N`: N processes share the cores, one thread each
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

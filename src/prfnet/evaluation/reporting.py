@@ -257,6 +257,9 @@ def mos_report(results: dict, source: str, mos, columns: dict[str, np.ndarray], 
         label = f"{shown} (negated)" if sign < 0 else shown
         report.add_figure(
             plot_scatter_fit(sign * columns[shown], subjective, curve, label),
-            f"{shown} against the subjective scores, with the logistic fit used for PLCC.",
+            f"{shown} against the subjective scores, with the logistic fit used for PLCC."
+            if curve is not None
+            else f"{shown} against the subjective scores; the logistic fit did not converge, so PLCC is the linear "
+            "correlation of the raw scores.",
         )
     return report
