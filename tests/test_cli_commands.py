@@ -450,9 +450,22 @@ class RecordedDemo:
     """Stands in for :func:`prfnet.demo.run_demo`: records its arguments, reports one stage, returns a fixed result."""
 
     results = {
-        "prfnet": {"accuracy": 0.75, "accuracy_by_kind": {"within_family": 1.0, "matched_mse": 0.5}},
-        "psnr": {"accuracy": 0.6, "accuracy_by_kind": {"within_family": None, "matched_mse": 0.25}},
+        "prfnet": {
+            "accuracy": 0.75,
+            "accuracy_ci95": [0.625, 0.875],
+            "accuracy_by_kind": {"psnr_close": 1.0, "psnr_apart": 0.5},
+            "brier": 0.0625,
+            "brier_step1": 0.125,
+            "ece": 0.05,
+        },
+        "psnr": {
+            "accuracy": 0.6,
+            "accuracy_ci95": [0.5, 0.7],
+            "accuracy_by_kind": {"psnr_close": None, "psnr_apart": 0.25},
+            "paired_difference": {"mean": 0.15, "ci95": [0.05, 0.25]},
+        },
     }
+    ceiling = {"judge_accuracy": 0.8, "judge_accuracy_ci95": [0.7, 0.9], "n_keys": 20, "noise_ceiling": 0.95}
 
     def __init__(self):
         self.calls = []
@@ -465,6 +478,7 @@ class RecordedDemo:
         return DemoResult(
             out_dir, out_dir / "model.safetensors", out_dir / "report.html", out_dir / "results.json", self.results,
             {"lpips": "no weights here"}, Comparison("B", 0.25, 0.5, 0.3), Triplet("r.png", "a.png", "b.png"),
+            self.ceiling,
         )  # fmt: skip
 
 
@@ -475,12 +489,12 @@ def test_demo_options_reach_run_demo_and_its_result_is_printed(capsys, monkeypat
     monkeypatch.setattr(prfnet.demo, "run_demo", recorder)
     out = tmp_path / "d"
     code, stdout, err = run(
-        capsys, "demo", "--out", out, "--refs", "5", "--size", "96", "--seed", "3", "--config", "my.yaml",
+        capsys, "demo", "--out", out, "--refs", "5", "--size", "320", "--seed", "3", "--config", "my.yaml",
         "--metrics", " psnr, ,ssim ", "--no-progress", "--json",
     )  # fmt: skip
     assert code == 0, err
     call = recorder.calls[-1]
-    assert (call["out_dir"], call["refs"], call["size"], call["seed"]) == (out, 5, 96, 3)
+    assert (call["out_dir"], call["refs"], call["size"], call["seed"]) == (out, 5, 320, 3)
     assert (call["config"], call["metrics"], call["progress"]) == ("my.yaml", ["psnr", "ssim"], False)
     assert json.loads(stdout) == RecordedDemo.results  # results.json's document, nothing else on stdout
     assert "1/5 recorded stage" in err
@@ -489,15 +503,22 @@ def test_demo_options_reach_run_demo_and_its_result_is_printed(capsys, monkeypat
     code, stdout, err = run(capsys, "demo")
     assert code == 0, err
     call = recorder.calls[-1]
-    assert (str(call["out_dir"]), call["refs"], call["size"], call["seed"]) == ("prfnet_demo", 12, 256, 0)
+    assert (str(call["out_dir"]), call["refs"], call["size"], call["seed"]) == ("prfnet_demo", 48, 256, 0)
     assert (call["config"], call["metrics"], call["progress"]) == ("demo", None, True)
-    assert table_header(stdout) == ["metric", "accuracy", "within_family", "matched_mse"]
-    assert table_rows(stdout) == [["prfnet", "0.750", "1.000", "0.500"], ["psnr", "0.600", "-", "0.250"]]
+    assert table_header(stdout) == ["metric", "accuracy", "psnr_close", "psnr_apart", "prfnet - metric"]
+    assert table_rows(stdout) == [
+        ["prfnet", "0.750 [0.625, 0.875]", "1.000", "0.500", ""],
+        ["psnr", "0.600 [0.500, 0.700]", "-", "0.250", "+0.150 [+0.050, +0.250]"],
+    ]
+    assert "ceiling: the hidden judge scores 0.800 [0.700, 0.900] on the same 20 keys" in stdout
+    assert "0.125 after step 1, 0.062 after step 2 (ECE 0.050)" in stdout
     assert "lpips: unavailable (no weights here)" in stdout
     assert "compare r.png a.png b.png: closer B (P(A closer) = 0.250, score A 0.5000, score B 0.3000)" in stdout
 
     code, stdout, err = run(capsys, "demo", "--refs", "3")
     assert code == 2 and stdout == "" and "--refs" in err
+    code, stdout, err = run(capsys, "demo", "--size", "128")  # codec rate floors: 256 px at least
+    assert code == 2 and stdout == "" and "--size" in err
 
 
 @pytest.mark.usefixtures("terminal")
@@ -509,7 +530,7 @@ def test_demo_command_runs_the_pipeline_and_prints_what_it_wrote(capsys, tmp_pat
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
     out = tmp_path / "demo"
     code, stdout, err = run(
-        capsys, "demo", "--out", out, "--refs", "4", "--size", "64", "--seed", "1", "--config",
+        capsys, "demo", "--out", out, "--refs", "4", "--size", "256", "--seed", "1", "--config",
         tmp_path / "tiny.yaml", "--metrics", "prfnet,psnr,ms_ssim",
     )  # fmt: skip
     assert code == 0, err
@@ -521,16 +542,21 @@ def test_demo_command_runs_the_pipeline_and_prints_what_it_wrote(capsys, tmp_pat
     assert "seed: 1\n" in (out / "train" / "config.yaml").read_text()  # --seed is the training seed too
 
     results = json.loads((out / "results.json").read_text())
-    assert table_rows(stdout) == [
-        [n, *(f"{v:.3f}" for v in (r["accuracy"], *r["accuracy_by_kind"].values()))] for n, r in results.items()
-    ]
-    assert list(results) == ["prfnet", "psnr"]
-    assert re.search(r"^ms_ssim: unavailable \(.*176", stdout, re.M)
+    ceiling = results.pop("ceiling")
+    rows = table_rows(stdout)
+    assert [row[0] for row in rows] == list(results) == ["prfnet", "psnr", "ms_ssim"]
+    for row, entry in zip(rows, results.values(), strict=True):
+        low, high = entry["accuracy_ci95"]
+        assert row[1] == f"{entry['accuracy']:.3f} [{low:.3f}, {high:.3f}]"
+        assert row[2:4] == ["-" if v is None else f"{v:.3f}" for v in entry["accuracy_by_kind"].values()]
+        paired = entry.get("paired_difference")
+        assert row[4].startswith(f"{paired['mean']:+.3f} [") if paired else row[4] == ""
+    assert f"the hidden judge scores {ceiling['judge_accuracy']:.3f}" in stdout
     line = next(line for line in stdout.splitlines() if line.startswith("compare "))
     ref, a, b = line.split()[1:4]
     b = b.rstrip(":")
     with open(out / "data" / "test_kinds.csv", newline="") as f:
-        assert [ref, a, b, "matched_mse"] in list(csv.reader(f))  # a held-out matched-MSE triplet
+        assert [ref, a, b, "psnr_close"] in list(csv.reader(f))  # a held-out pair of codecs within 1 dB PSNR
     images = out / "data" / "images"
     again = compare_files(PRFNet.from_pretrained(out / "model.safetensors"), images / ref, images / a, images / b)
     assert f"closer {again.closer} (P(A closer) = {again.prob_a:.3f}, score A {again.score_a:.4f}" in line

@@ -195,10 +195,10 @@ def _suite_entry() -> None:
 SHRINK = "--set steps.classification.epochs=1 --set steps.regression.epochs=1 --set data.crop=32"
 #: clic2022 on a CPU: the shipped config with timm's tiny test backbone, no hub weights, no worker processes
 SHRINK_CLIC = f"--set model.backbone={TINY} --set model.pretrained_backbone=false --set data.num_workers=0 {SHRINK}"
-DEMO = "prfnet demo --out prfnet_demo --refs 4 --size 64 --config demo_1epoch.yaml --metrics prfnet,psnr,ssim"
+DEMO = "prfnet demo --out prfnet_demo --refs 4 --size 256 --config demo_1epoch.yaml --metrics prfnet,psnr,ssim"
 DEMO_WHY = (
-    "the demo on 4 references of 64 px, 1 + 1 epochs on 32 px crops, 3 metrics (the full demo takes about a "
-    "minute); it reads only its embedded data, so its second occurrence (README) gets a copy of the first one's "
+    "the demo on 4 references of 256 px, 1 + 1 epochs on 32 px crops, 3 metrics (the full demo takes about 8 "
+    "minutes); it reads only its embedded data, so its second occurrence (README) gets a copy of the first one's "
     "prfnet_demo/"
 )
 MULTI_GPU = "needs several GPUs (DDP); tests/test_training.py trains with two-process DDP on CPUs"

@@ -1,14 +1,16 @@
-"""The embedded demo: synthetic data -> two-step training -> evaluation against the baselines on
-held-out references -> report -> one comparison. Runs on CPU in minutes with no download.
+"""The embedded demo: a simulated CLIC task (real codecs on real photos, simulated votes) -> two-step training ->
+evaluation against the baselines on held-out references, with intervals and the ceiling -> report -> one
+comparison. Runs on CPU in minutes with no download.
 
 Layout of the demo folder ``out/``::
 
-    data/        the synthetic CLIC-format set (prfnet synth) and its split:
+    data/        the simulated codec set (prfnet synth --kind codecs) and its split:
                  train_oracle.csv (training references), test_validation.csv, test_oracle.csv, test_kinds.csv
     train/       the training run (prfnet train layout: checkpoints, metrics.csv, report.html, ...)
     eval/        submission_<metric>.csv and the full results.json of the evaluation
     model.safetensors   the trained model
-    results.json        {metric: {"accuracy": x, "accuracy_by_kind": {"within_family": y, "matched_mse": z}}}
+    results.json        {metric: {"accuracy", "accuracy_ci95", "accuracy_by_kind": {"psnr_close", "psnr_apart"}, ...},
+                         "ceiling": {...}}: see :func:`summarise` and docs/synthetic.md
     report.html         training curves, accuracy table and charts, reliability diagram, example triplets
     manifest.json       written last: run id, UTC time, command, every file above with its size and SHA-256
 
@@ -27,15 +29,17 @@ from pathlib import Path
 
 from .api import Comparison, compare_files
 from .data import Triplet, read_clic_oracle, read_clic_triplets, split_by_reference, write_clic_csv
-from .data.synth import read_kinds, synthesize_clic
+from .data.synth import read_kinds
+from .data.synth_codecs import MIN_SIZE, synthesize_codec_clic
 from .errors import ConfigError
 from .evaluation import Report, evaluate_clic
-from .evaluation.scoring import json_safe
+from .evaluation.scoring import PRFNET, PRFNetMetric, json_safe
 from .ioutil import atomic_write
 from .model import PRFNet
 from .outputs import OutputSet
 from .training import TrainConfig, load_train_config, train
 from .training.preflight import check_trainer_settings
+from .training.run import STEP_DIRS, STEP_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +47,17 @@ log = logging.getLogger(__name__)
 DEMO_OUTPUTS = ("data", "train", "eval", "model.safetensors", "results.json", "report.html")
 #: Baselines the demo compares against: every classic metric that runs offline, LPIPS/DISTS when present.
 DEMO_METRICS = ("prfnet", "psnr", "ssim", "ms_ssim", "fsim", "vif", "gmsd", "haarpsi", "mdsi", "lpips", "dists")
-KINDS = ("within_family", "matched_mse")
+KINDS = ("psnr_close", "psnr_apart")
+#: the simulated panel of the demo set: a steeper psychometric function than `prfnet synth`'s default (slope 4), so
+#: that the votes separate metrics on a few dozen references; 12 triplets per reference, 9 of them within 2 dB PSNR
+DEMO_SLOPE = 8.0
+DEMO_TRIPLETS_PER_REF = 12
 
 
 @dataclass
 class DemoResult:
-    """Paths written by the demo, the per-metric accuracies and the example comparison."""
+    """Paths written by the demo, the per-metric results (:func:`summarise`), the hidden judge's ceiling
+    (:func:`judge_ceiling_on`) and the example comparison."""
 
     out_dir: Path
     model_path: Path
@@ -58,6 +67,7 @@ class DemoResult:
     unavailable: dict[str, str]
     comparison: Comparison
     compared: Triplet
+    ceiling: dict
 
 
 def _write_rows(path: Path, rows: Sequence[Sequence[str]]) -> None:
@@ -83,25 +93,55 @@ def split_demo_data(data_dir: Path, holdout: float, seed: int) -> tuple[set[str]
     return train_refs, test_refs
 
 
+#: what results.json keeps of each metric's evaluation entry (where present)
+SUMMARY_KEYS = ("accuracy", "accuracy_ci95", "accuracy_by_kind", "paired_difference", "brier", "ece", "n_references")
+
+
 def summarise(results: dict[str, dict]) -> tuple[dict[str, dict], dict[str, str]]:
-    """(the demo's results.json mapping, {unavailable metric: reason}); strict JSON values: an undefined
-    accuracy (no triplet of a kind) is ``None``, never NaN."""
+    """(the demo's results.json mapping, {unavailable metric: reason}).
+
+    Per metric: ``accuracy`` (official scorer) with ``accuracy_ci95``, ``accuracy_by_kind`` (``psnr_close``,
+    ``psnr_apart``), ``n_references``; per baseline ``paired_difference`` ({"mean", "ci95", ...}: PRFNet minus
+    the baseline); for PRFNet ``brier`` and ``ece`` against the held-out vote fractions. Strict JSON values: an
+    undefined figure is ``None``, never NaN."""
     summary, unavailable = {}, {}
     for name, entry in results.items():
         if not entry.get("available", True):
             unavailable[name] = entry.get("reason", "unavailable")
             continue
+        kept = {key: entry[key] for key in SUMMARY_KEYS if key in entry}
         by_kind = entry.get("accuracy_by_kind") or {}
-        summary[name] = {"accuracy": entry["accuracy"], "accuracy_by_kind": {k: by_kind.get(k) for k in KINDS}}
+        kept["accuracy_by_kind"] = {k: by_kind.get(k) for k in KINDS}
+        summary[name] = kept
     return json_safe(summary), unavailable
+
+
+def judge_ceiling_on(data_dir: Path, oracle_csv: Path) -> dict:
+    """The hidden judge's official accuracy (with its reference-bootstrap interval) on the votes of ``oracle_csv``,
+    and the noise ceiling of those votes: what no metric can be expected to beat on this set."""
+    from .evaluation.stats import accuracy_ci, clic_correct, clic_noise_ceiling, judge_ceiling
+
+    with open(data_dir / "files.csv", newline="", encoding="utf-8") as f:
+        distance = {(row["reference"], row["image"]): float(row["judge_distance"]) for row in csv.DictReader(f)}
+    rows = [(*t.names(), int(v)) for t, v in read_clic_oracle(oracle_csv).rows]
+    judge = judge_ceiling(rows, distance)
+    submission = {(o, a, b): int(distance[(o, a)] > distance[(o, b)]) for o, a, b, _ in rows}
+    correct, refs = clic_correct(rows, submission)
+    interval = accuracy_ci(correct, refs)
+    return {
+        "judge_accuracy": judge["accuracy"],
+        "judge_accuracy_ci95": [interval.low, interval.high],
+        "n_keys": judge["n_keys"],
+        "noise_ceiling": clic_noise_ceiling(rows)["ceiling"],
+    }
 
 
 def run_demo(
     out_dir: str | Path = "prfnet_demo",
-    refs: int = 12,
+    refs: int = 48,
     size: int = 256,
     seed: int = 0,
-    holdout: float = 0.25,
+    holdout: float = 1 / 3,
     config: str | Path = "demo",
     metrics: Sequence[str] | None = None,
     progress: bool = True,
@@ -114,6 +154,8 @@ def run_demo(
     """
     metrics = tuple(metrics or DEMO_METRICS)
     _check_metric_names(metrics)
+    if size < MIN_SIZE:
+        raise ConfigError(f"--size {size}: the codec set needs images of at least {MIN_SIZE} px (codec rate floors)")
     out_dir = Path(out_dir)
     cfg = demo_config(config, size, seed)  # a bad --config or trainer setting fails here, before anything is written
     check_trainer_settings(cfg)
@@ -121,8 +163,10 @@ def run_demo(
     model_path, report_path, results_path = (out_dir / n for n in ("model.safetensors", "report.html", "results.json"))
     # every output is staged in out_dir/.run-<id>/ and moved into place at the end, manifest.json last
     with OutputSet(out_dir, DEMO_OUTPUTS) as outputs:
-        stage(f"1/5 synthesising {refs} references of {size} px into {data_dir}")
-        synthesize_clic(outputs.path("data"), refs=refs, size=size, seed=seed)
+        stage(f"1/5 encoding {refs} references of {size} px with 5 codecs, simulating the votes, into {data_dir}")
+        synthesize_codec_clic(
+            outputs.path("data"), refs, size, seed, slope=DEMO_SLOPE, triplets_per_ref=DEMO_TRIPLETS_PER_REF
+        )
         train_refs, test_refs = split_demo_data(outputs.path("data"), holdout, seed)
         outputs.publish_now("data")  # in place before training: the run records the data folder's absolute path
 
@@ -130,6 +174,10 @@ def run_demo(
         trained = train(cfg, data_dir, outputs.path("train"), progress=progress)
         model = PRFNet.from_pretrained(trained.model_path)
         model.save_pretrained(outputs.path("model.safetensors"), metadata={"trained_with": "prfnet demo"})
+
+        ceiling = judge_ceiling_on(data_dir, data_dir / "test_oracle.csv")
+        step1 = outputs.path("train") / STEP_DIRS["classification"] / STEP_MODEL
+        brier_step1 = _held_out_brier(step1, data_dir) if PRFNET in metrics and step1.is_file() else None
 
         stage(f"3/5 evaluating PRFNet and the baselines on the held-out references ({', '.join(metrics)})")
         results = evaluate_clic(
@@ -142,19 +190,38 @@ def run_demo(
             out_dir=outputs.sub("eval"),
             progress=progress,
             report_path=outputs.path("report.html"),
-            report_title="prfnet demo: synthetic CLIC-format data (NOT human judgments)",
-            extend_report=lambda report: _add_training_section(report, trained.metrics_csv, train_refs, test_refs),
+            report_title="prfnet demo: simulated CLIC task, real codecs, simulated votes (NOT human judgments)",
+            extend_report=lambda report: _add_training_section(
+                report, trained.metrics_csv, train_refs, test_refs, ceiling, brier_step1
+            ),
         )
         stage(f"4/5 report written to {report_path}")
         summary, unavailable = summarise(results)
+        if PRFNET in summary:  # what step 2 (regression on the vote fractions) changed in step 1's calibration
+            summary[PRFNET]["brier_step1"] = brier_step1
         with atomic_write(outputs.path("results.json"), encoding="utf-8") as f:
-            json.dump(summary, f, indent=2, allow_nan=False)
+            json.dump(json_safe({**summary, "ceiling": ceiling}), f, indent=2, allow_nan=False)
 
-        compared = _first_matched_mse(data_dir / "test_kinds.csv")
+        compared = _first_of_kind(data_dir / "test_kinds.csv", "psnr_close")
         images = data_dir / "images"
         comparison = compare_files(model, images / compared.ref, images / compared.a, images / compared.b)
-        stage(f"5/5 compare on a held-out matched-MSE triplet: {compared.key()}")
-    return DemoResult(out_dir, model_path, report_path, results_path, summary, unavailable, comparison, compared)
+        stage(f"5/5 compare on a held-out triplet of two codecs within 1 dB PSNR: {compared.key()}")
+    return DemoResult(
+        out_dir, model_path, report_path, results_path, summary, unavailable, comparison, compared, ceiling
+    )
+
+
+def _held_out_brier(model_path: Path, data_dir: Path) -> float | None:
+    """Brier score of a model's P(A closer) against the held-out vote fractions (step 1's model, for the record of
+    what step 2 changed)."""
+    results = evaluate_clic(
+        data_dir / "test_validation.csv",
+        root=data_dir / "images",
+        oracle=data_dir / "test_oracle.csv",
+        metrics=[PRFNetMetric(PRFNet.from_pretrained(model_path))],
+        progress=False,
+    )
+    return results[PRFNET].get("brier")
 
 
 def _check_metric_names(metrics: Sequence[str]) -> None:
@@ -181,22 +248,38 @@ def demo_config(config: str | Path | dict, size: int, seed: int | None = None) -
     return load_train_config(config, {**overrides, **smaller}) if smaller else cfg
 
 
-def _first_matched_mse(kinds_csv: Path) -> Triplet:
+def _first_of_kind(kinds_csv: Path, kind: str) -> Triplet:
     kinds = read_kinds(kinds_csv)
-    key = next((k for k, kind in kinds.items() if kind == "matched_mse"), next(iter(kinds)))
-    return Triplet(*key)
+    return Triplet(*next((key for key, k in kinds.items() if k == kind), next(iter(kinds))))
 
 
-def _add_training_section(report: Report, metrics_csv: Path, train_refs: set[str], test_refs: set[str]) -> None:
-    """Put the demo's set-up and both steps' training curves in front of the evaluation sections."""
+def _add_training_section(
+    report: Report,
+    metrics_csv: Path,
+    train_refs: set[str],
+    test_refs: set[str],
+    ceiling: dict,
+    brier_step1: float | None,
+) -> None:
+    """Put the demo's set-up, the ceiling and both steps' training curves in front of the evaluation sections."""
     from .training.curves import plot_training_curves, read_metrics_csv
 
+    low, high = ceiling["judge_accuracy_ci95"]
     section = Report("")
     section.add_heading("Demo set-up")
     section.add_text(
-        f"Synthetic CLIC-format triplets with labels known by construction (docs/synthetic.md): "
-        f"{len(train_refs)} references for training, {len(test_refs)} held out; every accuracy below is on the "
-        "held-out references only. A demonstration of the pipeline, not a measure of agreement with humans."
+        "A simulated CLIC task (docs/synthetic.md): real photos coded by five real codecs at matched bits per pixel, "
+        "and votes drawn from a hidden judge through a psychometric function, so votes are often split. "
+        f"{len(train_refs)} references for training, {len(test_refs)} held out; every figure below is on the "
+        "held-out references only, with 95 % intervals that resample references. Simulated data: it shows that the "
+        "training and evaluation work, not how well PRFNet agrees with people."
+    )
+    step1 = "n/a" if brier_step1 is None else f"{brier_step1:.4f}"
+    section.add_text(
+        f"Ceiling: the hidden judge itself scores {ceiling['judge_accuracy']:.3f} [{low:.3f}, {high:.3f}] on the "
+        f"{ceiling['n_keys']} held-out keys (noise ceiling of the votes: {ceiling['noise_ceiling']:.3f}). "
+        f"PRFNet's Brier score against the vote fractions after step 1 (classification): {step1}; after step 2 "
+        "(regression): in the calibration section below."
     )
     section.add_heading("Training curves (both steps)")
     section.add_figure(plot_training_curves(read_metrics_csv(metrics_csv)), "Loss and validation accuracy per epoch.")
