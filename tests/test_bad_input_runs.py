@@ -131,7 +131,7 @@ CLIC = "eval clic --csv {clic_csv} --root {dir} --no-progress"
 BAPPS = "eval bapps --no-progress"
 MOS = "eval mos --dataset csv --no-progress"
 TRAIN = "train -c demo --data {train_data} --no-progress --out {out}"
-DEMO = "demo --refs 4 --size 64 --no-progress"
+DEMO = "demo --refs 4 --size 256 --no-progress"
 CASES = [
     # compare / score / rank: images
     ("compare-missing-image", f"compare {{dir}}/nosuch.png {{a}} {{b}} {CK}", ["nosuch.png"]),
@@ -399,7 +399,7 @@ def test_read_only_output_folder_is_refused_before_any_work(capsys, corpus, tmp_
         argv = {
             "eval": _clic(corpus, locked / "eval", "psnr"),
             "train": ["train", "-c", "demo", "--data", corpus["train_data"], "--out", str(locked / "run")],
-            "demo": ["demo", "--refs", "4", "--size", "64", "--out", str(locked / "demo")],
+            "demo": ["demo", "--refs", "4", "--size", "256", "--out", str(locked / "demo")],
         }[command]
         line = assert_one_error_line(*run_cli(capsys, argv))
         assert str(locked) in line and ("not writable" in line or "cannot be created" in line)
