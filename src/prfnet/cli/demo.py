@@ -22,13 +22,6 @@ def _with_ci(value, ci) -> str:
     return _fmt(value) if value is None or not ci else f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
-def _difference(paired: dict | None) -> str:
-    if not paired or paired.get("mean") is None:
-        return ""
-    low, high = paired["ci95"] or (None, None)
-    return f"{paired['mean']:+.3f}" + ("" if low is None else f" [{low:+.3f}, {high:+.3f}]")
-
-
 @app.command(epilog="Example: prfnet demo --out prfnet_demo && open prfnet_demo/report.html")
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Demo folder (a previous demo in it is replaced).")] = Path(
@@ -55,6 +48,7 @@ def demo(
     report.html, model.safetensors and results.json to --out. CPU, under 10 minutes on 2 cores.
     """
     from ..demo import run_demo
+    from ..evaluation.uncertainty import difference_cell
 
     setup_logging(verbose)
     start = time.perf_counter()
@@ -83,7 +77,7 @@ def demo(
             _with_ci(entry["accuracy"], entry.get("accuracy_ci95")),
             _fmt(by_kind["psnr_close"]),
             _fmt(by_kind["psnr_apart"]),
-            _difference(entry.get("paired_difference")),
+            difference_cell(entry),
         )
     console = Console(soft_wrap=True)
     console.print(table)

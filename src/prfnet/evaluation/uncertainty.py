@@ -304,6 +304,6 @@ def difference_cell(entry: dict, key: str = "paired_difference") -> str:
     diff = entry.get(key)
     if not diff or diff.get("mean") is None or not np.isfinite(diff["mean"]):
         return ""
-    low, high = diff["ci95"]
+    low, high = diff["ci95"] or (np.nan, np.nan)  # ci95 is None when no resample was finite
     interval = f" [{low:+.3f}, {high:+.3f}]" if np.isfinite(low) and np.isfinite(high) else ""
     return f"{diff['mean']:+.3f}{interval}"
