@@ -1,0 +1,34 @@
+"""Rate-distortion evaluation of codecs (``prfnet rd``, ``docs/rd.md``): inputs, curves, BD-rate, figures.
+
+Pure data: nothing here loads a model or decodes pixels (sizes come from image headers); the scores are
+computed elsewhere and passed to :func:`build_curves` in the order of the items.
+"""
+
+from .bdrate import akima_bd_rate, bd_rate_table
+from .curves import (
+    COMPRESSAI_KEYS,
+    RDCurves,
+    build_curves,
+    check_rd_items,
+    compressai_results,
+    result_key,
+)
+from .figures import plot_rd, rd_report
+from .inputs import DECODED_EXTENSIONS, RDItem, read_rd_csv, scan_rd_folders
+
+__all__ = [
+    "COMPRESSAI_KEYS",
+    "DECODED_EXTENSIONS",
+    "RDCurves",
+    "RDItem",
+    "akima_bd_rate",
+    "bd_rate_table",
+    "build_curves",
+    "check_rd_items",
+    "compressai_results",
+    "plot_rd",
+    "rd_report",
+    "read_rd_csv",
+    "result_key",
+    "scan_rd_folders",
+]
