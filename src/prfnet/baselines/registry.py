@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import piq
 import torch
@@ -16,6 +16,8 @@ import torch
 from ..errors import ConfigError, InputError, PRFNetError
 from ..model import check_images
 from . import learned
+from .compressai_msssim import MIN_SIDE as MS_SSIM_RGB_MIN_SIDE
+from .compressai_msssim import ms_ssim_rgb
 from .reference import MS_SSIM_MIN_SIDE, WINDOW_SIZE, ms_ssim_matlab, ssim_matlab
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ref, dist) -> (N,)
@@ -46,6 +48,7 @@ class BaselineMetric:
     score_fn: ScoreFn = field(repr=False)
     min_side: int = 32
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    accepts_uint8: ClassVar[bool] = True  # 0..255 is divided by 255 on the metric's device
 
     def __call__(self, ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
         check_images(ref, dist, names=("ref", "dist"), min_side=1)  # this metric's own minimum is checked next
@@ -92,6 +95,12 @@ _SPECS: dict[str, tuple[bool, int, str, Callable[[torch.device], ScoreFn]]] = {
     "psnr": (True, 1, "PSNR on RGB, 10 log10(1 / (MSE + 1e-8)) dB (piq.psnr), capped at 80 dB", lambda d: _psnr),
     "ssim": (True, WINDOW_SIZE, "SSIM of Wang's ssim.m on BT.601 luma (auto down-sampling)", lambda d: ssim_matlab),
     "ms_ssim": (True, MS_SSIM_MIN_SIDE, "MS-SSIM of Wang's msssim.m on BT.601 luma", lambda d: ms_ssim_matlab),
+    "ms_ssim_rgb": (
+        True,
+        MS_SSIM_RGB_MIN_SIDE,
+        "MS-SSIM per RGB channel (data range 1), averaged; matches CompressAI's ms-ssim-rgb (pytorch_msssim)",
+        lambda d: ms_ssim_rgb,
+    ),
     "fsim": (True, 32, "FSIM on luminance (piq.fsim, chromatic=False)", lambda d: _piq(piq.fsim, chromatic=False)),
     "fsimc": (True, 32, "FSIMc, with chromatic term (piq.fsim defaults)", lambda d: _piq(piq.fsim)),
     "vif": (True, 41, "VIFp, pixel-domain VIF (piq.vif_p), not the wavelet VIF", lambda d: _piq(piq.vif_p)),
