@@ -164,12 +164,12 @@ def test_evaluate_clic_submissions_accuracies_and_outputs(clic, tiny_model):
 
 
 def test_each_pair_is_scored_and_decoded_once_in_equal_size_batches(clic, monkeypatch):
-    import prfnet.evaluation.scoring as scoring
+    import prfnet.evaluation.pair_loader as pair_loader
 
     _write_png(clic / "images" / "big.png", _reference(5, 64))
     _write_png(clic / "images" / "big_n.png", _noisy(_reference(5, 64), 0.1, 1))
     decoded: list[str] = []
-    monkeypatch.setattr(scoring, "load_image", lambda p, **kw: decoded.append(p) or load_image(p, **kw))
+    monkeypatch.setattr(pair_loader, "load_image", lambda p, **kw: decoded.append(p) or load_image(p, **kw))
     pairs = [("r0.png", "r0_n0.png"), ("r0.png", "r0_n1.png"), ("r0.png", "r0_n0.png"), ("big.png", "big_n.png")]
     pairs = [(str(clic / "images" / r), str(clic / "images" / d)) for r, d in pairs * 3]
     metric = CountingMetric()

@@ -83,8 +83,12 @@ def load_model(
     tile_size: int | None = None,
     tile_stride: int | None = None,
     warn: bool = True,
+    precision: str = "fp32",
+    optimize: bool = True,
 ) -> PRFNet:
-    """A model in eval mode from ``checkpoint`` (or ``$PRFNET_CHECKPOINT``).
+    """A model in eval mode from ``checkpoint`` (or ``$PRFNET_CHECKPOINT``), by default made faster for
+    inference on ``device`` (:meth:`PRFNet.optimize_for_inference`: folded batch norms, the device's batching
+    policy, backbone autocast at ``precision``; it can then not be trained or saved: ``optimize=False``).
 
     With ``random_init=True`` and no checkpoint, an untrained ``backbone`` model (answers are
     meaningless; for smoke tests and timing only), with a logged warning unless ``warn=False``.
@@ -92,14 +96,37 @@ def load_model(
     checkpoint = checkpoint or os.environ.get(CHECKPOINT_ENV) or None
     dev = resolve_device(device)
     if checkpoint is not None:
-        return PRFNet.from_pretrained(checkpoint, map_location=dev, tile_size=tile_size, tile_stride=tile_stride)
-    if not random_init:
+        model = PRFNet.from_pretrained(checkpoint, map_location=dev, tile_size=tile_size, tile_stride=tile_stride)
+    elif not random_init:
         raise CheckpointError(NO_CHECKPOINT_HELP)
-    if warn:
-        log.warning("RANDOM-INIT model: untrained weights, its answers mean NOTHING (smoke tests/timing only)")
-    model = PRFNet(backbone, tile_size=tile_size, tile_stride=tile_stride)
-    model.source = f"the --random-init {backbone} model"
-    return model.to(dev).eval()
+    else:
+        if warn:
+            log.warning("RANDOM-INIT model: untrained weights, its answers mean NOTHING (smoke tests/timing only)")
+        model = PRFNet(backbone, tile_size=tile_size, tile_stride=tile_stride)
+        model.source = f"the --random-init {backbone} model"
+        model = model.to(dev).eval()
+    model.identity = model_identity(model, checkpoint, precision)
+    return model.optimize_for_inference(precision) if optimize else model
+
+
+def model_identity(model: PRFNet, checkpoint: str | Path | None, precision: str = "fp32") -> str:
+    """What a score store keys this model's scores on: the SHA-256 of its checkpoint file (else of its weights),
+    its tiling and its precision: ``prfnet/<sha256[:16]>/tile-<size>x<stride>/<precision>``."""
+    import hashlib
+
+    if checkpoint is not None:
+        from .store import file_digest
+
+        digest = file_digest(checkpoint)
+    else:
+        h = hashlib.sha256()
+        for name, tensor in sorted(model.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest = h.hexdigest()
+    c = model.config
+    tiling = "whole" if c.tile_size is None else f"tile-{c.tile_size}x{c.tile_stride or c.tile_size}"
+    return f"prfnet/{digest[:16]}/{tiling}/{precision}"
 
 
 @dataclass

@@ -1,18 +1,15 @@
-"""Score (reference, distorted) image pairs with several metrics at once, each pair once per metric.
+"""Metrics by name for the protocols: PRFNet as a metric, selection of the requested metrics, JSON helpers.
 
-Every protocol (CLIC, BAPPS, MOS) reduces to the same work: a set of (reference, distorted) file
-pairs, each scored by every metric. :func:`score_pairs` de-duplicates the pairs (a pair that occurs
-in several triplets is scored once per metric), decodes each image once per batch of pairs for all
-metrics, and batches pairs of equal image size. Scores keep each metric's own direction
-(``metric.higher_better``); nothing is flipped here.
+Every protocol (CLIC, BAPPS, MOS) and ``prfnet rd`` reduce to the same work: a set of (reference, distorted)
+file pairs, each scored by every metric, which :func:`prfnet.evaluation.engine.score_pairs` does (each pair
+once per metric, each reference encoded once, resumably with a score store). Scores keep each metric's own
+direction (``metric.higher_better``); nothing is flipped here.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from contextlib import nullcontext
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +18,8 @@ import torch
 from torch import Tensor
 
 from ..baselines import BASELINE_NAMES, MetricUnavailable, get_metric
-from ..errors import ConfigError, DataError, ImageReadError, InputError
-from ..images import DEFAULT_MAX_PIXELS, load_image
+from ..errors import ConfigError
+from .engine import PairScores, check_files_exist, score_pairs  # noqa: F401 (the protocols import them from here)
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +40,36 @@ class PRFNetMetric:
 
     name = PRFNET
     higher_better = False
+    accepts_uint8 = True  # 8-bit images stay uint8 until the model converts one tile / batch
 
     def __init__(self, model):
         self.model = model
+        self._encoded: tuple[str, object] | None = None  # (reference key, its ReferenceFeatures)
+
+    @property
+    def about(self) -> str:
+        return f"PRFNet distance ({getattr(self.model, 'source', None) or 'in-memory model'})"
+
+    def score_reference(self, key: str, ref: Tensor, dist: Tensor) -> Tensor:
+        """``self(ref, dist)`` for one reference (1, 3, H, W) named ``key`` (e.g. its path): consecutive calls with
+        the same key reuse its backbone features (unless the model tiles images of this size)."""
+        model = self.model
+        if model.will_tile(*ref.shape[-2:]):
+            return self(ref, dist)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                if self._encoded is None or self._encoded[0] != key:
+                    self._encoded = None  # the previous reference's features are freed first
+                    self._encoded = (key, model.encode(ref))
+                scores = model.score(self._encoded[1], dist).float().cpu()
+        finally:
+            model.train(was_training)
+        from ..api import finite_outputs
+
+        finite_outputs(model, scores, f"{dist.shape[0]} images against {key}")
+        return scores
 
     def __call__(self, ref: Tensor, dist: Tensor) -> Tensor:
         was_training = self.model.training
@@ -131,158 +155,6 @@ def select_metrics(metrics: Sequence, model=None, device: str | None = "cpu") ->
                     log.info("metric %s unavailable: %s", name, exc)
                     selection.unavailable[name] = str(exc)
     return selection
-
-
-@dataclass
-class PairScores:
-    """Scores of unique (reference, distorted) path pairs: ``scores[metric][index[(ref, dist)]]`` (float64)."""
-
-    index: dict[tuple[str, str], int]
-    scores: dict[str, np.ndarray]
-    failed: dict[str, str] = field(default_factory=dict)  # metric -> why it could not score these images
-
-    def lookup(self, metric: str, pairs: Iterable[tuple[str | Path, str | Path]]) -> np.ndarray:
-        """Scores of ``pairs`` (in that order) for ``metric``, shape (len(pairs),)."""
-        rows = [self.index[(str(r), str(d))] for r, d in pairs]
-        return self.scores[metric][rows]
-
-
-class _ImageCache:
-    """Least-recently-used decoded images; missing/unreadable files become :class:`DataError`."""
-
-    def __init__(self, capacity: int, source: str, max_pixels: int | None = DEFAULT_MAX_PIXELS):
-        self.capacity = max(2, capacity)
-        self.source = source
-        self.max_pixels = max_pixels
-        self._items: OrderedDict[str, Tensor] = OrderedDict()
-
-    def get(self, path: str) -> Tensor:
-        if path in self._items:
-            self._items.move_to_end(path)
-            return self._items[path]
-        try:
-            img = load_image(path, max_pixels=self.max_pixels)
-        except ImageReadError as exc:
-            raise DataError(f"{exc} (listed in {self.source})") from None
-        self._items[path] = img
-        if len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-        return img
-
-
-def check_files_exist(paths: Iterable[str], source: str) -> None:
-    """Fail fast, before any scoring, with a :class:`DataError` naming the first missing image."""
-    missing = [p for p in dict.fromkeys(paths) if not Path(p).is_file()]
-    if missing:
-        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        what = "is a directory, not an image file" if Path(missing[0]).is_dir() else "image not found"
-        raise DataError(f"{missing[0]}: {what}{more} (listed in {source})")
-
-
-def _progress_bar(enabled: bool, total: int, what: str):
-    if not enabled:
-        return nullcontext(None)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn(what),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-
-
-def _batches(pairs: list[tuple[str, str]], batch_size: int):
-    """Consecutive chunks of pairs (already sorted by reference, so chunks share references)."""
-    for start in range(0, len(pairs), batch_size):
-        yield start, pairs[start : start + batch_size]
-
-
-def _score_group(metric, ref_paths, refs: list[Tensor], dists: Tensor, device: torch.device) -> np.ndarray:
-    shared = len(set(ref_paths)) == 1
-    dist_dev = dists.to(device)
-    if shared and isinstance(metric, PRFNetMetric):
-        ref_dev = refs[0].to(device).expand(len(ref_paths), -1, -1, -1)
-    else:
-        ref_dev = torch.cat(refs).to(device)
-    with torch.inference_mode():
-        out = metric(ref_dev, dist_dev)
-    out = torch.as_tensor(out).detach().reshape(-1).to("cpu", torch.float64).numpy()
-    if out.shape[0] != dists.shape[0]:
-        raise RuntimeError(f"metric {metric.name} returned {out.shape[0]} scores for {dists.shape[0]} pairs")
-    return out
-
-
-def score_pairs(
-    pairs: Iterable[tuple[str | Path, str | Path]],
-    metrics: Sequence,
-    source: str = "the data set",
-    device: str | torch.device = "cpu",
-    batch_size: int = 8,
-    progress: bool = True,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
-) -> PairScores:
-    """Score every unique (reference, distorted) pair with every metric.
-
-    Args:
-        pairs: file pairs; repeats are scored once (the cache key is the pair of path strings).
-        metrics: callables ``metric(ref, dist) -> (N,)`` with ``name`` (see :class:`prfnet.baselines.Metric`).
-        source: the data file the paths come from, named in error messages.
-        batch_size: pairs decoded per batch; each image is decoded once per batch for all metrics
-            and pairs of the same image size go through a metric together.
-        progress: rich progress bar on stderr.
-        max_pixels: the largest image decoded (:func:`prfnet.load_image`; ``None``: no limit).
-
-    A metric that rejects the images (:class:`InputError`, e.g. MS-SSIM on images smaller than
-    176 pixels, PRFNet below 32) is not called again and is listed in ``failed`` with the reason and the
-    first pair it refused.
-
-    Raises :class:`DataError` for a missing/unreadable image, an image above ``max_pixels``, or a distorted
-    image whose size differs from its reference's; :class:`~prfnet.errors.ModelOutputError` when PRFNet's
-    scores are not finite.
-    """
-    unique = sorted(dict.fromkeys((str(r), str(d)) for r, d in pairs))
-    check_files_exist((p for pair in unique for p in pair), source)
-    device = torch.device(device)
-    index = {pair: i for i, pair in enumerate(unique)}
-    scores = {m.name: np.full(len(unique), np.nan) for m in metrics}
-    failed: dict[str, str] = {}
-    cache = _ImageCache(2 * batch_size + 2, source, max_pixels)
-    what = f"scoring {len(unique)} pairs x {len(metrics)} metrics"
-    with _progress_bar(progress and len(unique) > 0, len(unique), what) as bar:
-        task = bar.add_task("score", total=len(unique)) if bar is not None else None
-        for start, chunk in _batches(unique, batch_size):
-            groups: dict[tuple[int, int], list[int]] = {}
-            for offset, (ref_path, dist_path) in enumerate(chunk):
-                ref, dist = cache.get(ref_path), cache.get(dist_path)
-                if ref.shape != dist.shape:
-                    raise DataError(
-                        f"{dist_path}: size {dist.shape[-1]}x{dist.shape[-2]} differs from its reference "
-                        f"{ref_path} ({ref.shape[-1]}x{ref.shape[-2]}) (listed in {source})"
-                    )
-                groups.setdefault(tuple(ref.shape[-2:]), []).append(offset)
-            for offsets in groups.values():
-                ref_paths = [chunk[o][0] for o in offsets]
-                refs = [cache.get(p) for p in ref_paths]
-                dists = torch.cat([cache.get(chunk[o][1]) for o in offsets])
-                rows = [start + o for o in offsets]
-                for metric in (m for m in metrics if m.name not in failed):
-                    try:
-                        scores[metric.name][rows] = _score_group(metric, ref_paths, refs, dists, device)
-                    except (InputError, MetricUnavailable) as exc:
-                        log.info("metric %s cannot score %s: %s", metric.name, source, exc)
-                        ref_path, dist_path = chunk[offsets[0]]
-                        height, width = dists.shape[-2:]
-                        failed[metric.name] = (
-                            f"cannot score these images ({exc}); first refused: {dist_path} against {ref_path}, "
-                            f"{width}x{height}"
-                        )
-            if bar is not None:
-                bar.advance(task, len(chunk))
-    return PairScores(index=index, scores=scores, failed=failed)
 
 
 def drop_failed(selection: MetricSelection, scores: PairScores) -> None:

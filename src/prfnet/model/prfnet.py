@@ -39,9 +39,11 @@ from .backbone import (
     freeze_norm_statistics,
 )
 from .blocks import FUSION_BLOCKS, PAIR_BLOCKS, PositiveLinear, unit_normalise
+from .inference import InferencePolicy, device_policy, fold_batch_norms
 from .tiling import tile_windows
 
 MIN_SIDE = 32
+_PLAIN = InferencePolicy()
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,9 @@ class PRFNet(nn.Module):
         self.freeze_norm_statistics(c.backbone_norm == "frozen")
         #: the checkpoint file the weights came from (set by :meth:`from_pretrained`), for error messages
         self.source: str | None = None
+        #: how eval-mode calls run the backbone (:meth:`optimize_for_inference`); the default changes nothing
+        self.inference = InferencePolicy()
+        self.inference_only = False  # set once batch norms are folded: training and saving are refused
         self.eval()
 
     # -- building blocks -------------------------------------------------------------------------
@@ -201,6 +206,35 @@ class PRFNet(nn.Module):
         """Switch tiling on (square tiles of ``tile_size``) or off (``None``); returns self."""
         self.config = dataclasses.replace(self.config, tile_size=tile_size, tile_stride=tile_stride)
         return self
+
+    def optimize_for_inference(self, precision: str = "fp32") -> PRFNet:
+        """Make eval-mode calls faster on this model's device, in place; returns self.
+
+        Folds every batch norm of the backbone into its convolution (scores change by float rounding only),
+        picks the device's batching policy and memory format (:func:`prfnet.model.inference.device_policy`) and
+        sets the backbone's autocast ``precision`` (``fp32`` keeps today's scores; ``bf16``/``fp16`` are faster
+        on GPUs and change scores slightly; the head and the decision stay float32). The model can no longer be
+        trained or saved: load the checkpoint again for that."""
+        self.inference = device_policy(self.device, precision)
+        folded = fold_batch_norms(self.backbone)
+        if folded is not None:
+            self.backbone = folded
+            self.inference_only = True
+        if self.inference.channels_last:
+            self.backbone.to(memory_format=torch.channels_last)
+        return self.eval()
+
+    def train(self, mode: bool = True) -> PRFNet:
+        if mode and getattr(self, "inference_only", False):
+            raise ConfigError(
+                "this model's batch norms are folded for inference (optimize_for_inference): it cannot be trained; "
+                "load the checkpoint again with PRFNet.from_pretrained"
+            )
+        return super().train(mode)
+
+    def will_tile(self, height: int, width: int) -> bool:
+        """Whether images of this size are scored tile by tile (tiling on and a side above ``tile_size``)."""
+        return self._windows(height, width) is not None
 
     def _windows(self, height: int, width: int) -> list[tuple[slice, slice]] | None:
         t = self.config.tile_size
@@ -239,8 +273,16 @@ class PRFNet(nn.Module):
         """(N, 3, H, W) in [0, 1] (or uint8 0..255, divided by 255 here) -> the S backbone maps the fusion
         uses (``self.levels``), channel-unit-normalised in float32: (N, C_s, ~H/r_s, ~W/r_s). The backbone
         itself runs under any active autocast. No input checks (the public methods check)."""
-        x = _unit_float(x)  # uint8: only this tile / batch is ever float
-        maps = self.backbone((x - self.mean) / self.std)
+        x = (_unit_float(x) - self.mean) / self.std  # uint8: only this tile / batch is ever float
+        policy = self.inference
+        if self.training or policy == _PLAIN:
+            maps = self.backbone(x)
+        else:
+            if policy.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            dtype = policy.autocast_dtype
+            with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+                maps = self.backbone(x)
         with self._float32():
             return [unit_normalise(maps[s].float()) for s in self.levels]
 
@@ -266,14 +308,15 @@ class PRFNet(nn.Module):
         """Per distorted batch, the pair vector (N, F); tiles are averaged when tiling is on.
 
         In eval mode the backbone sees the reference once and each distorted batch once (per tile), so
-        memory is bounded by one tile of the largest batch. In train mode R and every distorted batch go
+        memory is bounded by one tile of the largest batch (with ``inference.joint_batch``, as on GPUs after
+        :meth:`optimize_for_inference`, all of them in one call). In train mode R and every distorted batch go
         through the backbone in one call: with ``backbone_norm="batch"`` they share batch statistics, so
         an image-wide difference between A and B is never normalised away.
         """
         windows = self._windows(*ref.shape[-2:]) or [(slice(None), slice(None))]
         sums = [0.0] * len(dists)
         for rows, cols in windows:
-            if self.training:
+            if self.training or self.inference.joint_batch:
                 ref_feats, *dist_feats = self._joint_features([x[..., rows, cols] for x in (ref, *dists)])
             else:
                 ref_feats = self.features(ref[..., rows, cols])
@@ -365,6 +408,11 @@ class PRFNet(nn.Module):
         """Write weights and architecture config to one ``.safetensors`` file (no pickle)."""
         from .checkpoint import save_checkpoint
 
+        if self.inference_only:
+            raise ConfigError(
+                "this model's batch norms are folded for inference (optimize_for_inference): save the original "
+                "checkpoint instead (load it again with PRFNet.from_pretrained)"
+            )
         return save_checkpoint(self, path, metadata)
 
     @classmethod
