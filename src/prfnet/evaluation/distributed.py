@@ -9,6 +9,8 @@ it on one host's local file system (one node with several GPUs); see ``docs/stor
 
 from __future__ import annotations
 
+import warnings
+
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
@@ -80,7 +82,9 @@ def score_chunks_distributed(chunks, scorer, store: ScoreStore, ids, keys, sourc
     )
     module = _ChunkScoring(scorer, PairChunkDataset(chunks, source, max_pixels), workers)
     try:
-        runner.predict(module, return_predictions=False)
+        with warnings.catch_warnings():  # one chunk per item (batch_size=None): the writer needs no batch indices
+            warnings.filterwarnings("ignore", message=".*infer the batch indices.*")
+            runner.predict(module, return_predictions=False)
         runner.strategy.barrier("prfnet-scoring-done")
     finally:
         if writer.store is not None:

@@ -69,17 +69,24 @@ def progress_bar(enabled: bool, what: str):
 
 
 def metric_identity(metric) -> str:
-    """What the score store keys ``metric``'s scores on. PRFNet: ``model.identity`` (checkpoint SHA-256, tiling,
-    precision; see :func:`prfnet.api.model_identity`), else a digest of its weights; a baseline: its name and a
-    digest of its description and the versions of prfnet and piq that compute it."""
+    """What the score store keys ``metric``'s scores on. PRFNet: its checkpoint's SHA-256 (``model.identity``, set
+    by :func:`prfnet.api.load_model`), else a digest of its weights as they are now, with the tiling and precision
+    the model has now (see :func:`prfnet.api.model_identity`); a baseline: its name and a digest of its description
+    and the versions of prfnet and piq that compute it."""
     model = getattr(metric, "model", None)
     if model is not None:
-        identity = getattr(model, "identity", None)
-        if identity is None:
-            from ..api import model_identity
+        from ..api import model_identity
 
-            identity = model.identity = model_identity(model, None)
-        return identity
+        precision = getattr(getattr(model, "inference", None), "precision", "fp32")
+        loaded = getattr(model, "identity", None)
+        if loaded is None:  # an in-memory model: never cached, its weights may change between two runs
+            return model_identity(model, None, precision)
+        if not (loaded.startswith("prfnet/") and loaded.count("/") == 3):
+            return loaded  # an identity the caller chose
+        # set_tiling / optimize_for_inference may have changed what load_model recorded (same format as there)
+        c = model.config
+        tiling = "whole" if c.tile_size is None else f"tile-{c.tile_size}x{c.tile_stride or c.tile_size}"
+        return f"{loaded.rsplit('/', 2)[0]}/{tiling}/{precision}"
     import piq
 
     from .. import __version__
@@ -183,6 +190,7 @@ def score_pairs(
     scores = {m.name: np.full(len(unique), np.nan) for m in metrics}
     todo = {m.name: np.ones(len(unique), dtype=bool) for m in metrics}
     result = PairScores(index, scores, from_store={m.name: 0 for m in metrics}, computed={m.name: 0 for m in metrics})
+    _forget_references(metrics)
     own_store = store is not None and not isinstance(store, ScoreStore)
     if own_store:
         store = ScoreStore(store)
@@ -195,11 +203,11 @@ def score_pairs(
             for m in metrics:
                 store.register_metric(ids[m.name], getattr(m, "about", None) or m.name)
                 found = store.lookup(ids[m.name], keys)
-                for row, key in enumerate(keys):
+                for row, key in enumerate(keys):  # two pairs of identical files share one stored key
                     if key in found:
                         scores[m.name][row] = found[key]
                         todo[m.name][row] = False
-                result.from_store[m.name] = len(found)
+                result.from_store[m.name] = int((~todo[m.name]).sum())
         rows = [i for i in range(len(unique)) if any(t[i] for t in todo.values())]
         chunks = plan_chunks(unique, rows, batch_size)
         scorer = ChunkScorer(metrics, todo, source, torch.device(device))
@@ -214,9 +222,19 @@ def score_pairs(
             _score_here(chunks, scorer, result, store, ids, keys, source, max_pixels, workers, progress)
         result.failed = scorer.failed
     finally:
+        _forget_references(metrics)
         if own_store:
             store.close()
     return result
+
+
+def _forget_references(metrics) -> None:
+    """Drop the reference features a metric (:class:`~prfnet.evaluation.scoring.PRFNetMetric`) keeps between
+    chunks: a later run must encode its references again (the model or the files may have changed since), and
+    the features of the last reference are freed (device memory)."""
+    for metric in metrics:
+        if getattr(metric, "_encoded", None) is not None:
+            metric._encoded = None
 
 
 def _score_here(chunks, scorer, result, store, ids, keys, source, max_pixels, workers, progress) -> None:

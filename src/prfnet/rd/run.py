@@ -1,0 +1,297 @@
+"""``prfnet rd``'s work: check the RD items, score every decoded image against its original with every metric
+(through the persistent score store), build the curves, compute the BD-rate and write the outputs as one set.
+
+Outputs (``docs/rd.md``), staged and published together with ``OUT/manifest.json`` (:class:`prfnet.outputs.OutputSet`)::
+
+    OUT/results/<codec>.json   CompressAI results, one per codec (codec names sanitised for file names)
+    OUT/bd_rate.json           BD-rate against the anchor, keyed by CompressAI result key (not with bd_rate=False)
+    OUT/rd_<metric>.png        one RD figure per available metric
+    OUT/report.html            the self-contained report
+    OUT/rd.json                the summary that ``prfnet rd --json`` prints
+
+The score store (default ``OUT/scores.sqlite``) lies outside the set: it persists between runs and is never deleted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..images import DEFAULT_MAX_PIXELS
+from .bdrate import METHODS, bd_rate_table
+from .curves import MIN_BD_RATE_POINTS, RDCurves, build_curves, check_rd_items, compressai_results, result_key
+from .inputs import RDItem
+
+#: top-level names of ``OUT`` a run of ``prfnet rd`` owns (stale ones of an earlier run are removed on publishing)
+RD_OUTPUTS = ("results", "bd_rate.json", "rd_*.png", "report.html", "rd.json")
+STORE_NAME = "scores.sqlite"
+DEFAULT_METRICS = "prfnet,psnr,ms_ssim_rgb,lpips,dists"
+DEFAULT_TITLE = "Rate-distortion evaluation"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+def codec_file_names(codecs: Sequence[str]) -> dict[str, str]:
+    """codec -> the stem of its ``results/<stem>.json``: runs of characters other than letters, digits and
+    ``._+-`` become ``_``, leading dots are dropped. :class:`ConfigError` when two codecs map to one name (compared
+    case-insensitively, for case-insensitive file systems)."""
+    names: dict[str, str] = {}
+    taken: dict[str, str] = {}
+    for codec in codecs:
+        stem = _UNSAFE.sub("_", codec).lstrip(".") or "_"
+        other = taken.get(stem.lower())
+        if other is not None:
+            raise ConfigError(
+                f"codecs {other!r} and {codec!r} both give the results file name results/{stem}.json; rename one"
+            )
+        names[codec] = taken[stem.lower()] = stem
+    return names
+
+
+def metric_names(metrics: str | Sequence[str]) -> list[str]:
+    """``"prfnet,psnr"`` (or a list of names) -> canonical names in order (``-`` = ``_``, ``all``/``baselines``
+    expanded, duplicates dropped). :class:`ConfigError` for an unknown name, before any model is loaded."""
+    from ..baselines import BASELINE_NAMES
+    from ..evaluation.scoring import PRFNET, parse_metric_names
+
+    raw = [metrics] if isinstance(metrics, str) else list(metrics)
+    names = list(dict.fromkeys(n.replace("-", "_") for n in parse_metric_names(",".join(raw))))
+    unknown = [n for n in names if n != PRFNET and n not in BASELINE_NAMES]
+    if unknown:
+        raise ConfigError(
+            f"unknown metric {', '.join(map(repr, unknown))}; choose among {PRFNET}, {', '.join(BASELINE_NAMES)}"
+        )
+    return names
+
+
+def _open_store(store, out_dir: Path):
+    """(an open ScoreStore, whether this function opened it) for ``None`` (``OUT/scores.sqlite``), a path or a
+    ScoreStore given as it is."""
+    from ..store import ScoreStore
+
+    if isinstance(store, ScoreStore):
+        return store, False
+    return ScoreStore(out_dir / STORE_NAME if store is None else Path(store)), True
+
+
+def _is_rank_zero(trainer: dict | None) -> bool:
+    """Whether this process may write outputs: always without ``trainer``; under DDP only global rank 0."""
+    if not trainer:
+        return True
+    from ..training.run import env_global_rank_is_zero
+
+    return env_global_rank_is_zero()
+
+
+def _score(items, selection, source, store, *, device, batch_size, workers, progress, max_pixels, trainer):
+    """Score (original, decoded) of every item; returns (per-item scores {metric: (n_items,)}, counts of the scores
+    read from the store and computed, in all and per metric)."""
+    from ..evaluation.scoring import drop_failed, score_pairs
+
+    pairs = [(str(it.original), str(it.decoded)) for it in items]
+    scores = score_pairs(
+        pairs, selection.metrics, source, device, batch_size, progress, max_pixels,
+        store=store, workers=workers, trainer=trainer,
+    )  # fmt: skip
+    drop_failed(selection, scores)
+    if not selection.metrics:
+        reasons = "; ".join(f"{name}: {why}" for name, why in selection.unavailable.items())
+        raise ConfigError(f"no metric can score these images ({reasons})")
+    names = [m.name for m in selection.metrics]
+    n_pairs = len(set(pairs))
+    by_metric = {n: {"from_store": int(scores.from_store[n]), "computed": int(scores.computed[n])} for n in names}
+    counts = {
+        "scores": n_pairs * len(names),
+        "from_store": sum(c["from_store"] for c in by_metric.values()),
+        "computed": sum(c["computed"] for c in by_metric.values()),
+        "by_metric": by_metric,
+    }
+    return {n: scores.lookup(n, pairs) for n in names}, counts
+
+
+def _keyed_bd(table: dict) -> dict:
+    """The BD-rate table with its per-metric fields keyed by CompressAI result key (``psnr`` -> ``psnr-rgb``)."""
+    out = dict(table)
+    for field in ("bd_rate", "bd_rate_ci95", "direction", "notes"):
+        out[field] = {result_key(m): v for m, v in table[field].items()}
+    out["metrics"] = {result_key(m): m for m in table["direction"]}
+    return out
+
+
+def _rate_points(curves: RDCurves) -> dict[str, list[dict]]:
+    return {
+        codec: [
+            {"label": label, "mean_bpp": float(bpp)}
+            for label, bpp in zip(curves.rate_points[codec], curves.mean_bpp(codec), strict=True)
+        ]
+        for codec in curves.codecs
+    }
+
+
+def _metrics_info(selection) -> dict[str, dict]:
+    info = {}
+    for name in selection.names:
+        metric = next((m for m in selection.metrics if m.name == name), None)
+        if metric is None:
+            info[name] = {"available": False, "reason": selection.unavailable.get(name, "not scored")}
+        else:
+            direction = "higher" if metric.higher_better else "lower"
+            info[name] = {"available": True, "higher_better": bool(metric.higher_better), "direction": direction}
+            info[name]["key"] = result_key(name)
+    return info
+
+
+def _write(sink, curves, bd, summary, file_names, *, ms_ssim_db: bool, title: str, notes: list[str]) -> None:
+    """Write every output of the set into the staging folder of ``sink`` (an :class:`OutputSet`)."""
+    from ..evaluation.report import figure_png
+    from ..evaluation.scoring import write_results
+    from .figures import plot_rd, rd_report
+
+    for codec in curves.codecs:
+        results = compressai_results(curves, codec, ms_ssim_db=ms_ssim_db)
+        write_results(sink.path(f"results/{file_names[codec]}.json"), results)
+    if bd is not None:
+        write_results(sink.path("bd_rate.json"), _keyed_bd(bd))
+    for metric in curves.metrics:
+        sink.path(f"rd_{metric}.png").write_bytes(figure_png(plot_rd(curves, metric)))  # 110 dpi
+    rd_report(curves, bd, title, notes).write(sink.path("report.html"))
+    write_results(sink.path("rd.json"), summary)
+
+
+def run_rd(
+    items: Sequence[RDItem],
+    metrics: str | Sequence[str],
+    out_dir: str | Path,
+    *,
+    anchor: str | None = None,
+    model: object | Callable | None = None,
+    device: str = "cpu",
+    batch_size: int = 8,
+    workers: int = 0,
+    store=None,
+    bd_rate: bool = True,
+    bd_method: str = "akima",
+    bootstrap: int = 1000,
+    seed: int = 0,
+    ms_ssim_db: bool = False,
+    progress: bool = True,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    trainer: dict | None = None,
+    title: str = DEFAULT_TITLE,
+    inputs: dict | None = None,
+) -> dict:
+    """Score the RD items with every metric, then write the curves, BD-rate and report to ``out_dir``.
+
+    Args:
+        items: one :class:`RDItem` per decoded image (:func:`read_rd_csv`, :func:`scan_rd_folders`).
+        metrics: ``"prfnet,psnr,ms_ssim_rgb"`` or a list of names; an unknown name is a :class:`ConfigError`
+            before anything is scored, one that cannot run here (LPIPS without weights) or refuses the images
+            (MS-SSIM below 161 px) is listed in the summary with its reason; none left is a :class:`ConfigError`.
+        anchor: the codec BD-rate is measured against (default: the first codec of ``items``).
+        model: PRFNet, or a function of no argument returning it (called only if ``prfnet`` is asked for);
+            ``None``: :func:`prfnet.api.load_model` (``$PRFNET_CHECKPOINT``).
+        store: the score store: ``None`` = ``out_dir/scores.sqlite``, a path, or an open
+            :class:`prfnet.store.ScoreStore`. It lies outside the output set and persists between runs.
+        workers, trainer: image-decoding workers and Lightning Trainer settings (``accelerator``, ``devices``,
+            ``num_nodes``, ``strategy``) for :func:`prfnet.evaluation.score_pairs`; under DDP only global rank 0
+            writes outputs.
+        bd_rate: ``False``: no BD-rate (and no minimum of 4 rate points per codec).
+        bd_method, bootstrap, seed: :func:`prfnet.rd.bd_rate_table` (``bootstrap=0``: no interval).
+        ms_ssim_db: also ``ms-ssim-rgb-db`` in the CompressAI results.
+        inputs: what the items were read from, recorded in the summary (``{"csv": path}``, ...).
+
+    Every input problem (:func:`check_rd_items`) is raised before any model is loaded or image scored, and then
+    nothing is written. Returns the summary written to ``out_dir/rd.json``: ``inputs``, ``n_images``, ``images``,
+    ``codecs``, ``anchor``, ``rate_points`` ``{codec: [{"label", "mean_bpp"}]}`` (ascending bpp), ``metrics``
+    ``{name: {"available", "higher_better", "direction", "key"} | {"available": False, "reason"}}``, ``store``
+    ``{"path", "scores", "from_store", "computed", "by_metric": {name: {"from_store", "computed"}}}`` (counts of
+    scores), ``bd_rate`` (the ``bd_rate.json`` table or ``None``), ``outputs`` (paths), ``notes``.
+    """
+    from ..evaluation.scoring import json_safe, select_metrics
+    from ..outputs import OutputSet, check_output_dir
+
+    items = list(items)
+    codecs = list(dict.fromkeys(it.codec for it in items))
+    anchor = anchor if anchor is not None else (codecs[0] if codecs else None)
+    check_rd_items(items, anchor=anchor, min_rate_points=MIN_BD_RATE_POINTS if bd_rate else None)
+    if bd_method not in METHODS:
+        raise ConfigError(f"BD-rate method must be one of {', '.join(METHODS)}, got {bd_method!r}")
+    if bootstrap < 0:
+        raise ConfigError(f"bootstrap must be >= 0 resamples, got {bootstrap}")
+    file_names = codec_file_names(codecs)
+    names = metric_names(metrics)
+    out_dir = check_output_dir(out_dir)
+    selection = select_metrics(names, model=model, device=device)
+    if not selection.metrics:
+        reasons = "; ".join(f"{name}: {why}" for name, why in selection.unavailable.items())
+        raise ConfigError(f"none of the metrics can run here ({reasons})")
+    source = (inputs or {}).get("csv") or (inputs or {}).get("decoded") or "the RD inputs"
+    score_store, opened = _open_store(store, out_dir)
+    try:
+        per_item, counts = _score(
+            items, selection, str(source), score_store, device=device, batch_size=batch_size, workers=workers,
+            progress=progress, max_pixels=max_pixels, trainer=trainer,
+        )  # fmt: skip
+    finally:
+        if opened:
+            score_store.close()
+    curves = build_curves(items, per_item, {m.name: bool(m.higher_better) for m in selection.metrics})
+    bd = bd_rate_table(curves, anchor, method=bd_method, bootstrap=bootstrap, seed=seed) if bd_rate else None
+    notes = [f"{name} not scored: {why}" for name, why in selection.unavailable.items()]
+    outputs = {
+        "results": {c: str(out_dir / "results" / f"{file_names[c]}.json") for c in codecs},
+        "bd_rate": str(out_dir / "bd_rate.json") if bd is not None else None,
+        "figures": {m: str(out_dir / f"rd_{m}.png") for m in curves.metrics},
+        "report": str(out_dir / "report.html"),
+        "summary": str(out_dir / "rd.json"),
+        "manifest": str(out_dir / "manifest.json"),
+    }
+    summary = json_safe(
+        {
+            "inputs": inputs or {},
+            "n_items": len(items),
+            "n_images": len(curves.images),
+            "images": curves.images,
+            "codecs": curves.codecs,
+            "anchor": anchor,
+            "rate_points": _rate_points(curves),
+            "metrics": _metrics_info(selection),
+            "store": {"path": str(score_store.path), **counts},
+            "bd_rate": _keyed_bd(bd) if bd is not None else None,
+            "outputs": outputs,
+            "notes": notes,
+        }
+    )
+    if _is_rank_zero(trainer):
+        with OutputSet(out_dir, RD_OUTPUTS) as sink:
+            _write(sink, curves, bd, summary, file_names, ms_ssim_db=ms_ssim_db, title=title, notes=notes)
+    return summary
+
+
+def bd_rate_cells(summary: dict) -> tuple[list[str], list[list[str]], list[str]]:
+    """The BD-rate table of a summary for a console: columns (codec, one per metric key), one row per codec with
+    ``"est [lo, hi] %"`` cells (``anchor`` on the anchor's row, ``n/a`` where undefined), and one note line per
+    (metric, codec) note of the table (those of an undefined value start with ``n/a:``)."""
+    from .figures import percent_cell
+
+    bd = summary["bd_rate"]
+    keys = list(bd["bd_rate"])
+    rows, lines = [], []
+    for codec in summary["codecs"]:
+        if codec == bd["anchor"]:
+            rows.append([codec, *(["anchor"] * len(keys))])
+            continue
+        cells = []
+        for key in keys:
+            value, ci = bd["bd_rate"][key].get(codec), bd["bd_rate_ci95"][key].get(codec)
+            cell = percent_cell(value, ci)
+            cells.append(cell if cell == "n/a" else f"{cell} %")
+        rows.append([codec, *cells])
+    for key in keys:
+        for codec, note in bd["notes"][key].items():
+            undefined = bd["bd_rate"][key].get(codec) is None or not np.isfinite(bd["bd_rate"][key][codec])
+            lines.append(f"{key}, {codec}: {'n/a: ' if undefined else ''}{note}")
+    return ["codec", *(f"{key} BD-rate" for key in keys)], rows, lines
