@@ -2,7 +2,8 @@
 
 Every command writes ``results.json`` and ``report.html`` to ``--out-dir``; with ``--json`` it prints
 exactly one JSON object (``{metric: {...}}``) to stdout, otherwise a table. Progress and messages go
-to stderr.
+to stderr. Scores are kept in a score store (``--store``, default ``<out-dir>/scores.sqlite``; ``--no-store``:
+none), so a rerun, or a run killed mid-way, scores only what is not stored yet.
 """
 
 from __future__ import annotations
@@ -41,27 +42,108 @@ MetricsOpt = Annotated[
 ]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Image pairs decoded and scored at once.")]
 QuietOpt = Annotated[bool, typer.Option("--no-progress", help="No progress bar.")]
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        help="Score store (SQLite) read before scoring and filled as it goes, kept between runs "
+        "(default: <out-dir>/scores.sqlite).",
+    ),
+]
+NoStoreOpt = Annotated[bool, typer.Option("--no-store", help="Score everything; read and write no score store.")]
+WorkersOpt = Annotated[
+    int, typer.Option("--workers", min=0, help="Processes decoding images beside the scoring (0: in this process).")
+]
+PrecisionOpt = Annotated[
+    str, typer.Option("--precision", help="PRFNet backbone precision: fp32, bf16 or fp16 (fp16: GPUs only).")
+]
 
 
 def _out_dir_opt(default_help: str):
     return typer.Option("--out-dir", "-o", help=f"Output folder (default: {default_help}).")
 
 
-def _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, verbose):
+def _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision="fp32"):
     """Loads PRFNet when the evaluation asks for it, after the data files are read (same checkpoint
-    rules and messages as ``prfnet compare``)."""
+    rules and messages as ``prfnet compare``); ``precision`` is checked now."""
     from ..api import load_model
 
     setup_logging(verbose)
     check_tiling(tile, tile_stride)
-    return lambda: load_model(checkpoint, device, random_init, backbone, tile, tile_stride)
+    _check_precision(precision, device)
+    return lambda: load_model(checkpoint, device, random_init, backbone, tile, tile_stride, precision=precision)
+
+
+def _check_precision(precision: str, device: str) -> None:
+    """:class:`ConfigError` for an unknown ``--precision``, or fp16 on the CPU, before anything is read."""
+    import torch
+
+    from ..model.inference import InferencePolicy, device_policy
+
+    InferencePolicy(precision=precision)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        return  # a bad --device is reported, in one line, when it is checked
+    device_policy(dev, precision)
+
+
+def _outputs_and_store(out_dir: Path, store: Path | None, no_store: bool):
+    """The output set (``--out-dir`` checked for writability first, as the protocols do) and the score store path
+    of this run (checked next), both before anything is read or any model loads."""
+    from ..outputs import EVAL_OUTPUTS, output_set
+
+    outputs = output_set(out_dir, EVAL_OUTPUTS)
+    return outputs, _store_path(store, no_store, out_dir)
+
+
+def _store_path(store: Path | None, no_store: bool, out_dir: Path) -> Path | None:
+    """The score store of this run: ``--store``, else ``<out-dir>/scores.sqlite``; ``None`` with ``--no-store``.
+    A path that cannot be a store is refused now, before anything is read or any model loads (:func:`_check_store`).
+    """
+    if no_store:
+        if store is not None:
+            from ..errors import ConfigError
+
+            raise ConfigError("--store and --no-store exclude each other: pass one of them")
+        return None
+    path = store if store is not None else out_dir / "scores.sqlite"
+    _check_store(path)
+    return path
+
+
+def _check_store(path: Path) -> None:
+    """One-line error for a store path that cannot be used, creating nothing (a bad run leaves no folder behind;
+    the store is created when the first scores are looked up): an existing file is opened as a store (a folder, a
+    foreign or damaged database, a newer schema are refused, and left unchanged); a new one needs a writable folder
+    or a folder that can be created."""
+    import os
+
+    from ..errors import OutputError
+    from ..store import ScoreStore
+
+    try:
+        if path.exists():
+            ScoreStore(path).close()
+            return
+        folder = path.parent
+        while not folder.exists():
+            folder = folder.parent
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot be used as the score store ({exc.strerror or exc})") from None
+    if not folder.is_dir():
+        raise OutputError(f"{path}: cannot create the score store: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: cannot create the score store: {folder} is not writable")
 
 
 def _cell(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def _emit(results: dict, as_json: bool, table: tuple[list[str], list[list]], title: str, out_dir: Path) -> None:
+def _emit(
+    results: dict, as_json: bool, table: tuple[list[str], list[list]], title: str, out_dir: Path, store=None
+) -> None:
     from ..evaluation.scoring import json_safe
     from ..evaluation.uncertainty import METHOD, ceiling_note
 
@@ -84,7 +166,10 @@ def _emit(results: dict, as_json: bool, table: tuple[list[str], list[list]], tit
                 console.print(f"{name}: {entry['reason']}", highlight=False, soft_wrap=True)
             for figure, why in (entry.get("undefined") or {}).items():
                 console.print(f"{name} {figure}: n/a, {why}", highlight=False, soft_wrap=True)
-    err.print(f"wrote {out_dir / 'results.json'} and {out_dir / 'report.html'}", highlight=False, soft_wrap=True)
+    stored = f"; scores stored in {store}" if store is not None else ""
+    err.print(
+        f"wrote {out_dir / 'results.json'} and {out_dir / 'report.html'}{stored}", highlight=False, soft_wrap=True
+    )
 
 
 @eval_app.command(
@@ -109,6 +194,10 @@ def clic(
     as_json: JsonOpt = False,
     no_progress: QuietOpt = False,
     max_pixels: MaxPixelsOpt = None,
+    store: StoreOpt = None,
+    no_store: NoStoreOpt = False,
+    workers: WorkersOpt = 2,
+    precision: PrecisionOpt = "fp32",
     verbose: VerboseOpt = False,
 ):
     """CLIC perceptual 2AFC: a submission_<metric>.csv per metric (O,A,B,T; T=0: A closer) and, with
@@ -117,7 +206,8 @@ def clic(
     from ..evaluation import evaluate_clic
     from ..evaluation.reporting import clic_table
 
-    model = _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
+    model = _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision)
+    outputs, store_path = _outputs_and_store(out_dir, store, no_store)
     results = evaluate_clic(
         csv,
         root,
@@ -125,13 +215,15 @@ def clic(
         metrics=[metrics],
         model=model,
         kinds=kinds,
-        out_dir=out_dir,
+        out_dir=outputs,
         device=device,
         progress=not no_progress,
         batch_size=batch_size,
         max_pixels=max_pixels_value(max_pixels),
+        store=store_path,
+        workers=workers,
     )
-    _emit(results, as_json, clic_table(results, intervals=True), f"CLIC 2AFC: {csv}", out_dir)
+    _emit(results, as_json, clic_table(results, intervals=True), f"CLIC 2AFC: {csv}", out_dir, store_path)
 
 
 @eval_app.command(
@@ -152,6 +244,10 @@ def bapps(
     as_json: JsonOpt = False,
     no_progress: QuietOpt = False,
     max_pixels: MaxPixelsOpt = None,
+    store: StoreOpt = None,
+    no_store: NoStoreOpt = False,
+    workers: WorkersOpt = 2,
+    precision: PrecisionOpt = "fp32",
     verbose: VerboseOpt = False,
 ):
     """BAPPS 2AFC score (LPIPS paper) per subset and overall:
@@ -159,12 +255,13 @@ def bapps(
     from ..evaluation import evaluate_bapps
     from ..evaluation.reporting import bapps_table
 
-    model = _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
+    model = _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision)
+    outputs, store_path = _outputs_and_store(out_dir, store, no_store)
     results = evaluate_bapps(
-        root, metrics=[metrics], model=model, out_dir=out_dir, device=device, progress=not no_progress,
-        batch_size=batch_size, max_pixels=max_pixels_value(max_pixels),
+        root, metrics=[metrics], model=model, out_dir=outputs, device=device, progress=not no_progress,
+        batch_size=batch_size, max_pixels=max_pixels_value(max_pixels), store=store_path, workers=workers,
     )  # fmt: skip
-    _emit(results, as_json, bapps_table(results, intervals=True), f"BAPPS 2AFC: {root}", out_dir)
+    _emit(results, as_json, bapps_table(results, intervals=True), f"BAPPS 2AFC: {root}", out_dir, store_path)
 
 
 @eval_app.command(
@@ -193,6 +290,10 @@ def mos(
     as_json: JsonOpt = False,
     no_progress: QuietOpt = False,
     max_pixels: MaxPixelsOpt = None,
+    store: StoreOpt = None,
+    no_store: NoStoreOpt = False,
+    workers: WorkersOpt = 2,
+    precision: PrecisionOpt = "fp32",
     verbose: VerboseOpt = False,
 ):
     """Correlation with subjective scores: SRCC, KRCC, and PLCC after the VQEG 4-parameter logistic fit
@@ -200,10 +301,11 @@ def mos(
     from ..evaluation import evaluate_mos
     from ..evaluation.reporting import mos_table
 
-    model = _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
+    model = _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision)
+    outputs, store_path = _outputs_and_store(out_dir, store, no_store)
     results = evaluate_mos(
-        dataset.lower(), root, csv, metrics=[metrics], model=model, out_dir=out_dir, device=device,
+        dataset.lower(), root, csv, metrics=[metrics], model=model, out_dir=outputs, device=device,
         progress=not no_progress, batch_size=batch_size, higher_better=not lower_better,
-        max_pixels=max_pixels_value(max_pixels),
+        max_pixels=max_pixels_value(max_pixels), store=store_path, workers=workers,
     )  # fmt: skip
-    _emit(results, as_json, mos_table(results, intervals=True), f"MOS correlations: {dataset}", out_dir)
+    _emit(results, as_json, mos_table(results, intervals=True), f"MOS correlations: {dataset}", out_dir, store_path)

@@ -21,6 +21,7 @@ import torch
 
 from ..errors import DataError
 from ..images import DEFAULT_MAX_PIXELS
+from ..store import ScoreStore
 from .scoring import (
     check_files_exist,
     drop_failed,
@@ -98,6 +99,9 @@ def evaluate_bapps(
     progress: bool = True,
     batch_size: int = 64,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    *,
+    store: ScoreStore | str | Path | None = None,
+    workers: int = 0,
 ) -> dict:
     """2AFC score of each metric per BAPPS subset and per split; splits are never pooled.
 
@@ -111,7 +115,9 @@ def evaluate_bapps(
     split ``score_ci95``, ``mean_of_subsets_ci95``; per baseline with PRFNet, ``splits_paired_difference``
     ``{split: {"mean", "ci95", ...}}`` (and ``paired_difference`` with one split) on ``score``, PRFNet minus the
     baseline. Unavailable metrics have ``available: False`` and ``reason``. With ``out_dir``: ``results.json``
-    and ``report.html``. ``max_pixels``: see :func:`prfnet.load_image`.
+    and ``report.html``. ``max_pixels``: see :func:`prfnet.load_image`. ``store`` (a
+    :class:`~prfnet.store.ScoreStore` or its path: stored scores are read, new ones added) and ``workers`` (image
+    decoding processes): see :func:`score_pairs`.
     """
     from ..data import read_bapps
     from ..outputs import EVAL_OUTPUTS, output_set
@@ -137,6 +143,8 @@ def evaluate_bapps(
         batch_size,
         progress,
         max_pixels,
+        store=store,
+        workers=workers,
     )
     drop_failed(selection, scores)
     results: dict[str, dict] = {name: unavailable_info(reason) for name, reason in selection.unavailable.items()}

@@ -20,6 +20,7 @@ import torch
 
 from ..errors import DataError
 from ..images import DEFAULT_MAX_PIXELS
+from ..store import ScoreStore
 from .report import Report
 from .scoring import (
     PRFNET,
@@ -158,6 +159,9 @@ def evaluate_clic(
     report_title: str | None = None,
     extend_report: Callable[[Report], None] | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    *,
+    store: ScoreStore | str | Path | None = None,
+    workers: int = 0,
 ) -> dict:
     """Evaluate metrics on CLIC-format 2AFC triplets.
 
@@ -174,6 +178,9 @@ def evaluate_clic(
         report_path, report_title: where the report goes (default ``out_dir/report.html``) and its title.
         extend_report: called with the report before it is written, to add sections (the demo's curves).
         max_pixels: the largest image decoded (:func:`prfnet.load_image`; ``None``: no limit).
+        store: a :class:`~prfnet.store.ScoreStore` or its path: scores stored for the same image contents and
+            metric identity are read, not computed, and new ones are committed per chunk (:func:`score_pairs`).
+        workers: ``DataLoader`` processes decoding the images (0: in this process).
 
     Returns ``{metric: {...}}``; an available metric has ``accuracy`` (official scorer),
     ``accuracy_majority`` (per unordered triplet, majority vote, ties excluded), ``accuracy_votes``
@@ -208,7 +215,9 @@ def evaluate_clic(
     pairs = [(_resolve(root, t.ref), _resolve(root, x)) for t in [*triplets, *labeled] for x in (t.a, t.b)]
     check_files_exist((p for pair in pairs for p in pair), str(csv))  # data errors before the model loads
     selection = select_metrics(metrics, model=model, device=device)
-    scores = score_pairs(pairs, selection.metrics, str(csv), device, batch_size, progress, max_pixels)
+    scores = score_pairs(
+        pairs, selection.metrics, str(csv), device, batch_size, progress, max_pixels, store=store, workers=workers
+    )
     drop_failed(selection, scores)
 
     def pair_scores(metric_name: str, items: Sequence) -> tuple[np.ndarray, np.ndarray]:

@@ -34,6 +34,7 @@ from scipy import optimize, stats
 from ..errors import ConfigError, DataError
 from ..images import DEFAULT_MAX_PIXELS
 from ..ioutil import atomic_write
+from ..store import ScoreStore
 from .scoring import (
     check_files_exist,
     drop_failed,
@@ -181,6 +182,9 @@ def evaluate_mos(
     batch_size: int = 8,
     higher_better: bool = True,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    *,
+    store: ScoreStore | str | Path | None = None,
+    workers: int = 0,
 ) -> dict:
     """Correlation of each metric with subjective scores.
 
@@ -191,7 +195,9 @@ def evaluate_mos(
     baseline with PRFNet the ``paired_difference`` of SRCC (PRFNet minus the baseline). With ``out_dir``: ``scores.csv``
     (every item's scores), ``results.json`` and ``report.html``. Fewer than 3 items is a :class:`DataError`
     (every correlation would be meaningless); with 3, SRCC and KRCC are reported and PLCC is ``null`` with its
-    reason in ``undefined`` (see :func:`correlations`). ``max_pixels``: see :func:`prfnet.load_image`.
+    reason in ``undefined`` (see :func:`correlations`). ``max_pixels``: see :func:`prfnet.load_image`. ``store``
+    (a :class:`~prfnet.store.ScoreStore` or its path: stored scores are read, new ones added) and ``workers``
+    (image decoding processes): see :func:`score_pairs`.
     """
     from ..outputs import EVAL_OUTPUTS, output_set
 
@@ -206,7 +212,9 @@ def evaluate_mos(
     pairs = [(str(Path(mos.root) / it.ref), str(Path(mos.root) / it.dist)) for it in mos.items]
     check_files_exist((p for pair in pairs for p in pair), source)  # data errors before the model loads
     selection = select_metrics(metrics, model=model, device=device)
-    scores = score_pairs(pairs, selection.metrics, source, device, batch_size, progress, max_pixels)
+    scores = score_pairs(
+        pairs, selection.metrics, source, device, batch_size, progress, max_pixels, store=store, workers=workers
+    )
     drop_failed(selection, scores)
     subjective = np.array([it.score for it in mos.items], dtype=float)
     results: dict[str, dict] = {name: unavailable_info(reason) for name, reason in selection.unavailable.items()}
