@@ -213,6 +213,24 @@ COMMANDS: dict[str, Sub | OptionsOnly | Skip] = {
         "prfnet compare big_ref.png a.png b.png --tile 32 --device cpu",
         "no GPU here; 32 px tiles on the 64 px test images, so that tiling really runs",
     ),
+    "prfnet rd --example --out rd_example -c prfnet_demo/model.safetensors": Sub(
+        "prfnet rd --example --out rd_example -c model.safetensors --metrics prfnet,psnr --bootstrap 100",
+        "the workspace's tiny model instead of the demo's, PRFNet and PSNR only (MS-SSIM on 80 images takes a minute)",
+    ),
+    "prfnet rd --csv rd.csv --metrics prfnet,psnr,ms_ssim_rgb,lpips --anchor jpeg --out rd --json": OptionsOnly(
+        "needs a codec test set; the --example line above runs the same command on the example's own rd.csv"
+    ),
+    "prfnet rd --csv rd.csv --metrics prfnet,psnr,ms_ssim_rgb --anchor jpeg -c prfnet.safetensors --out OUT": (
+        OptionsOnly("needs a codec test set; docs/rd.md's --example line runs the same scoring on its own rd.csv")
+    ),
+    "prfnet rd --decoded DECODED --originals ORIGINALS -m psnr,ms_ssim_rgb --no-bd-rate --out OUT": OptionsOnly(
+        "needs folders of decoded images; tests/test_rd_command.py runs the folder layout"
+    ),
+    "prfnet rd --example --out rd-example --random-init --backbone test_resnet": Sub(
+        "prfnet rd --example --out rd-example --random-init --backbone test_resnet --metrics prfnet,psnr "
+        "--bootstrap 100",
+        "PRFNet and PSNR only (MS-SSIM on the 80 images takes a minute)",
+    ),
     "prfnet synth data/synth --refs 12": Sub("prfnet synth data/synth --refs 12 --size 64", "64 px images"),
     "prfnet synth data/synth": Sub("prfnet synth data/synth --refs 4 --size 64", "4 references of 64 px"),
     "prfnet synth data/codecs --kind codecs": Sub(
