@@ -1,5 +1,6 @@
 """Scoring split across 2 gloo processes (Lightning Trainer.predict under DDP on the CPU): every pair scored exactly
-once, by one of the processes, and the union in the store equals a single-process run."""
+once, by one of the processes, each process writing its own shard, and the union merged into the store equals a
+single-process run."""
 
 from __future__ import annotations
 
@@ -93,3 +94,4 @@ def test_two_gloo_processes_score_every_pair_once_and_match_one_process(tmp_path
     with ScoreStore(tmp_path / "ddp.sqlite") as a, ScoreStore(tmp_path / "single.sqlite") as b:
         assert a.metrics() == b.metrics() and set(a.metrics().values()) == {len(pairs)}
         assert a._db().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert not list(tmp_path.glob("ddp.sqlite.rank-*"))  # the processes' shards were merged and removed

@@ -1,6 +1,6 @@
 """The scoring engine (``prfnet.evaluation.engine``): each reference encoded once, decoding in DataLoader workers,
 the score store (lookups, per-chunk commits, metric identities, an interrupted run resumed), metrics that refuse
-the images, data errors; and ``PRFNet.optimize_for_inference`` (folded batch norms, device policy, precision).
+the images, data errors; and ``PRFNet.optimize_for_inference`` (device policy, precision, compiled backbone).
 CPU, timm's ``test_resnet``, 64 px images."""
 
 from __future__ import annotations
@@ -265,25 +265,33 @@ def _images(n: int, seed: int, side: int = 64) -> torch.Tensor:
     return torch.rand(n, 3, side, side, generator=torch.Generator().manual_seed(seed))
 
 
-def test_folded_batch_norms_give_the_same_scores(bn_model):
+@pytest.mark.slow
+def test_a_compiled_backbone_gives_the_same_scores_and_refuses_training_and_saving(bn_model, tmp_path):
     ref, dist = _images(1, 0), _images(3, 1)
-    folded = copy.deepcopy(bn_model).optimize_for_inference()
-    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in folded.backbone.modules())
-    assert folded.inference_only and folded.inference == device_policy("cpu")
+    compiled = copy.deepcopy(bn_model).optimize_for_inference(compile=True)  # ~30 s of Inductor compilation
+    assert compiled.inference_only and compiled.inference == device_policy("cpu")
     with torch.no_grad():
-        np.testing.assert_allclose(folded.score(ref, dist), bn_model.score(ref, dist), rtol=1e-5)
-        a, b = _images(1, 2), _images(1, 3)
-        np.testing.assert_allclose(folded.compare(ref, a, b), bn_model.compare(ref, a, b), rtol=1e-5)
-
-
-def test_a_folded_model_refuses_training_and_saving(bn_model, tmp_path):
-    folded = copy.deepcopy(bn_model).optimize_for_inference()
-    with pytest.raises(ConfigError, match="folded"):
-        folded.train()
-    with pytest.raises(ConfigError, match="folded"):
-        folded.save_pretrained(tmp_path / "m.safetensors")
+        np.testing.assert_allclose(compiled.score(ref, dist), bn_model.score(ref, dist), rtol=1e-5)
+    with pytest.raises(ConfigError, match="compiled"):
+        compiled.train()
+    with pytest.raises(ConfigError, match="compiled"):
+        compiled.save_pretrained(tmp_path / "m.safetensors")
     assert not (tmp_path / "m.safetensors").exists()
-    folded.eval()  # eval mode stays allowed
+    compiled.eval()  # eval mode stays allowed
+
+
+def test_optimize_without_compile_keeps_the_model_trainable_and_its_scores(bn_model, tmp_path):
+    ref, dist = _images(1, 0), _images(3, 1)
+    model = copy.deepcopy(bn_model).optimize_for_inference()
+    assert not model.inference_only and model.inference == device_policy("cpu")
+    with torch.no_grad():
+        assert torch.equal(model.score(ref, dist), bn_model.score(ref, dist))
+    model.save_pretrained(tmp_path / "m.safetensors")
+    model.inference_only = True  # what compile=True sets
+    with pytest.raises(ConfigError, match="compiled"):
+        model.train()
+    with pytest.raises(ConfigError, match="compiled"):
+        model.save_pretrained(tmp_path / "n.safetensors")
 
 
 def test_device_policies_and_precisions():

@@ -286,3 +286,23 @@ def test_closed_store_and_bad_metric_ids(tmp_path):
     store.close()
     with pytest.raises(ValueError, match="closed"):
         store.count()
+
+
+def test_shards_of_a_multi_process_run_are_merged_and_removed(tmp_path):
+    from prfnet.store import ScoreStore
+
+    main = ScoreStore(tmp_path / "scores.sqlite")
+    main.add([("m", "r", "d0", 1.0)])
+    for rank in (0, 1):  # what two processes write: their own files, rollback journal
+        with ScoreStore(main.shard_path(rank), wal=False) as shard:
+            shard.register_metric("m", "a metric")
+            shard.add([("m", "r", f"d{rank}", 10.0 + rank), ("m", "r", f"e{rank}", 20.0 + rank)])
+    stray = tmp_path / "scores.sqlite.rank-notashard"
+    stray.write_text("left alone")
+    assert main.absorb_shards() == 3  # d0 was already here: it keeps its first score
+    assert main.lookup("m", [("r", "d0"), ("r", "d1"), ("r", "e0"), ("r", "e1")]) == {
+        ("r", "d0"): 1.0, ("r", "d1"): 11.0, ("r", "e0"): 20.0, ("r", "e1"): 21.0,
+    }  # fmt: skip
+    assert not main.shard_path(0).exists() and not main.shard_path(1).exists() and stray.exists()
+    assert main.absorb_shards() == 0
+    main.close()

@@ -84,11 +84,11 @@ def load_model(
     tile_stride: int | None = None,
     warn: bool = True,
     precision: str = "fp32",
-    optimize: bool = True,
+    compile: bool = False,
 ) -> PRFNet:
-    """A model in eval mode from ``checkpoint`` (or ``$PRFNET_CHECKPOINT``), by default made faster for
-    inference on ``device`` (:meth:`PRFNet.optimize_for_inference`: folded batch norms, the device's batching
-    policy, backbone autocast at ``precision``; it can then not be trained or saved: ``optimize=False``).
+    """A model in eval mode from ``checkpoint`` (or ``$PRFNET_CHECKPOINT``), set up for inference on ``device``
+    (:meth:`PRFNet.optimize_for_inference`: the device's batching policy and memory format, the backbone's
+    autocast ``precision``, and with ``compile`` a compiled backbone with frozen weights).
 
     With ``random_init=True`` and no checkpoint, an untrained ``backbone`` model (answers are
     meaningless; for smoke tests and timing only), with a logged warning unless ``warn=False``.
@@ -105,20 +105,22 @@ def load_model(
         model = PRFNet(backbone, tile_size=tile_size, tile_stride=tile_stride)
         model.source = f"the --random-init {backbone} model"
         model = model.to(dev).eval()
-    model.identity = model_identity(model, checkpoint, precision)
-    return model.optimize_for_inference(precision) if optimize else model
-
-
-def model_identity(model: PRFNet, checkpoint: str | Path | None, precision: str = "fp32") -> str:
-    """What a score store keys this model's scores on: the SHA-256 of its checkpoint file (else of its weights),
-    its tiling and its precision: ``prfnet/<sha256[:16]>/tile-<size>x<stride>/<precision>``."""
-    import hashlib
-
     if checkpoint is not None:
         from .store import file_digest
 
-        digest = file_digest(checkpoint)
-    else:
+        model.checkpoint_digest = file_digest(checkpoint)  # the score store's key (model_identity)
+    return model.optimize_for_inference(precision, compile=compile)
+
+
+def model_identity(model: PRFNet) -> str:
+    """What a score store keys this model's scores on, as the model is now:
+    ``prfnet/<sha256[:16]>/<tiling>/<precision>``, the SHA-256 of the checkpoint file :func:`load_model` read
+    (else of the weights, hashed at each call, since in-memory weights may change), the tiling (``whole`` or
+    ``tile-<size>x<stride>``) and the backbone precision (``fp32``, ``bf16``, ``fp16``)."""
+    import hashlib
+
+    digest = getattr(model, "checkpoint_digest", None)
+    if digest is None:
         h = hashlib.sha256()
         for name, tensor in sorted(model.state_dict().items()):
             h.update(name.encode())
@@ -126,7 +128,7 @@ def model_identity(model: PRFNet, checkpoint: str | Path | None, precision: str 
         digest = h.hexdigest()
     c = model.config
     tiling = "whole" if c.tile_size is None else f"tile-{c.tile_size}x{c.tile_stride or c.tile_size}"
-    return f"prfnet/{digest[:16]}/{tiling}/{precision}"
+    return f"prfnet/{digest[:16]}/{tiling}/{model.inference.precision}"
 
 
 @dataclass

@@ -75,9 +75,10 @@ class ScoreStore:
     connection on first use).
     """
 
-    def __init__(self, path: str | Path, timeout_s: float = 60.0):
+    def __init__(self, path: str | Path, timeout_s: float = 60.0, wal: bool = True):
         self.path = Path(path)
         self.timeout_s = float(timeout_s)
+        self.wal = wal  # False: rollback journal, for a file one process writes on a shared file system (shards)
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._lock = threading.RLock()
@@ -115,8 +116,9 @@ class ScoreStore:
             conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False)
             self._conn = conn
             self._check_schema(conn, fresh_ok=True)  # before WAL: never change a database that is not ours
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
+            wanted = "wal" if self.wal else "delete"
+            mode = conn.execute(f"PRAGMA journal_mode={wanted.upper()}").fetchone()[0]
+            if str(mode).lower() != wanted:
                 raise OutputError(
                     f"{self.path}: cannot use WAL journaling (got {mode!r}); put the store on a local disk"
                 )
@@ -289,6 +291,46 @@ class ScoreStore:
             conn.executemany("INSERT OR IGNORE INTO scores(metric, ref, dist, score) VALUES (?, ?, ?, ?)", rows)
             return conn.total_changes - before
 
+    def merge(self, other: str | Path) -> int:
+        """Copy every score and metric of the store file ``other`` (e.g. a process's shard) into this one, in one
+        transaction; a key already here keeps its score. Returns the number of new scores."""
+        ScoreStore(other, self.timeout_s, wal=False).close()  # a DataError unless it is a store of ours
+        self._after_fork()
+        with self._lock:
+            conn = self._db()
+            try:
+                conn.execute("ATTACH DATABASE ? AS shard", (str(other),))  # not allowed inside a transaction
+            except sqlite3.Error as exc:
+                raise self._error(exc, f"read the shard {other}") from None
+            try:
+                with self._tx(conn, "merge a shard", write=True):
+                    before = conn.total_changes
+                    conn.execute("INSERT OR IGNORE INTO scores SELECT metric, ref, dist, score FROM shard.scores")
+                    added = conn.total_changes - before
+                    conn.execute("INSERT OR IGNORE INTO metrics SELECT * FROM shard.metrics")
+            finally:
+                conn.execute("DETACH DATABASE shard")
+        return added
+
+    def shard_path(self, rank: int) -> Path:
+        """The file process ``rank`` of a multi-process run writes its scores to (merged by :meth:`absorb_shards`)."""
+        return self.shard_path_of(self.path, rank)
+
+    @staticmethod
+    def shard_path_of(path: str | Path, rank: int) -> Path:
+        path = Path(path)
+        return path.with_name(f"{path.name}.rank-{rank:04d}")
+
+    def absorb_shards(self) -> int:
+        """Merge every shard beside this store (:meth:`shard_path`: left by a multi-process run, finished or killed)
+        into it and delete the shard files. Returns the number of new scores."""
+        added = 0
+        for shard in sorted(self.path.parent.glob(f"{self.path.name}.rank-[0-9][0-9][0-9][0-9]")):
+            added += self.merge(shard)
+            for leftover in (shard, shard.with_name(shard.name + "-journal")):
+                leftover.unlink(missing_ok=True)
+        return added
+
     def count(self, metric_id: str | None = None) -> int:
         """Number of stored scores, of one metric or of all."""
         with self._transaction("count scores") as conn:
@@ -319,7 +361,7 @@ class ScoreStore:
         self.close()
 
     def __getstate__(self) -> dict:  # pickled (spawned DataLoader workers): the copy opens its own connection
-        return {"path": self.path, "timeout_s": self.timeout_s, "_closed": self._closed}
+        return {"path": self.path, "timeout_s": self.timeout_s, "wal": self.wal, "_closed": self._closed}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)

@@ -59,11 +59,23 @@ PrecisionOpt = Annotated[
 ]
 
 
+CompileOpt = Annotated[
+    bool,
+    typer.Option(
+        "--compile",
+        help="Compile PRFNet's backbone (torch.compile, frozen weights): ~1.5x faster on CPUs once compiled, after "
+        "30-90 s of compilation per image size; for many images of one size.",
+    ),
+]
+
+
 def _out_dir_opt(default_help: str):
     return typer.Option("--out-dir", "-o", help=f"Output folder (default: {default_help}).")
 
 
-def _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision="fp32"):
+def _model_loader(
+    checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision="fp32", compile=False
+):
     """Loads PRFNet when the evaluation asks for it, after the data files are read (same checkpoint
     rules and messages as ``prfnet compare``); ``precision`` is checked now."""
     from ..api import load_model
@@ -71,7 +83,9 @@ def _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, 
     setup_logging(verbose)
     check_tiling(tile, tile_stride)
     _check_precision(precision, device)
-    return lambda: load_model(checkpoint, device, random_init, backbone, tile, tile_stride, precision=precision)
+    return lambda: load_model(
+        checkpoint, device, random_init, backbone, tile, tile_stride, precision=precision, compile=compile
+    )
 
 
 def _check_precision(precision: str, device: str) -> None:
@@ -198,6 +212,7 @@ def clic(
     no_store: NoStoreOpt = False,
     workers: WorkersOpt = 2,
     precision: PrecisionOpt = "fp32",
+    compile_backbone: CompileOpt = False,
     verbose: VerboseOpt = False,
 ):
     """CLIC perceptual 2AFC: a submission_<metric>.csv per metric (O,A,B,T; T=0: A closer) and, with
@@ -206,7 +221,9 @@ def clic(
     from ..evaluation import evaluate_clic
     from ..evaluation.reporting import clic_table
 
-    model = _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision)
+    model = _model_loader(
+        checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision, compile_backbone
+    )
     outputs, store_path = _outputs_and_store(out_dir, store, no_store)
     results = evaluate_clic(
         csv,
@@ -248,6 +265,7 @@ def bapps(
     no_store: NoStoreOpt = False,
     workers: WorkersOpt = 2,
     precision: PrecisionOpt = "fp32",
+    compile_backbone: CompileOpt = False,
     verbose: VerboseOpt = False,
 ):
     """BAPPS 2AFC score (LPIPS paper) per subset and overall:
@@ -255,7 +273,9 @@ def bapps(
     from ..evaluation import evaluate_bapps
     from ..evaluation.reporting import bapps_table
 
-    model = _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision)
+    model = _model_loader(
+        checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision, compile_backbone
+    )
     outputs, store_path = _outputs_and_store(out_dir, store, no_store)
     results = evaluate_bapps(
         root, metrics=[metrics], model=model, out_dir=outputs, device=device, progress=not no_progress,
@@ -294,6 +314,7 @@ def mos(
     no_store: NoStoreOpt = False,
     workers: WorkersOpt = 2,
     precision: PrecisionOpt = "fp32",
+    compile_backbone: CompileOpt = False,
     verbose: VerboseOpt = False,
 ):
     """Correlation with subjective scores: SRCC, KRCC, and PLCC after the VQEG 4-parameter logistic fit
@@ -301,7 +322,9 @@ def mos(
     from ..evaluation import evaluate_mos
     from ..evaluation.reporting import mos_table
 
-    model = _model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision)
+    model = _model_loader(
+        checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision, compile_backbone
+    )
     outputs, store_path = _outputs_and_store(out_dir, store, no_store)
     results = evaluate_mos(
         dataset.lower(), root, csv, metrics=[metrics], model=model, out_dir=outputs, device=device,

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from .app import app, err, setup_logging, warn_random_init
-from .evaluate import BatchOpt, QuietOpt
+from .evaluate import BatchOpt, CompileOpt, PrecisionOpt, QuietOpt, _check_precision
 from .infer import (
     BackboneOpt,
     CheckpointOpt,
@@ -89,25 +89,27 @@ def _example_csv(folder: Path) -> Path:
     return make_example(folder)
 
 
-def _model_loader(names, checkpoint, device, random_init, backbone, tile, tile_stride):
+def _model_loader(names, checkpoint, device, random_init, backbone, tile, tile_stride, precision, compile_backbone):
     """PRFNet loaded when the scoring asks for it, after the inputs are checked; the missing-checkpoint error
     comes at once (before an example is written or an input read). The --random-init model is seeded."""
     from ..api import NO_CHECKPOINT_HELP, load_model
     from ..errors import CheckpointError
 
     check_tiling(tile, tile_stride)
+    _check_precision(precision, device)
+    options = {"warn": False, "precision": precision, "compile": compile_backbone}
     if "prfnet" in names and checkpoint is None and not random_init:
         raise CheckpointError(NO_CHECKPOINT_HELP)
 
     def load():
         if checkpoint is not None:
-            return load_model(checkpoint, device, random_init, backbone, tile, tile_stride, warn=False)
+            return load_model(checkpoint, device, random_init, backbone, tile, tile_stride, **options)
         import torch
 
         warn_random_init()
         with torch.random.fork_rng(devices=[]):  # seeded: every DDP rank and every re-run get the same weights,
             torch.manual_seed(RANDOM_INIT_SEED)  # so the store serves them (the global RNG is left as it was)
-            return load_model(None, device, random_init, backbone, tile, tile_stride, warn=False)
+            return load_model(None, device, random_init, backbone, tile, tile_stride, **options)
 
     return load
 
@@ -194,6 +196,8 @@ def rd(
     backbone: BackboneOpt = "seres2net50",
     tile: TileOpt = None,
     tile_stride: StrideOpt = None,
+    precision: PrecisionOpt = "fp32",
+    compile_backbone: CompileOpt = False,
     no_bd_rate: Annotated[
         bool, typer.Option("--no-bd-rate", help="Curves only: no BD-rate, no minimum of 4 rate points.")
     ] = False,
@@ -221,7 +225,9 @@ def rd(
     setup_logging(verbose)
     limit = max_pixels_value(max_pixels)
     names = metric_names(metrics)
-    model = _model_loader(names, checkpoint, device, random_init, backbone, tile, tile_stride)
+    model = _model_loader(
+        names, checkpoint, device, random_init, backbone, tile, tile_stride, precision, compile_backbone
+    )
     items, inputs = _input_items(csv, decoded, originals, example, out)
     trainer = _trainer(accelerator, devices, num_nodes, strategy)
     summary = run_rd(

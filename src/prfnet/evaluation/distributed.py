@@ -1,15 +1,19 @@
 """Scoring split across processes and nodes with Lightning's ``Trainer.predict`` (DDP, one process per device).
 
-Each process takes every ``world_size``-th chunk (Lightning's ``UnrepeatedDistributedSampler``: no chunk is
-padded or repeated, so every pair is scored exactly once), decodes it in its own ``DataLoader`` workers and
-commits each chunk's scores to the shared :class:`~prfnet.store.ScoreStore` in one transaction. After a barrier
-every process reads the union from the store. The store is an SQLite file in WAL mode: all processes must reach
-it on one host's local file system (one node with several GPUs); see ``docs/store.md`` for several nodes.
+Only global rank 0 touches the score store itself: in the module's ``setup`` (after the processes have joined)
+it merges shards of earlier runs, reads what is stored and plans the chunks (:func:`.engine.plan_scoring`), and
+broadcasts that plan. Each process then takes every ``world_size``-th chunk (Lightning's
+``UnrepeatedDistributedSampler``: no chunk padded or repeated, so every pair is scored exactly once), decodes it in
+its own ``DataLoader`` workers and commits each chunk's scores in one transaction to its own shard,
+``<store>.rank-NNNN`` beside the store (one writer per file, rollback journal: safe on a file system all nodes
+mount). After a barrier rank 0 merges the shards into the store and reads the union back; a run killed mid-way
+leaves its shards, which the next run merges first.
 """
 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import BasePredictionWriter
@@ -18,20 +22,33 @@ from torch import nn
 
 from ..errors import ConfigError, DataError
 from ..store import ScoreStore
+from .engine import ChunkScorer, plan_scoring, store_rows
 from .pair_loader import PairChunkDataset, chunk_loader
+
+TRAINER_KEYS = ("accelerator", "devices", "num_nodes", "strategy")
 
 
 class _ChunkScoring(pl.LightningModule):
-    """``predict_step``: one chunk -> {metric: (rows, scores)}; the PRFNet models are submodules (moved to the
-    process's device by Lightning)."""
+    """``setup``: the plan (rank 0 reads the store, every rank receives it); ``predict_step``: one chunk ->
+    {metric: (rows, scores)}. The PRFNet models are submodules, moved to each process's device by Lightning."""
 
-    def __init__(self, scorer, dataset: PairChunkDataset, workers: int):
+    def __init__(self, unique, metrics, store_path: Path, source: str, batch_size: int, max_pixels, workers: int):
         super().__init__()
-        self.scorer = scorer
-        self.dataset = dataset
-        self.workers = workers
-        models = [getattr(m, "model", None) for m in scorer.metrics]
+        self.unique, self.metrics, self.store_path = unique, list(metrics), store_path
+        self.source, self.batch_size, self.max_pixels, self.workers = source, batch_size, max_pixels, workers
+        models = [getattr(m, "model", None) for m in self.metrics]
         self.models = nn.ModuleList([m for m in models if isinstance(m, nn.Module)])
+        self.plan = self.scorer = self.dataset = None
+
+    def setup(self, stage: str) -> None:
+        plan = None
+        if self.trainer.is_global_zero:
+            with ScoreStore(self.store_path) as store:
+                store.absorb_shards()
+                plan = plan_scoring(self.unique, self.metrics, store, self.batch_size)
+        self.plan = self.trainer.strategy.broadcast(plan, src=0)
+        self.scorer = ChunkScorer(self.metrics, self.plan.todo, self.source, self.device)
+        self.dataset = PairChunkDataset(self.plan.chunks, self.source, self.max_pixels)
 
     def predict_dataloader(self):
         sampler = UnrepeatedDistributedSampler(
@@ -46,33 +63,32 @@ class _ChunkScoring(pl.LightningModule):
         return self.scorer(self.dataset.chunks[int(batch["index"])], batch["ref"], batch["dists"])
 
 
-class _StoreWriter(BasePredictionWriter):
-    """Commits each chunk's scores to the store (its own connection per process) in one transaction."""
+class _ShardWriter(BasePredictionWriter):
+    """Commits each chunk's scores to this process's shard of the store, in one transaction."""
 
-    def __init__(self, store_path, ids: dict[str, str], keys: list[tuple[str, str]]):
+    def __init__(self, store_path: Path):
         super().__init__(write_interval="batch")
-        self.store_path, self.ids, self.keys = store_path, ids, keys
-        self.store: ScoreStore | None = None
+        self.store_path = store_path
+        self.shard: ScoreStore | None = None
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
-        from .engine import _store_rows
-
-        if self.store is None:
-            self.store = ScoreStore(self.store_path)
+        if self.shard is None:
+            path = ScoreStore.shard_path_of(self.store_path, trainer.global_rank)
+            self.shard = ScoreStore(path, wal=False)
         if prediction:
-            self.store.add(_store_rows(prediction, self.ids, self.keys))
+            self.shard.add(store_rows(prediction, pl_module.plan.ids, pl_module.plan.keys))
 
 
-def score_chunks_distributed(chunks, scorer, store: ScoreStore, ids, keys, source, max_pixels, workers, trainer):
-    """Score ``chunks`` with ``Trainer(**trainer).predict`` into ``store``; returns once every process is done."""
-    allowed = {"accelerator", "devices", "num_nodes", "strategy"}
-    unknown = set(trainer) - allowed
+def score_pairs_distributed(unique, metrics, store_path, source, batch_size, max_pixels, workers, trainer: dict):
+    """:func:`.engine.score_pairs` of the unique pairs with ``Trainer(**trainer).predict``. Global rank 0 gets every
+    score; the other processes get a :class:`PairScores` with ``partial=True`` (only what they scored themselves and
+    what was stored before), to be ignored: only rank 0 writes outputs."""
+    unknown = set(trainer) - set(TRAINER_KEYS)
     if unknown:
-        raise ConfigError(f"trainer settings for scoring may only be {sorted(allowed)}, got {sorted(unknown)}")
-    settings = {k: v for k, v in trainer.items() if v is not None}
-    writer = _StoreWriter(store.path, ids, keys)
+        raise ConfigError(f"trainer settings for scoring may only be {list(TRAINER_KEYS)}, got {sorted(unknown)}")
+    writer = _ShardWriter(Path(store_path))
     runner = pl.Trainer(
-        **settings,
+        **{k: v for k, v in trainer.items() if v is not None},
         callbacks=[writer],
         logger=False,
         enable_checkpointing=False,
@@ -80,12 +96,27 @@ def score_chunks_distributed(chunks, scorer, store: ScoreStore, ids, keys, sourc
         enable_model_summary=False,
         use_distributed_sampler=False,  # the module's own UnrepeatedDistributedSampler (batch_size=None loader)
     )
-    module = _ChunkScoring(scorer, PairChunkDataset(chunks, source, max_pixels), workers)
+    module = _ChunkScoring(unique, metrics, Path(store_path), source, batch_size, max_pixels, workers)
     try:
         with warnings.catch_warnings():  # one chunk per item (batch_size=None): the writer needs no batch indices
             warnings.filterwarnings("ignore", message=".*infer the batch indices.*")
             runner.predict(module, return_predictions=False)
-        runner.strategy.barrier("prfnet-scoring-done")
     finally:
-        if writer.store is not None:
-            writer.store.close()
+        if writer.shard is not None:
+            writer.shard.close()
+    runner.strategy.barrier("prfnet-scoring-done")
+    plan, scorer = module.plan, module.scorer
+    result = plan.result
+    result.failed = dict(scorer.failed)
+    if not runner.is_global_zero:
+        result.partial = True
+        return result
+    with ScoreStore(store_path) as store:
+        store.absorb_shards()
+        for name, metric_id in plan.ids.items():
+            found = store.lookup(metric_id, plan.keys)
+            for row, key in enumerate(plan.keys):
+                if plan.todo[name][row] and key in found:
+                    result.scores[name][row] = found[key]
+                    result.computed[name] += 1
+    return result

@@ -34,13 +34,15 @@ class PairScores:
     """Scores of unique (reference, distorted) path pairs: ``scores[metric][index[(ref, dist)]]`` (float64).
 
     ``failed``: metric -> why it could not score these images; ``from_store`` / ``computed``: metric -> how many
-    scores were read from the score store / computed in this run."""
+    scores were read from the score store / computed in this run; ``partial``: see
+    :func:`prfnet.evaluation.distributed.score_pairs_distributed`."""
 
     index: dict[tuple[str, str], int]
     scores: dict[str, np.ndarray]
     failed: dict[str, str] = field(default_factory=dict)
     from_store: dict[str, int] = field(default_factory=dict)
     computed: dict[str, int] = field(default_factory=dict)
+    partial: bool = False  # a non-zero rank of a multi-process run: only global rank 0 holds every score
 
     def lookup(self, metric: str, pairs: Iterable[tuple[str | Path, str | Path]]) -> np.ndarray:
         """Scores of ``pairs`` (in that order) for ``metric``, shape (len(pairs),)."""
@@ -69,24 +71,14 @@ def progress_bar(enabled: bool, what: str):
 
 
 def metric_identity(metric) -> str:
-    """What the score store keys ``metric``'s scores on. PRFNet: its checkpoint's SHA-256 (``model.identity``, set
-    by :func:`prfnet.api.load_model`), else a digest of its weights as they are now, with the tiling and precision
-    the model has now (see :func:`prfnet.api.model_identity`); a baseline: its name and a digest of its description
-    and the versions of prfnet and piq that compute it."""
+    """What the score store keys ``metric``'s scores on. PRFNet: :func:`prfnet.api.model_identity` of the model as
+    it is now (its checkpoint's SHA-256, else its weights', with its tiling and precision); a baseline: its name
+    and a digest of its description and of the versions of prfnet and piq that compute it."""
     model = getattr(metric, "model", None)
     if model is not None:
         from ..api import model_identity
 
-        precision = getattr(getattr(model, "inference", None), "precision", "fp32")
-        loaded = getattr(model, "identity", None)
-        if loaded is None:  # an in-memory model: never cached, its weights may change between two runs
-            return model_identity(model, None, precision)
-        if not (loaded.startswith("prfnet/") and loaded.count("/") == 3):
-            return loaded  # an identity the caller chose
-        # set_tiling / optimize_for_inference may have changed what load_model recorded (same format as there)
-        c = model.config
-        tiling = "whole" if c.tile_size is None else f"tile-{c.tile_size}x{c.tile_stride or c.tile_size}"
-        return f"{loaded.rsplit('/', 2)[0]}/{tiling}/{precision}"
+        return model_identity(model)
     import piq
 
     from .. import __version__
@@ -139,7 +131,7 @@ class ChunkScorer:
         return out
 
 
-def _store_rows(out, ids, keys) -> list[tuple[str, str, str, float]]:
+def store_rows(out, ids, keys) -> list[tuple[str, str, str, float]]:
     """Store rows ``(metric_id, ref_digest, dist_digest, score)`` of a chunk's scores."""
     rows = []
     for name, (indices, values) in out.items():
@@ -174,8 +166,8 @@ def score_pairs(
             and metric identity (:func:`metric_identity`) are read, not computed; new ones are committed per chunk.
         workers: ``DataLoader`` worker processes decoding images beside the model (0: in this process).
         trainer: Lightning ``Trainer`` settings (``accelerator``, ``devices``, ``num_nodes``, ``strategy``) to split
-            the chunks across processes (:func:`prfnet.evaluation.distributed.score_chunks_distributed`); needs a
-            ``store``, into which every process writes.
+            the chunks across processes (:func:`prfnet.evaluation.distributed.score_pairs_distributed`); needs a
+            ``store``, into which the processes' scores are gathered; only global rank 0 gets every score.
 
     A metric that rejects the images (:class:`InputError`, e.g. MS-SSIM below 176 pixels, PRFNet below 32) is not
     called again and is listed in ``failed`` with the reason and the first pair it refused.
@@ -186,46 +178,65 @@ def score_pairs(
     """
     unique = sorted(dict.fromkeys((str(r), str(d)) for r, d in pairs))
     check_files_exist((p for pair in unique for p in pair), source)
-    index = {pair: i for i, pair in enumerate(unique)}
-    scores = {m.name: np.full(len(unique), np.nan) for m in metrics}
-    todo = {m.name: np.ones(len(unique), dtype=bool) for m in metrics}
-    result = PairScores(index, scores, from_store={m.name: 0 for m in metrics}, computed={m.name: 0 for m in metrics})
+    if trainer:
+        if store is None:
+            raise DataError("scoring across several processes needs a score store (--store) to gather into")
+        from .distributed import score_pairs_distributed
+
+        path = store.path if isinstance(store, ScoreStore) else Path(store)
+        return score_pairs_distributed(unique, metrics, path, source, batch_size, max_pixels, workers, trainer)
     _forget_references(metrics)
     own_store = store is not None and not isinstance(store, ScoreStore)
     if own_store:
         store = ScoreStore(store)
     try:
-        keys = ids = None
         if store is not None:
-            digest = store.digests(p for pair in unique for p in pair)
-            keys = [(digest[r], digest[d]) for r, d in unique]
-            ids = {m.name: metric_identity(m) for m in metrics}
-            for m in metrics:
-                store.register_metric(ids[m.name], getattr(m, "about", None) or m.name)
-                found = store.lookup(ids[m.name], keys)
-                for row, key in enumerate(keys):  # two pairs of identical files share one stored key
-                    if key in found:
-                        scores[m.name][row] = found[key]
-                        todo[m.name][row] = False
-                result.from_store[m.name] = int((~todo[m.name]).sum())
-        rows = [i for i in range(len(unique)) if any(t[i] for t in todo.values())]
-        chunks = plan_chunks(unique, rows, batch_size)
-        scorer = ChunkScorer(metrics, todo, source, torch.device(device))
-        if trainer and chunks:
-            if store is None:
-                raise DataError("scoring across several processes needs a score store (--store) to gather into")
-            from .distributed import score_chunks_distributed
-
-            score_chunks_distributed(chunks, scorer, store, ids, keys, source, max_pixels, workers, trainer)
-            _reload(result, store, ids, keys, todo)
-        else:
-            _score_here(chunks, scorer, result, store, ids, keys, source, max_pixels, workers, progress)
-        result.failed = scorer.failed
+            store.absorb_shards()  # the scores of a killed multi-process run count too
+        plan = plan_scoring(unique, metrics, store, batch_size)
+        scorer = ChunkScorer(metrics, plan.todo, source, torch.device(device))
+        _score_here(plan, scorer, store, source, max_pixels, workers, progress)
+        plan.result.failed = scorer.failed
     finally:
         _forget_references(metrics)
         if own_store:
             store.close()
-    return result
+    return plan.result
+
+
+@dataclass
+class ScoringPlan:
+    """What a run must do: ``result`` holds the scores found in the store, ``todo`` (metric -> (n_pairs,) bool) what
+    is left, ``chunks`` the work; ``keys`` (per pair: the two content digests) and ``ids`` (metric -> identity) are
+    the store's keys (``None`` without a store)."""
+
+    result: PairScores
+    todo: dict[str, np.ndarray]
+    chunks: list[PairChunk]
+    keys: list[tuple[str, str]] | None = None
+    ids: dict[str, str] | None = None
+
+
+def plan_scoring(unique: list[tuple[str, str]], metrics: Sequence, store: ScoreStore | None, batch_size: int):
+    """The :class:`ScoringPlan` of the unique pairs: what ``store`` holds is read, the rest cut into chunks."""
+    index = {pair: i for i, pair in enumerate(unique)}
+    scores = {m.name: np.full(len(unique), np.nan) for m in metrics}
+    todo = {m.name: np.ones(len(unique), dtype=bool) for m in metrics}
+    result = PairScores(index, scores, from_store={m.name: 0 for m in metrics}, computed={m.name: 0 for m in metrics})
+    keys = ids = None
+    if store is not None:
+        digest = store.digests(p for pair in unique for p in pair)
+        keys = [(digest[r], digest[d]) for r, d in unique]
+        ids = {m.name: metric_identity(m) for m in metrics}
+        for m in metrics:
+            store.register_metric(ids[m.name], getattr(m, "about", None) or m.name)
+            found = store.lookup(ids[m.name], keys)
+            for row, key in enumerate(keys):  # two pairs of identical files share one stored key
+                if key in found:
+                    scores[m.name][row] = found[key]
+                    todo[m.name][row] = False
+            result.from_store[m.name] = int((~todo[m.name]).sum())
+    rows = [i for i in range(len(unique)) if any(t[i] for t in todo.values())]
+    return ScoringPlan(result, todo, plan_chunks(unique, rows, batch_size), keys, ids)
 
 
 def _forget_references(metrics) -> None:
@@ -237,7 +248,8 @@ def _forget_references(metrics) -> None:
             metric._encoded = None
 
 
-def _score_here(chunks, scorer, result, store, ids, keys, source, max_pixels, workers, progress) -> None:
+def _score_here(plan: ScoringPlan, scorer, store, source, max_pixels, workers, progress) -> None:
+    chunks, result = plan.chunks, plan.result
     dataset = PairChunkDataset(chunks, source, max_pixels)
     loader = chunk_loader(dataset, workers, pin_memory=scorer.device.type == "cuda")
     total = sum(len(c.rows) for c in chunks)
@@ -254,16 +266,6 @@ def _score_here(chunks, scorer, result, store, ids, keys, source, max_pixels, wo
                 scorer.todo[name][rows] = False
                 result.computed[name] += len(rows)
             if store is not None and out:
-                store.add(_store_rows(out, ids, keys))
+                store.add(store_rows(out, plan.ids, plan.keys))
             if bar is not None:
                 bar.advance(task, len(chunk.rows))
-
-
-def _reload(result, store, ids, keys, todo) -> None:
-    """After a multi-process run: every score from the store (each process committed its own chunks)."""
-    for name, metric_id in ids.items():
-        found = store.lookup(metric_id, keys)
-        for row, key in enumerate(keys):
-            if todo[name][row] and key in found:
-                result.scores[name][row] = found[key]
-                result.computed[name] += 1

@@ -39,10 +39,10 @@ from .backbone import (
     freeze_norm_statistics,
 )
 from .blocks import FUSION_BLOCKS, PAIR_BLOCKS, PositiveLinear, unit_normalise
-from .inference import InferencePolicy, device_policy, fold_batch_norms
+from .inference import InferencePolicy, compile_backbone, device_policy
+from .inputs import MIN_SIDE, check_images, same_dtype, unit_float
 from .tiling import tile_windows
 
-MIN_SIDE = 32
 _PLAIN = InferencePolicy()
 
 
@@ -103,51 +103,6 @@ class Ranking:
     scores: torch.Tensor
 
 
-def check_images(*images: torch.Tensor, names: tuple[str, ...] | None = None, min_side: int = MIN_SIDE) -> None:
-    """Raise :class:`InputError` unless every tensor is RGB (N, 3, H, W), float in [0, 1] and finite or
-    uint8 (0..255), H, W >= ``min_side``, and all share H x W and a batch size (or a batch of 1, which
-    broadcasts)."""
-    names = names or tuple(f"image {i}" for i in range(len(images)))
-    for name, x in zip(names, images, strict=True):
-        if not isinstance(x, torch.Tensor):
-            raise InputError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise InputError(f"{name}: expected shape (N, 3, H, W) with RGB channels, got {tuple(x.shape)}")
-        if not x.is_floating_point() and x.dtype != torch.uint8:
-            raise InputError(f"{name}: expected a float tensor in [0, 1] (or uint8 0..255), got {x.dtype}")
-        if min(x.shape[-2:]) < min_side:
-            raise InputError(f"{name}: height and width must be >= {min_side}, got {tuple(x.shape[-2:])}")
-        if x.dtype == torch.uint8:
-            continue  # every value is valid: 0..255 is read as value / 255
-        if x.numel() and not torch.isfinite(x).all():
-            raise InputError(f"{name}: contains NaN or infinite values")
-        if x.numel():
-            lo, hi = x.min().item(), x.max().item()
-            if lo < -1e-6 or hi > 1 + 1e-6:
-                raise InputError(
-                    f"{name}: values must be in [0, 1], got [{lo:.3g}, {hi:.3g}] "
-                    "(divide 8-bit images by 255; map [-1, 1] images with (x + 1) / 2)"
-                )
-    sizes = {tuple(x.shape[-2:]) for x in images}
-    if len(sizes) > 1:
-        raise InputError(f"{' and '.join(names)} must have the same height and width, got {sorted(sizes)}")
-    batches = {x.shape[0] for x in images} - {1}
-    if len(batches) > 1:
-        raise InputError(f"batch sizes differ: {[x.shape[0] for x in images]}")
-
-
-def _unit_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 0..255 -> float32 value / 255 (the values :func:`prfnet.load_image` gives); float unchanged."""
-    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
-
-
-def _same_dtype(images: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The tensors as they are when they share a dtype (uint8 stays compact), else all as float in [0, 1]."""
-    if len({x.dtype for x in images}) <= 1:
-        return list(images)
-    return [_unit_float(x).float() for x in images]
-
-
 class PRFNet(nn.Module):
     """Full-reference 2AFC quality model for compressed images.
 
@@ -194,7 +149,7 @@ class PRFNet(nn.Module):
         self.source: str | None = None
         #: how eval-mode calls run the backbone (:meth:`optimize_for_inference`); the default changes nothing
         self.inference = InferencePolicy()
-        self.inference_only = False  # set once batch norms are folded: training and saving are refused
+        self.inference_only = False  # set once the backbone is compiled with frozen weights: no training, no saving
         self.eval()
 
     # -- building blocks -------------------------------------------------------------------------
@@ -207,28 +162,29 @@ class PRFNet(nn.Module):
         self.config = dataclasses.replace(self.config, tile_size=tile_size, tile_stride=tile_stride)
         return self
 
-    def optimize_for_inference(self, precision: str = "fp32") -> PRFNet:
+    def optimize_for_inference(self, precision: str = "fp32", compile: bool = False) -> PRFNet:
         """Make eval-mode calls faster on this model's device, in place; returns self.
 
-        Folds every batch norm of the backbone into its convolution (scores change by float rounding only),
-        picks the device's batching policy and memory format (:func:`prfnet.model.inference.device_policy`) and
-        sets the backbone's autocast ``precision`` (``fp32`` keeps today's scores; ``bf16``/``fp16`` are faster
-        on GPUs and change scores slightly; the head and the decision stay float32). The model can no longer be
-        trained or saved: load the checkpoint again for that."""
+        Picks the device's batching policy and memory format (:func:`prfnet.model.inference.device_policy`) and
+        sets the backbone's autocast ``precision`` (``fp32`` keeps today's scores; ``bf16``/``fp16`` are faster on
+        GPUs and change scores slightly; the head and the decision stay float32). With ``compile``, the backbone
+        is compiled with frozen weights (:func:`~prfnet.model.inference.compile_backbone`: faster once compiled,
+        a compilation per image size); the model can then no longer be trained or saved."""
         self.inference = device_policy(self.device, precision)
-        folded = fold_batch_norms(self.backbone)
-        if folded is not None:
-            self.backbone = folded
-            self.inference_only = True
         if self.inference.channels_last:
             self.backbone.to(memory_format=torch.channels_last)
+        if compile:
+            self.backbone = compile_backbone(self.backbone)
+            self.inference_only = True
         return self.eval()
 
     def train(self, mode: bool = True) -> PRFNet:
+        if mode:  # weights may change from here on: they are no longer the checkpoint's (score store keys)
+            self.__dict__.pop("checkpoint_digest", None)
         if mode and getattr(self, "inference_only", False):
             raise ConfigError(
-                "this model's batch norms are folded for inference (optimize_for_inference): it cannot be trained; "
-                "load the checkpoint again with PRFNet.from_pretrained"
+                "this model's backbone is compiled with frozen weights (optimize_for_inference(compile=True)): it "
+                "cannot be trained; load the checkpoint again with PRFNet.from_pretrained"
             )
         return super().train(mode)
 
@@ -273,7 +229,7 @@ class PRFNet(nn.Module):
         """(N, 3, H, W) in [0, 1] (or uint8 0..255, divided by 255 here) -> the S backbone maps the fusion
         uses (``self.levels``), channel-unit-normalised in float32: (N, C_s, ~H/r_s, ~W/r_s). The backbone
         itself runs under any active autocast. No input checks (the public methods check)."""
-        x = (_unit_float(x) - self.mean) / self.std  # uint8: only this tile / batch is ever float
+        x = (unit_float(x) - self.mean) / self.std  # uint8: only this tile / batch is ever float
         policy = self.inference
         if self.training or policy == _PLAIN:
             maps = self.backbone(x)
@@ -301,7 +257,7 @@ class PRFNet(nn.Module):
     def _joint_features(self, images: list[torch.Tensor]) -> list[list[torch.Tensor]]:
         """Features of several batches from one backbone call, so batch statistics (train mode) are shared."""
         sizes = [x.shape[0] for x in images]
-        images = _same_dtype(images)
+        images = same_dtype(images)
         return [list(parts) for parts in zip(*(f.split(sizes) for f in self.features(torch.cat(images))), strict=True)]
 
     def _vectors(self, ref: torch.Tensor, dists: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -392,7 +348,7 @@ class PRFNet(nn.Module):
             chunks = list(stacked.split(batch_size))
         else:
             chunks = [
-                torch.cat(_same_dtype(candidates[i : i + batch_size])) for i in range(0, len(candidates), batch_size)
+                torch.cat(same_dtype(candidates[i : i + batch_size])) for i in range(0, len(candidates), batch_size)
             ]
         with self._evaluating():
             if self._windows(*ref.shape[-2:]) is None:
@@ -410,8 +366,8 @@ class PRFNet(nn.Module):
 
         if self.inference_only:
             raise ConfigError(
-                "this model's batch norms are folded for inference (optimize_for_inference): save the original "
-                "checkpoint instead (load it again with PRFNet.from_pretrained)"
+                "this model's backbone is compiled with frozen weights (optimize_for_inference(compile=True)): save "
+                "the original checkpoint instead (load it again with PRFNet.from_pretrained)"
             )
         return save_checkpoint(self, path, metadata)
 

@@ -77,13 +77,9 @@ def _open_store(store, out_dir: Path):
     return ScoreStore(out_dir / STORE_NAME if store is None else Path(store)), True
 
 
-def _is_rank_zero(trainer: dict | None) -> bool:
-    """Whether this process may write outputs: always without ``trainer``; under DDP only global rank 0."""
-    if not trainer:
-        return True
-    from ..training.run import env_global_rank_is_zero
-
-    return env_global_rank_is_zero()
+def _store_path(store, out_dir: Path) -> Path:
+    """Where the store is, without opening it (a multi-process run: only global rank 0 opens the store)."""
+    return Path(getattr(store, "path", None) or (out_dir / STORE_NAME if store is None else store))
 
 
 def _score(items, selection, source, store, *, device, batch_size, workers, progress, max_pixels, trainer):
@@ -96,6 +92,8 @@ def _score(items, selection, source, store, *, device, batch_size, workers, prog
         pairs, selection.metrics, source, device, batch_size, progress, max_pixels,
         store=store, workers=workers, trainer=trainer,
     )  # fmt: skip
+    if scores.partial:  # not global rank 0 of a multi-process run: rank 0 has every score and writes
+        return None, None
     drop_failed(selection, scores)
     if not selection.metrics:
         reasons = "; ".join(f"{name}: {why}" for name, why in selection.unavailable.items())
@@ -210,8 +208,8 @@ def run_rd(
     ``{"path", "scores", "from_store", "computed", "by_metric": {name: {"from_store", "computed"}}}`` (counts of
     scores), ``bd_rate`` (the ``bd_rate.json`` table or ``None``), ``outputs`` (paths), ``notes``.
     """
-    from ..evaluation.scoring import json_safe, select_metrics
-    from ..outputs import OutputSet, check_output_dir
+    from ..evaluation.scoring import select_metrics
+    from ..outputs import check_output_dir
 
     items = list(items)
     codecs = list(dict.fromkeys(it.codec for it in items))
@@ -229,15 +227,36 @@ def run_rd(
         reasons = "; ".join(f"{name}: {why}" for name, why in selection.unavailable.items())
         raise ConfigError(f"none of the metrics can run here ({reasons})")
     source = (inputs or {}).get("csv") or (inputs or {}).get("decoded") or "the RD inputs"
+    if trainer:  # every process scores a share; only global rank 0 opens the store, gathers and writes the outputs
+        per_item, counts = _score(
+            items, selection, str(source), _store_path(store, out_dir), device=device, batch_size=batch_size,
+            workers=workers, progress=progress, max_pixels=max_pixels, trainer=trainer,
+        )  # fmt: skip
+        if per_item is None:
+            return {}
+        return _finish(items, selection, per_item, counts, _store_path(store, out_dir), out_dir, codecs, file_names,
+                       anchor=anchor, bd_rate=bd_rate, bd_method=bd_method, bootstrap=bootstrap, seed=seed,
+                       ms_ssim_db=ms_ssim_db, title=title, inputs=inputs)  # fmt: skip
     score_store, opened = _open_store(store, out_dir)
     try:
         per_item, counts = _score(
             items, selection, str(source), score_store, device=device, batch_size=batch_size, workers=workers,
-            progress=progress, max_pixels=max_pixels, trainer=trainer,
+            progress=progress, max_pixels=max_pixels, trainer=None,
         )  # fmt: skip
     finally:
         if opened:
             score_store.close()
+    return _finish(items, selection, per_item, counts, score_store.path, out_dir, codecs, file_names, anchor=anchor,
+                   bd_rate=bd_rate, bd_method=bd_method, bootstrap=bootstrap, seed=seed, ms_ssim_db=ms_ssim_db,
+                   title=title, inputs=inputs)  # fmt: skip
+
+
+def _finish(items, selection, per_item, counts, store_path, out_dir, codecs, file_names, *, anchor, bd_rate,
+            bd_method, bootstrap, seed, ms_ssim_db, title, inputs) -> dict:  # fmt: skip
+    """Curves, BD-rate and the summary of the scored items; the outputs written as one set."""
+    from ..evaluation.scoring import json_safe
+    from ..outputs import OutputSet
+
     curves = build_curves(items, per_item, {m.name: bool(m.higher_better) for m in selection.metrics})
     bd = bd_rate_table(curves, anchor, method=bd_method, bootstrap=bootstrap, seed=seed) if bd_rate else None
     notes = [f"{name} not scored: {why}" for name, why in selection.unavailable.items()]
@@ -259,15 +278,14 @@ def run_rd(
             "anchor": anchor,
             "rate_points": _rate_points(curves),
             "metrics": _metrics_info(selection),
-            "store": {"path": str(score_store.path), **counts},
+            "store": {"path": str(store_path), **counts},
             "bd_rate": _keyed_bd(bd) if bd is not None else None,
             "outputs": outputs,
             "notes": notes,
         }
     )
-    if _is_rank_zero(trainer):
-        with OutputSet(out_dir, RD_OUTPUTS) as sink:
-            _write(sink, curves, bd, summary, file_names, ms_ssim_db=ms_ssim_db, title=title, notes=notes)
+    with OutputSet(out_dir, RD_OUTPUTS) as sink:
+        _write(sink, curves, bd, summary, file_names, ms_ssim_db=ms_ssim_db, title=title, notes=notes)
     return summary
 
 
