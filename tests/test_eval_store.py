@@ -257,3 +257,20 @@ def test_a_run_killed_with_sigkill_resumes_with_only_the_missing_rows(tmp_path):
     for name in ("prfnet", "psnr"):
         submission = f"submission_{name}.csv"
         assert (out / submission).read_bytes() == (tmp_path / "clean" / submission).read_bytes()
+
+
+def test_compile_option_compiles_the_backbone_of_the_loaded_model(capsys, clic_set, tmp_path, monkeypatch):
+    """--compile reaches PRFNet.optimize_for_inference(compile=True) from `prfnet eval` and from `prfnet rd`'s model
+    loader (the compiler is replaced by a recorder here; tests/test_engine.py compiles for real, in the slow tier)."""
+    import prfnet.model.prfnet as prfnet_module
+    from prfnet.cli.rd import _model_loader
+
+    compiled = []
+    monkeypatch.setattr(prfnet_module, "compile_backbone", lambda backbone: compiled.append(backbone) or backbone)
+    code, out, err = _run(capsys, _argv(clic_set, tmp_path / "e", "--compile"))
+    assert code == 0, err
+    assert len(compiled) == 1 and json.loads(out)["prfnet"]["available"]
+    load = _model_loader(["prfnet"], clic_set[2], "cpu", False, "seres2net50", None, None, "fp32", True)
+    assert load().inference_only and len(compiled) == 2
+    load = _model_loader(["prfnet"], clic_set[2], "cpu", False, "seres2net50", None, None, "fp32", False)
+    assert not load().inference_only and len(compiled) == 2

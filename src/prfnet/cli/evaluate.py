@@ -82,13 +82,13 @@ def _model_loader(
 
     setup_logging(verbose)
     check_tiling(tile, tile_stride)
-    _check_precision(precision, device)
+    check_precision(precision, device)
     return lambda: load_model(
         checkpoint, device, random_init, backbone, tile, tile_stride, precision=precision, compile=compile
     )
 
 
-def _check_precision(precision: str, device: str) -> None:
+def check_precision(precision: str, device: str) -> None:
     """:class:`ConfigError` for an unknown ``--precision``, or fp16 on the CPU, before anything is read."""
     import torch
 

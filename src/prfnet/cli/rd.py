@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from .app import app, err, setup_logging, warn_random_init
-from .evaluate import BatchOpt, CompileOpt, PrecisionOpt, QuietOpt, _check_precision
+from .evaluate import BatchOpt, CompileOpt, PrecisionOpt, QuietOpt, check_precision
 from .infer import (
     BackboneOpt,
     CheckpointOpt,
@@ -96,7 +96,7 @@ def _model_loader(names, checkpoint, device, random_init, backbone, tile, tile_s
     from ..errors import CheckpointError
 
     check_tiling(tile, tile_stride)
-    _check_precision(precision, device)
+    check_precision(precision, device)
     options = {"warn": False, "precision": precision, "compile": compile_backbone}
     if "prfnet" in names and checkpoint is None and not random_init:
         raise CheckpointError(NO_CHECKPOINT_HELP)
