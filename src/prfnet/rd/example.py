@@ -85,9 +85,9 @@ def check_codecs(codecs: Mapping[str, Sequence]) -> None:
 def encode(img: Image.Image, codec: str, setting) -> tuple[bytes, Image.Image]:
     """(bitstream bytes, decoded RGB image) of ``img`` coded by ``codec`` at ``setting``."""
     fmt, _, _, _, options = CODECS[codec]
-    buffer = io.BytesIO()
-    img.save(buffer, fmt, **options(setting))
-    data = buffer.getvalue()
+    buf = io.BytesIO()  # in memory: the files are written by make_example, atomically
+    img.save(buf, fmt, **options(setting))
+    data = buf.getvalue()
     with Image.open(io.BytesIO(data)) as decoded:
         return data, decoded.convert("RGB")
 

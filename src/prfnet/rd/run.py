@@ -147,6 +147,7 @@ def _write(sink, curves, bd, summary, file_names, *, ms_ssim_db: bool, title: st
     from ..evaluation.report import figure_png
     from ..evaluation.scoring import write_results
     from .figures import plot_rd, rd_report
+    from ..ioutil import atomic_write
 
     for codec in curves.codecs:
         results = compressai_results(curves, codec, ms_ssim_db=ms_ssim_db)
@@ -154,7 +155,8 @@ def _write(sink, curves, bd, summary, file_names, *, ms_ssim_db: bool, title: st
     if bd is not None:
         write_results(sink.path("bd_rate.json"), _keyed_bd(bd))
     for metric in curves.metrics:
-        sink.path(f"rd_{metric}.png").write_bytes(figure_png(plot_rd(curves, metric)))  # 110 dpi
+        with atomic_write(sink.path(f"rd_{metric}.png"), "wb") as f:
+            f.write(figure_png(plot_rd(curves, metric)))  # 110 dpi
     rd_report(curves, bd, title, notes).write(sink.path("report.html"))
     write_results(sink.path("rd.json"), summary)
 
