@@ -146,8 +146,8 @@ def _write(sink, curves, bd, summary, file_names, *, ms_ssim_db: bool, title: st
     """Write every output of the set into the staging folder of ``sink`` (an :class:`OutputSet`)."""
     from ..evaluation.report import figure_png
     from ..evaluation.scoring import write_results
-    from .figures import plot_rd, rd_report
     from ..ioutil import atomic_write
+    from .figures import plot_rd, rd_report
 
     for codec in curves.codecs:
         results = compressai_results(curves, codec, ms_ssim_db=ms_ssim_db)
