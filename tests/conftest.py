@@ -70,3 +70,10 @@ def make_clic_dir(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def clic_dir(tmp_path_factory) -> Path:
     return make_clic_dir(tmp_path_factory.mktemp("clic"))
+
+
+@pytest.fixture(autouse=True)
+def _no_downloads(monkeypatch):
+    """Tests never download weights (LPIPS/DISTS fetch VGG16 on first use): offline unless a test says otherwise
+    (tests/test_learned_weights.py serves files from a local HTTP server and lifts this)."""
+    monkeypatch.setenv("PRFNET_OFFLINE", "1")

@@ -182,6 +182,7 @@ def test_each_pair_is_scored_and_decoded_once_in_equal_size_batches(clic, monkey
 def test_unusable_baselines_are_listed_with_their_reason(clic, monkeypatch, tmp_path):
     monkeypatch.setenv("PRFNET_BASELINE_WEIGHTS", str(tmp_path / "no_weights"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_torch_home"))
+    monkeypatch.setenv("PRFNET_OFFLINE", "1")  # no first-use download of VGG16
     results = evaluate_clic(
         clic / "validation.csv", clic / "images", metrics=["psnr", "lpips", "ms_ssim"], progress=False
     )

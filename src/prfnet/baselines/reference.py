@@ -9,7 +9,8 @@
   between scales, mean contrast-structure at scales 1-4 and mean SSIM at scale 5, product of powers.
   No automatic down-sampling. Images need >= 176 px per side (11 px at the coarsest scale).
 
-Arithmetic is float64, as in MATLAB. Luma: see :func:`rgb_to_luma` (default ITU-R BT.601 Y of ``rgb2ycbcr``).
+Arithmetic is float64, as in MATLAB. Luma: see :func:`rgb_to_luma` (default ITU-R BT.601 Y of ``rgb2ycbcr``;
+``"gray8"``: MATLAB ``rgb2gray`` of uint8 images, rounded to 8 bits, the luma of the published calibration values).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ K1, K2 = 0.01, 0.03
 DATA_RANGE = 255.0
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 MS_SSIM_MIN_SIDE = WINDOW_SIZE * 2 ** (len(MS_SSIM_WEIGHTS) - 1)  # 176, msssim.m returns -Inf below
-LUMA_KINDS = ("ycbcr", "gray")
+LUMA_KINDS = ("ycbcr", "gray", "gray8")
 
 # MATLAB rgb2gray coefficients (rounded inverse of the NTSC transform), applied to 8-bit-scaled RGB.
 _RGB2GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
@@ -39,7 +40,8 @@ def rgb_to_luma(rgb: torch.Tensor, kind: str = "ycbcr") -> torch.Tensor:
     """RGB (N, 3, H, W) in [0, 1] -> luma (N, 1, H, W) float64 on the 8-bit scale.
 
     ``kind="ycbcr"``: MATLAB ``rgb2ycbcr`` Y (ITU-R BT.601), in [16, 235]. ``kind="gray"``: MATLAB ``rgb2gray``
-    times 255, in [0, 255]. No rounding to integers (MATLAB rounds when its input is uint8; see docs/baselines.md).
+    times 255, in [0, 255], not rounded. ``kind="gray8"``: the same rounded to integers (halves up), as
+    ``rgb2gray`` returns for uint8 images: round(0.2989 R + 0.5870 G + 0.1140 B) with R, G, B in 0..255.
     """
     if kind not in LUMA_KINDS:
         raise InputError(f"unknown luma {kind!r}; expected one of {LUMA_KINDS}")
@@ -49,7 +51,10 @@ def rgb_to_luma(rgb: torch.Tensor, kind: str = "ycbcr") -> torch.Tensor:
     else:
         coeffs, offset = tuple(255.0 * c for c in _RGB2GRAY), 0.0
     weights = torch.tensor(coeffs, dtype=torch.float64, device=rgb.device).view(1, 3, 1, 1)
-    return (rgb * weights).sum(dim=1, keepdim=True) + offset
+    luma = (rgb * weights).sum(dim=1, keepdim=True) + offset
+    if kind == "gray8":  # MATLAB uint8 arithmetic: round half away from zero (values are >= 0), saturate
+        luma = torch.floor(luma + 0.5).clamp(0.0, 255.0)
+    return luma
 
 
 def matlab_round(value: float) -> int:
@@ -96,13 +101,15 @@ def _gaussian_window_1d(dtype: torch.dtype, device: torch.device) -> torch.Tenso
     return window / window.sum()
 
 
-def _filter_valid(maps: torch.Tensor) -> torch.Tensor:
-    """``filter2(window, map, 'valid')`` per channel: (N, C, H, W) -> (N, C, H-10, W-10).
+def filter_valid(maps: torch.Tensor, taps: list[float] | None = None) -> torch.Tensor:
+    """``filter2(window, map, 'valid')`` per channel: (..., H, W) -> (..., H-10, W-10); ``taps``: the 11 weights of
+    the separable 1-D window (default: ``fspecial('gaussian', 11, 1.5)``'s factor, computed in float64).
 
     The window is separable; each 1-D pass is 11 shifted multiply-adds, several times faster on CPU than
     ``conv2d`` (which has no fast float64 / single-channel path) and as fast on GPU.
     """
-    taps = _gaussian_window_1d(torch.float64, torch.device("cpu")).tolist()
+    if taps is None:
+        taps = _gaussian_window_1d(torch.float64, torch.device("cpu")).tolist()
     out_h, out_w = maps.shape[-2] - WINDOW_SIZE + 1, maps.shape[-1] - WINDOW_SIZE + 1
     vertical = torch.zeros_like(maps[..., :out_h, :])
     for offset, tap in enumerate(taps):
@@ -119,7 +126,7 @@ def ssim_and_cs(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.T
     This is ``ssim_index_new`` of msssim.m (and the core of ssim.m): no down-sampling, 'valid' windows.
     """
     c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
-    stats = _filter_valid(torch.cat([x, y, x * x, y * y, x * y], dim=1))
+    stats = filter_valid(torch.cat([x, y, x * x, y * y, x * y], dim=1))
     mu_x, mu_y = stats[:, 0], stats[:, 1]
     var_x = stats[:, 2] - mu_x * mu_x
     var_y = stats[:, 3] - mu_y * mu_y
@@ -140,14 +147,16 @@ def _check_pair(ref: torch.Tensor, dist: torch.Tensor, min_side: int, what: str)
         )
 
 
-def ssim_matlab(ref: torch.Tensor, dist: torch.Tensor, luma: str = "ycbcr") -> torch.Tensor:
+def ssim_matlab(ref: torch.Tensor, dist: torch.Tensor, luma: str = "ycbcr", downsample: bool = True) -> torch.Tensor:
     """SSIM of ssim.m: ref, dist (N, 3, H, W) RGB in [0, 1], H, W >= 11 -> (N,) float64.
 
-    Higher = closer to the reference; 1 for identical images, <= 1 (can be slightly negative).
+    Higher = closer to the reference; 1 for identical images, <= 1 (can be slightly negative). ``luma``: see
+    :func:`rgb_to_luma`. ``downsample=False`` drops ssim.m's automatic down-sampling (same result when
+    min(H, W) < 384, where its factor is 1), as the published SSIM calibration values do.
     """
     _check_pair(ref, dist, WINDOW_SIZE, "SSIM")
     x, y = rgb_to_luma(ref, luma), rgb_to_luma(dist, luma)
-    factor = ssim_downsample_factor(*x.shape[-2:])
+    factor = ssim_downsample_factor(*x.shape[-2:]) if downsample else 1
     return ssim_and_cs(box_downsample(x, factor), box_downsample(y, factor))[0]
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import ClassVar, Protocol, runtime_checkable
 
 import piq
 import torch
 
-from ..errors import ConfigError, InputError, PRFNetError
+from ..errors import ConfigError, InputError
 from ..model import check_images
 from . import learned
 from .compressai_msssim import MIN_SIDE as MS_SSIM_RGB_MIN_SIDE
@@ -23,8 +24,7 @@ from .reference import MS_SSIM_MIN_SIDE, WINDOW_SIZE, ms_ssim_matlab, ssim_matla
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ref, dist) -> (N,)
 
 
-class MetricUnavailable(PRFNetError):
-    """A known metric that cannot run on this machine (e.g. its weights are not on disk); the message says why."""
+MetricUnavailable = learned.MetricUnavailable  # defined there: a failed first-use download raises it too
 
 
 @runtime_checkable
@@ -94,7 +94,25 @@ def _learned(name: str, device: torch.device) -> ScoreFn:
 _SPECS: dict[str, tuple[bool, int, str, Callable[[torch.device], ScoreFn]]] = {
     "psnr": (True, 1, "PSNR on RGB, 10 log10(1 / (MSE + 1e-8)) dB (piq.psnr), capped at 80 dB", lambda d: _psnr),
     "ssim": (True, WINDOW_SIZE, "SSIM of Wang's ssim.m on BT.601 luma (auto down-sampling)", lambda d: ssim_matlab),
+    "ssim_gray": (
+        True,
+        WINDOW_SIZE,
+        "SSIM of ssim.m on MATLAB rgb2gray luma rounded to 8 bits (auto down-sampling)",
+        lambda d: partial(ssim_matlab, luma="gray8"),
+    ),
+    "ssim_nods": (
+        True,
+        WINDOW_SIZE,
+        "SSIM of ssim.m on rgb2gray luma rounded to 8 bits, no down-sampling (published calibration values)",
+        lambda d: partial(ssim_matlab, luma="gray8", downsample=False),
+    ),
     "ms_ssim": (True, MS_SSIM_MIN_SIDE, "MS-SSIM of Wang's msssim.m on BT.601 luma", lambda d: ms_ssim_matlab),
+    "ms_ssim_gray": (
+        True,
+        MS_SSIM_MIN_SIDE,
+        "MS-SSIM of msssim.m on MATLAB rgb2gray luma rounded to 8 bits (published calibration values)",
+        lambda d: partial(ms_ssim_matlab, luma="gray8"),
+    ),
     "ms_ssim_rgb": (
         True,
         MS_SSIM_RGB_MIN_SIDE,
@@ -103,39 +121,118 @@ _SPECS: dict[str, tuple[bool, int, str, Callable[[torch.device], ScoreFn]]] = {
     ),
     "fsim": (True, 32, "FSIM on luminance (piq.fsim, chromatic=False)", lambda d: _piq(piq.fsim, chromatic=False)),
     "fsimc": (True, 32, "FSIMc, with chromatic term (piq.fsim defaults)", lambda d: _piq(piq.fsim)),
-    "vif": (True, 41, "VIFp, pixel-domain VIF (piq.vif_p), not the wavelet VIF", lambda d: _piq(piq.vif_p)),
+    "vif": (True, 41, "VIFp: pixel-domain VIF (piq.vif_p), not the wavelet-domain VIF", lambda d: _piq(piq.vif_p)),
     "gmsd": (False, 32, "GMSD (piq.gmsd defaults)", lambda d: _piq(piq.gmsd)),
     "vsi": (True, 32, "VSI (piq.vsi defaults)", lambda d: _piq(piq.vsi)),
     "haarpsi": (True, 32, "HaarPSI (piq.haarpsi defaults)", lambda d: _piq(piq.haarpsi)),
     "mdsi": (False, 32, "MDSI (piq.mdsi defaults), a deviation: lower = closer", lambda d: _piq(piq.mdsi)),
-    "lpips": (False, 32, "LPIPS v0.1, VGG16 (piq.LPIPS from local weights)", lambda d: _learned("lpips", d)),
-    "dists": (False, 32, "DISTS (piq.DISTS from local weights)", lambda d: _learned("dists", d)),
+    "lpips": (False, 32, "LPIPS v0.1, VGG16 (piq.LPIPS; torchmetrics' linear layers)", lambda d: _learned("lpips", d)),
+    "dists": (False, 32, "DISTS (piq.DISTS; torchmetrics' alpha/beta weights)", lambda d: _learned("dists", d)),
 }
 
 BASELINE_NAMES: tuple[str, ...] = tuple(_SPECS)
 LEARNED_NAMES: tuple[str, ...] = ("lpips", "dists")
+#: other accepted names -> the metric they stand for (``get_metric("vifp").name == "vif"``)
+ALIASES: dict[str, str] = {"vifp": "vif"}
+
+#: name -> the original publication (authors, title, venue, year)
+REFERENCES: dict[str, str] = {
+    "psnr": "peak signal-to-noise ratio (classic; no single original paper)",
+    "ssim": "Wang, Bovik, Sheikh, Simoncelli, Image quality assessment: from error visibility to structural "
+    "similarity, IEEE TIP 2004",
+    "ms_ssim": "Wang, Simoncelli, Bovik, Multiscale structural similarity for image quality assessment, Asilomar 2003",
+    "fsim": "Zhang, Zhang, Mou, Zhang, FSIM: a feature similarity index for image quality assessment, IEEE TIP 2011",
+    "vif": "Sheikh, Bovik, Image information and visual quality, IEEE TIP 2006 (VIFp: its pixel-domain variant)",
+    "gmsd": "Xue, Zhang, Mou, Bovik, Gradient magnitude similarity deviation, IEEE TIP 2014",
+    "vsi": "Zhang, Shen, Li, VSI: a visual saliency-induced index for perceptual image quality assessment, "
+    "IEEE TIP 2014",
+    "haarpsi": "Reisenhofer, Bosse, Kutyniok, Wiegand, A Haar wavelet-based perceptual similarity index, "
+    "Signal Processing: Image Communication 2018",
+    "mdsi": "Nafchi, Shahkolaei, Hedjam, Cheriet, Mean deviation similarity index, IEEE Access 2016",
+    "lpips": "Zhang, Isola, Efros, Shechtman, Wang, The unreasonable effectiveness of deep features as a "
+    "perceptual metric, CVPR 2018",
+    "dists": "Ding, Ma, Wang, Simoncelli, Image quality assessment: unifying structure and texture similarity, "
+    "IEEE TPAMI 2022",
+}
+for _variant, _original in (("ssim_gray", "ssim"), ("ssim_nods", "ssim"), ("ms_ssim_gray", "ms_ssim")):
+    REFERENCES[_variant] = REFERENCES[_original]
+REFERENCES["ms_ssim_rgb"] = REFERENCES["ms_ssim"] + " (per RGB channel, as CompressAI reports it)"
+REFERENCES["fsimc"] = REFERENCES["fsim"] + " (FSIMc)"
+
+#: name -> the range of the raw score, as text (direction: :attr:`BaselineMetric.higher_better`)
+RANGES: dict[str, str] = {
+    "psnr": "[0, 80] dB",
+    "ssim": "[-1, 1]",
+    "ssim_gray": "[-1, 1]",
+    "ssim_nods": "[-1, 1]",
+    "ms_ssim": "[0, 1]",
+    "ms_ssim_gray": "[0, 1]",
+    "ms_ssim_rgb": "[0, 1]",
+    "fsim": "[0, 1]",
+    "fsimc": "[0, 1]",
+    "vif": "[0, inf), 1 = identical (> 1: contrast enhanced)",
+    "gmsd": "[0, inf), 0 = identical",
+    "vsi": "[0, 1]",
+    "haarpsi": "[0, 1]",
+    "mdsi": "[0, inf), 0 = identical",
+    "lpips": "[0, inf), 0 = identical",
+    "dists": "[0, 1], 0 = identical",
+}
 
 
 def _canonical(name: str) -> str:
     key = str(name).strip().lower().replace("-", "_")
+    key = ALIASES.get(key, key)
     if key not in _SPECS:
         raise ConfigError(f"unknown metric {name!r}; choose one of {', '.join(BASELINE_NAMES)}")
     return key
 
 
 def available_metrics() -> dict[str, str | None]:
-    """name -> None if the metric can run here, else the reason it cannot (checks files; loads nothing)."""
+    """name -> None if the metric can run here, else the reason it cannot (checks files; loads and downloads
+    nothing: LPIPS / DISTS are available while their VGG16 file can still be downloaded on first use)."""
     return {name: learned.unavailable_reason(name) if name in LEARNED_NAMES else None for name in BASELINE_NAMES}
+
+
+def metric_info(name: str) -> dict[str, object]:
+    """What ``prfnet metrics --list`` shows for ``name`` (aliases accepted); cheap (checks files only).
+
+    Keys: ``name``, ``higher_better`` (bool), ``direction`` ("higher" or "lower" = closer), ``range`` (text),
+    ``min_side`` (pixels), ``about``, ``reference``, ``available`` (bool), ``status`` (one line: "yes",
+    "yes (downloads vgg16-397923af.pth on first use)" or why it cannot run here), ``aliases``.
+    """
+    key = _canonical(name)
+    higher_better, min_side, about, _ = _SPECS[key]
+    reason = learned.unavailable_reason(key) if key in LEARNED_NAMES else None
+    if reason is not None:
+        status = reason
+    elif key in LEARNED_NAMES and learned.needs_download(key):
+        status = f"yes (downloads {learned.vgg16_file()} on first use)"
+    else:
+        status = "yes"
+    return {
+        "name": key,
+        "higher_better": higher_better,
+        "direction": "higher" if higher_better else "lower",
+        "range": RANGES[key],
+        "min_side": min_side,
+        "about": about,
+        "reference": REFERENCES[key],
+        "available": reason is None,
+        "status": status,
+        "aliases": sorted(alias for alias, target in ALIASES.items() if target == key),
+    }
 
 
 def get_metric(name: str, device: str | torch.device = "cpu") -> BaselineMetric:
     """The baseline ``name`` (case-insensitive, '-' = '_') computed on ``device``.
 
-    Raises ConfigError for an unknown name and MetricUnavailable (with the reason) when it cannot run here.
+    Raises ConfigError for an unknown name and MetricUnavailable (with the reason) when it cannot run here;
+    LPIPS / DISTS download their VGG16 file here on first use (see :func:`prfnet.baselines.learned.download_vgg16`).
     """
     key = _canonical(name)
     if key in LEARNED_NAMES and (reason := learned.unavailable_reason(key)) is not None:
-        raise MetricUnavailable(reason)
+        raise MetricUnavailable(reason)  # cheap check first; a failed first-use download raises it too
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as exc:

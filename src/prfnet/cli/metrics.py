@@ -1,0 +1,53 @@
+"""``prfnet metrics --list``: every baseline metric with its direction, score range, availability here and original
+reference (cheap: checks files, loads and downloads nothing)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .app import app
+
+
+@app.command(epilog="Example: prfnet metrics --list --json")
+def metrics(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Metrics to show (default: all baselines); aliases such as vifp are accepted."),
+    ] = None,
+    list_: Annotated[
+        bool, typer.Option("--list", "-l", help="List the metrics (the default, and so far the only, action).")
+    ] = True,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help='Print one JSON object {"metrics": [{name, direction, range, ...}, ...]}.'),
+    ] = False,
+):
+    """List the baseline metrics: name, direction (higher or lower = closer to the reference), score range,
+    whether it can run here (or why not) and its original reference. PRFNet itself is a distance: lower = closer.
+
+    LPIPS and DISTS download torchvision's VGG16 ImageNet weights (528 MB) on first use; with $PRFNET_OFFLINE=1
+    or no network they need the file in the folder the message names."""
+    from ..baselines import BASELINE_NAMES
+    from ..baselines.registry import metric_info
+
+    infos = [metric_info(name) for name in (names or BASELINE_NAMES)]  # unknown name -> ConfigError, one line
+    if as_json:
+        typer.echo(json.dumps({"metrics": infos}, allow_nan=False))
+        return
+    table = Table(title="baseline metrics (prfnet itself: lower = closer)")
+    for column in ("name", "closer when", "range", "available here", "reference"):
+        table.add_column(column, overflow="fold")
+    for info in infos:
+        available = info["status"] if info["available"] else "no (see below)"
+        name = ", ".join([info["name"], *info["aliases"]])
+        table.add_row(name, f"{info['direction']}", info["range"], available, info["reference"])
+    console = Console()
+    console.print(table)
+    for info in infos:
+        if not info["available"]:
+            console.print(f"{info['name']}: {info['status']}", highlight=False, soft_wrap=True)
