@@ -16,6 +16,7 @@ from .errors import (
     PRFNetError,
 )
 from .images import load_image, save_image
+from .integrations.loss import PRFNetLoss
 from .model import PRFNet, PRFNetConfig, Ranking, ReferenceFeatures
 
 __version__ = "0.1.0"
@@ -31,6 +32,7 @@ __all__ = [
     "PRFNet",
     "PRFNetConfig",
     "PRFNetError",
+    "PRFNetLoss",
     "Ranking",
     "ReferenceFeatures",
     "__version__",
