@@ -12,7 +12,7 @@ from ..errors import PRFNetError, Terminated
 from .app import USER_ERROR_EXIT, app, err
 
 # each module registers its commands on `app`; this order is the order of `prfnet --help`
-from . import infer, synth, train, ablate, evaluate, rd, demo  # noqa: E402, F401
+from . import infer, synth, train, ablate, evaluate, rd, demo, metrics, export  # noqa: E402, F401
 
 
 #: exit codes of an interruption: 128 + the signal number, as a shell reports a process killed by it

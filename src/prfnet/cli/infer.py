@@ -119,19 +119,66 @@ def compare(
     tile_stride: StrideOpt = None,
     max_pixels: MaxPixelsOpt = None,
     verbose: VerboseOpt = False,
+    heatmap: Annotated[
+        Path | None,
+        typer.Option(
+            "--heatmap",
+            help="Folder for PNG overlays of the score maps of A and B (heatmap_a.png, heatmap_b.png; one colour "
+            "scale) and of their difference (heatmap_diff.png: red where A is worse than B, blue where B is worse).",
+        ),
+    ] = None,
 ):
     """Which of A and B is closer to REF. prob_a = P(A closer); scores are distances (lower = closer)."""
     from ..api import compare_files
 
     limit = max_pixels_value(max_pixels)
+    if heatmap is not None and heatmap.exists() and not heatmap.is_dir():
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--heatmap {heatmap} exists and is not a directory")
     model = _model(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
     result = compare_files(model, ref, a, b, max_pixels=limit)
+    if heatmap is not None:
+        written = _write_heatmaps(model, ref, a, b, heatmap, limit)
+        err.print(f"heatmaps: {', '.join(map(str, written))}", highlight=False, soft_wrap=True)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), allow_nan=False))
         return
     typer.echo(f"closer: {result.closer}  (P(A closer) = {result.prob_a:.4f})")
     typer.echo(f"score A: {result.score_a:.6f}  {a}")
     typer.echo(f"score B: {result.score_b:.6f}  {b}")
+
+
+def _write_heatmaps(model, ref: Path, a: Path, b: Path, folder: Path, max_pixels) -> list[Path]:
+    """Write heatmap_a.png, heatmap_b.png and heatmap_diff.png (RGB, the images' size) into ``folder``."""
+    import torch
+    from PIL import Image
+
+    from ..errors import OutputError
+    from ..images import load_image
+    from ..ioutil import atomic_write
+    from ..model.maps import overlay
+
+    imgs = [load_image(p, max_pixels=max_pixels, keep_8bit=True) for p in (ref, a, b)]
+    with torch.inference_mode():
+        map_a, map_b = (m[0, 0] for m in model.compare_maps(*imgs))
+    diff = map_a - map_b
+    scale = max(map_a.max().item(), map_b.max().item())
+    pictures = {
+        "heatmap_a.png": overlay(imgs[1], map_a, scale),
+        "heatmap_b.png": overlay(imgs[2], map_b, scale),
+        "heatmap_diff.png": overlay(imgs[0], diff, diff.abs().max().item(), diverging=True),
+    }
+    written = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, pixels in pictures.items():
+            with atomic_write(folder / name, "wb") as f:
+                Image.fromarray(pixels).save(f, format="PNG")
+            written.append(folder / name)
+    except OSError as exc:
+        raise OutputError(f"--heatmap {folder}: cannot write ({exc.strerror or exc})") from None
+    return written
 
 
 def _print_table(rows, title: str):

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, InputError
+from . import maps
 from .backbone import (
     BACKBONE_NORMS,
     IMAGENET_MEAN,
@@ -326,6 +327,15 @@ class PRFNet(nn.Module):
         compare(r, a, b) + compare(r, b, a) = 1."""
         with self._evaluating():
             return torch.sigmoid(self(ref, a, b))
+
+    def score_map(self, ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+        """Per-pixel distance map (N, 1, H, W) >= 0 whose spatial mean is ``score(ref, dist)`` (higher = farther
+        there); see :func:`prfnet.model.maps.score_map`."""
+        return maps.score_map(self, ref, dist)
+
+    def compare_maps(self, ref: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score maps of A and B (N, 1, H, W): ``compare == sigmoid(mean(map_b - map_a))``; see :mod:`.maps`."""
+        return maps.compare_maps(self, ref, a, b)
 
     @torch.no_grad()
     def rank(self, ref: torch.Tensor, candidates: torch.Tensor | list[torch.Tensor], batch_size: int = 8) -> Ranking:

@@ -1,0 +1,96 @@
+"""ONNX export of :meth:`PRFNet.score` and :meth:`PRFNet.compare` (the ``onnx`` extra).
+
+The graph is traced with PyTorch's TorchScript-based exporter (``dynamo=False``) at opset :data:`OPSET`, with
+dynamic batch, height and width: inputs are float32 (N, 3, H, W) RGB in [0, 1], every input of one call with
+the same N, H and W (H, W >= 32). ImageNet normalisation is inside the graph; input checks are not (the caller
+keeps values in [0, 1]). Whole images only: a model with tiling on is refused (tiling depends on the size).
+
+* ``score``: inputs ``ref``, ``dist``; output ``score`` (N,) float32 >= 0, lower = closer.
+* ``compare``: inputs ``ref``, ``a``, ``b``; outputs ``prob_a`` (N,) = P(A closer to ref) in [0, 1],
+  ``score_a``, ``score_b`` (N,) distances (``prob_a = sigmoid(score_b - score_a)``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+#: ONNX opset of the exported graphs (supported by torch's TorchScript exporter and onnxruntime >= 1.16)
+OPSET = 17
+WHAT = ("score", "compare")
+SAMPLE_SIZE = (64, 64)  # the size traced; height and width stay dynamic
+
+
+class _Score(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        return m.head(m.pair_vector(m.features(ref), m.features(dist)))
+
+
+class _Compare(_Score):
+    def forward(self, ref: torch.Tensor, a: torch.Tensor, b: torch.Tensor):
+        m = self.model
+        ref_feats = m.features(ref)
+        score_a = m.head(m.pair_vector(ref_feats, m.features(a)))
+        score_b = m.head(m.pair_vector(ref_feats, m.features(b)))
+        return torch.sigmoid(score_b - score_a), score_a, score_b
+
+
+def require_onnx() -> None:
+    """:class:`ConfigError` (one line, naming the extra) unless onnx is importable."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ConfigError("ONNX export needs the onnx package: pip install 'prfnet[onnx]'") from None
+
+
+def export_onnx(model, path: str | Path, what: str = "score", opset: int = OPSET) -> Path:
+    """Write ``model``'s ``score`` or ``compare`` as an ONNX graph to ``path`` (written atomically); returns the
+    path. See the module doc for inputs, outputs and dynamic axes. The model is exported on the CPU in eval mode
+    and float32, then left in its former mode and device."""
+    from ..ioutil import atomic_write
+
+    if what not in WHAT:
+        raise ConfigError(f"--what must be one of {WHAT}, got {what!r}")
+    if model.config.tile_size is not None:
+        raise ConfigError("ONNX export works on whole images: load the model without tiling (set_tiling(None))")
+    if getattr(model, "inference_only", False):
+        raise ConfigError("export the original checkpoint, not a model compiled with optimize_for_inference")
+    require_onnx()
+    device, modes = model.device, [(m, m.training) for m in model.modules()]
+    inference = model.inference
+    names = ["ref", "dist"] if what == "score" else ["ref", "a", "b"]
+    outputs = ["score"] if what == "score" else ["prob_a", "score_a", "score_b"]
+    axes = {n: {0: "batch", 2: "height", 3: "width"} for n in names} | {n: {0: "batch"} for n in outputs}
+    graph = (_Score if what == "score" else _Compare)(model)
+    samples = tuple(torch.rand(1, 3, *SAMPLE_SIZE) for _ in names)
+    try:
+        model.to("cpu").eval()
+        model.inference = type(inference)()  # the plain path: no autocast, no channels-last in the graph
+        with atomic_write(path, "wb") as f, torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is deprecated, not gone
+            torch.onnx.export(
+                graph,
+                samples,
+                f,
+                input_names=names,
+                output_names=outputs,
+                dynamic_axes=axes,
+                opset_version=opset,
+                dynamo=False,
+            )
+    finally:
+        model.inference = inference
+        model.to(device)
+        for module, mode in modes:
+            module.training = mode
+    return Path(path)
