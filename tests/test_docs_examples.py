@@ -397,6 +397,7 @@ def cwd(workspace, tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("PRFNET_CHECKPOINT", raising=False)
     # LPIPS/DISTS weights: never found, so that `available_metrics()` says what the docs show
     monkeypatch.setenv("PRFNET_BASELINE_WEIGHTS", str(workspace.parent / "no_baseline_weights"))
+    monkeypatch.setenv("PRFNET_OFFLINE", "1")  # and not downloaded on first use
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return here
 
