@@ -249,7 +249,8 @@ def evaluate_clic(
     results = {name: results[name] for name in selection.names}
 
     if outputs is not None:
-        report = _build_report(results, csv, oracle, triplets, labeled, pair_scores, root)
+        model = next((m.model for m in selection.metrics if isinstance(m, PRFNetMetric)), None)
+        report = _build_report(results, csv, oracle, triplets, labeled, pair_scores, root, model)
         if report_title:
             report.title = report_title
         if extend_report is not None:
@@ -285,8 +286,9 @@ def _oracle_fields(submission, oracle_data, t_labeled, kind_map, source: str) ->
     return fields
 
 
-def _build_report(results, csv, oracle, triplets, labeled, pair_scores, root) -> Report:
-    """report.html: table, bars, PRFNet reliability (with an oracle) and example triplets."""
+def _build_report(results, csv, oracle, triplets, labeled, pair_scores, root, model=None) -> Report:
+    """report.html: table, bars, PRFNet reliability (with an oracle), example triplets and, with ``model`` (the
+    evaluated PRFNet), its per-pixel maps of those triplets."""
     from .reporting import clic_report
 
     available = [name for name, r in results.items() if r["available"]]
@@ -298,7 +300,15 @@ def _build_report(results, csv, oracle, triplets, labeled, pair_scores, root) ->
     if shown is not None:
         score_a, score_b = pair_scores(shown, labeled or triplets)
         examples = _examples(shown, results[shown]["higher_better"], labeled or triplets, score_a, score_b, root)
-    return clic_report(results, csv=csv, oracle=oracle, shown=shown, reliability=reliability, examples=examples)
+    return clic_report(
+        results,
+        csv=csv,
+        oracle=oracle,
+        shown=shown,
+        reliability=reliability,
+        examples=examples,
+        model=model if shown == PRFNET else None,
+    )
 
 
 def _examples(metric_name, higher_better, items, score_a, score_b, root, per_outcome: int = 3) -> list:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -167,6 +168,86 @@ def plot_examples(examples: Sequence[TripletExample], max_side: int = 160, title
         row[1].set_title(text, color=color, fontsize=9)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+MAPS_CAPTION = (
+    "PRFNet's per-pixel distance maps for the example triplets, one row each. Columns: the reference R; A and B "
+    "in grey with their maps over them (inferno, one scale per row shared by A and B: black = no distance, "
+    "bright yellow = the row's largest value, the colour bar's top); the difference map_A - map_B over R in grey "
+    "(RdBu_r, symmetric about 0: red where A is farther from R than B, i.e. A is worse there; blue where B is "
+    "worse; white where they are equal). The maps are computed on the full images (the model's tiling as "
+    "configured) and only downscaled for display. The mean of a map over its pixels is exactly PRFNet's distance "
+    "d(R, A) or d(R, B) (the numbers in the titles); the mean of the difference map is d(R, A) - d(R, B), and "
+    "P(A closer) = sigmoid(d(R, B) - d(R, A))."
+)
+
+
+def _full_image(image: str | Path | Tensor) -> Tensor:
+    """(1, 3, H, W) at full size: a path decoded as 8-bit when it is (as scored), a tensor as given."""
+    if isinstance(image, str | Path):  # decoded and checked against the pixel limit when it was scored
+        return load_image(image, max_pixels=None, keep_8bit=True)
+    x = image.detach().cpu()
+    return x if x.ndim == 4 else x.unsqueeze(0)
+
+
+def _display(picture: np.ndarray, max_side: int) -> np.ndarray:
+    """An (H, W, 3) uint8 picture as a float thumbnail (:func:`thumbnail`)."""
+    return thumbnail(torch.from_numpy(picture).permute(2, 0, 1).float() / 255.0, max_side)
+
+
+def example_maps(example: TripletExample, model) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(ref, a, b, map_a, map_b) of one example: the full images (1, 3, H, W) and the model's maps (H, W) on the
+    CPU (:meth:`prfnet.PRFNet.compare_maps`; raises its :class:`~prfnet.errors.InputError` for unusable images)."""
+    ref, a, b = (_full_image(x) for x in (example.ref, example.a, example.b))
+    with torch.inference_mode():
+        map_a, map_b = (m[0, 0].float().cpu() for m in model.compare_maps(ref, a, b))
+    return ref, a, b, map_a, map_b
+
+
+def plot_example_maps(examples: Sequence[TripletExample], model, max_side: int = 160):
+    """One row per triplet: R; A with its PRFNet map; B with its map (both on one ``inferno`` scale per row); the
+    difference map_a - map_b over R (``RdBu_r``, red where A is worse). The maps are computed on the full images
+    (:func:`example_maps`, the model's tiling as configured), then downscaled with the pictures for display; the
+    titles give each map's mean, which is PRFNet's distance. See :data:`MAPS_CAPTION`. Raises what
+    ``model.compare_maps`` raises (e.g. :class:`~prfnet.errors.InputError`)."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    from ..model.maps import overlay
+
+    rows = [example_maps(ex, model) for ex in examples]  # every map first: a failure leaves no half figure
+    fig = _figure(10.5, 2.7 * max(1, len(examples)))
+    if not examples:
+        fig.text(0.5, 0.5, "no examples", ha="center")
+        return fig
+    grid = fig.subplots(len(examples), 4, squeeze=False)
+    for axes, ex, (ref, a, b, map_a, map_b) in zip(grid, examples, rows, strict=True):
+        scale = max(map_a.max().item(), map_b.max().item(), 1e-12)
+        diff = map_a - map_b
+        spread = max(diff.abs().max().item(), 1e-12)
+        d_a, d_b = map_a.double().mean().item(), map_b.double().mean().item()
+        pictures = [
+            thumbnail(ref.float() / 255.0 if ref.dtype == torch.uint8 else ref, max_side),
+            _display(overlay(a, map_a, scale), max_side),
+            _display(overlay(b, map_b, scale), max_side),
+            _display(overlay(ref, diff, spread, diverging=True), max_side),
+        ]
+        labels = ["R", f"A: mean = d(R, A) = {d_a:.4g}", f"B: mean = d(R, B) = {d_b:.4g}", "map A - map B"]
+        for ax, picture, label in zip(axes, pictures, labels, strict=True):
+            ax.imshow(picture, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel(label, fontsize=8)
+        text, color = _row_title(ex)
+        axes[1].set_title(text, color=color, fontsize=9, loc="left")
+        heat = ScalarMappable(Normalize(0.0, scale), colormaps["inferno"])
+        fig.colorbar(heat, ax=list(axes[1:3]), fraction=0.04, pad=0.01).ax.tick_params(labelsize=7)
+        signed = ScalarMappable(Normalize(-spread, spread), colormaps["RdBu_r"])
+        bar = fig.colorbar(signed, ax=axes[3], fraction=0.08, pad=0.02)
+        bar.ax.tick_params(labelsize=7)
+        bar.set_label("red: A worse", fontsize=7)
     return fig
 
 

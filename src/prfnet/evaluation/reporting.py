@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from .plots import plot_accuracy_bars, plot_examples, plot_reliability, plot_scatter_fit
+from ..errors import PRFNetError
+from .plots import (
+    MAPS_CAPTION,
+    plot_accuracy_bars,
+    plot_example_maps,
+    plot_examples,
+    plot_reliability,
+    plot_scatter_fit,
+)
 from .report import Report
 from .uncertainty import METHOD, ceiling_note, ceiling_of, difference_cell, with_ci
 
 PRFNET = "prfnet"
+
+log = logging.getLogger(__name__)
 
 
 def direction(entry: dict) -> str:
@@ -153,8 +165,10 @@ def clic_report(
     shown: str | None,
     reliability: tuple[np.ndarray, np.ndarray] | None,
     examples: Sequence,
+    model=None,
 ) -> Report:
-    """Accuracy table, accuracy bars, PRFNet reliability diagram and example triplets."""
+    """Accuracy table, accuracy bars, PRFNet reliability diagram and example triplets; with ``model`` (the PRFNet
+    that was evaluated, ``shown`` being PRFNet) also its per-pixel maps of the examples (:func:`add_example_maps`)."""
     report = Report("CLIC perceptual 2AFC evaluation")
     report.add_text(f"Triplets: {csv}. Oracle: {oracle if oracle is not None else 'none (submissions only)'}.")
     report.add_text(
@@ -189,7 +203,24 @@ def clic_report(
     if examples and shown is not None:
         report.add_heading(f"Example triplets ({shown})")
         report.add_figure(plot_examples(examples), "R, A, B with the metric's decision and the human majority.")
+        if model is not None and shown == PRFNET:
+            add_example_maps(report, examples, model)
     return report
+
+
+def add_example_maps(report: Report, examples: Sequence, model) -> bool:
+    """Add PRFNet's per-pixel maps of ``examples`` (:func:`~prfnet.evaluation.plots.plot_example_maps`) with
+    their caption. A map that cannot be computed (e.g. an :class:`~prfnet.errors.InputError`, a fusion block
+    without maps, out of memory) leaves a note instead of the figure; the evaluation goes on. True if added."""
+    report.add_heading("Where PRFNet sees the differences")
+    try:
+        fig = plot_example_maps(examples, model)
+    except (PRFNetError, TypeError, MemoryError, torch.OutOfMemoryError) as exc:
+        log.warning("report: no PRFNet maps of the example triplets (%s)", exc)
+        report.add_text(f"No PRFNet maps of the example triplets: {exc}", note=True)
+        return False
+    report.add_figure(fig, MAPS_CAPTION)
+    return True
 
 
 def bapps_report(results: dict, root: Path, subsets: list[str]) -> Report:
