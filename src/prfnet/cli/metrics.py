@@ -4,6 +4,7 @@ reference (cheap: checks files, loads and downloads nothing)."""
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated
 
 import typer
@@ -46,7 +47,8 @@ def metrics(
         available = info["status"] if info["available"] else "no (see below)"
         name = ", ".join([info["name"], *info["aliases"]])
         table.add_row(name, f"{info['direction']}", info["range"], available, info["reference"])
-    console = Console()
+    # piped or redirected: one line per metric (rich would wrap the references at 80 columns)
+    console = Console() if sys.stdout.isatty() else Console(width=220)
     console.print(table)
     for info in infos:
         if not info["available"]:
