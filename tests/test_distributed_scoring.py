@@ -45,7 +45,7 @@ SCRIPT = textwrap.dedent(
     rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
     with open(f"{out}.rank{rank}.json", "w") as f:
         json.dump({"psnr_pairs": counting.pairs, "scores": {k: v.tolist() for k, v in scores.scores.items()},
-                   "computed": scores.computed}, f)
+                   "computed": scores.computed, "partial": scores.partial}, f)
     """
 )
 
@@ -87,10 +87,11 @@ def test_two_gloo_processes_score_every_pair_once_and_match_one_process(tmp_path
     # each process scored a share, together every pair exactly once (no padding, no repeat)
     shares = [two[rank]["psnr_pairs"] for rank in (0, 1)]
     assert min(shares) > 0 and sum(shares) == len(pairs) == one["psnr_pairs"]
-    # every process read the union back from the store: the same scores as one process
-    for rank in (0, 1):
-        for metric in ("prfnet", "psnr"):
-            assert np.allclose(two[rank]["scores"][metric], one["scores"][metric], rtol=1e-6, atol=1e-7), metric
+    # global rank 0 gathered the union from the store: the same scores as one process; rank 1 knows it holds a part
+    assert not two[0]["partial"] and two[1]["partial"] and not one["partial"]
+    for metric in ("prfnet", "psnr"):
+        assert np.allclose(two[0]["scores"][metric], one["scores"][metric], rtol=1e-6, atol=1e-7), metric
+        assert two[0]["computed"][metric] == len(pairs)
     with ScoreStore(tmp_path / "ddp.sqlite") as a, ScoreStore(tmp_path / "single.sqlite") as b:
         assert a.metrics() == b.metrics() and set(a.metrics().values()) == {len(pairs)}
         assert a._db().execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -149,10 +149,10 @@ def run_demo(
 ) -> DemoResult:
     """Run the whole pipeline into ``out_dir`` (see the module docstring for what it writes).
 
-    A previous demo in ``out_dir`` is replaced. ``metrics``: default :data:`DEMO_METRICS`. ``stage``
+    A previous demo in ``out_dir`` is replaced. ``metrics``: default :func:`default_demo_metrics`. ``stage``
     receives one line per stage.
     """
-    metrics = tuple(metrics or DEMO_METRICS)
+    metrics = tuple(metrics or default_demo_metrics())
     _check_metric_names(metrics)
     if size < MIN_SIZE:
         raise ConfigError(f"--size {size}: the codec set needs images of at least {MIN_SIZE} px (codec rate floors)")
@@ -222,6 +222,14 @@ def _held_out_brier(model_path: Path, data_dir: Path) -> float | None:
         progress=False,
     )
     return results[PRFNET].get("brier")
+
+
+def default_demo_metrics() -> tuple[str, ...]:
+    """:data:`DEMO_METRICS` without LPIPS and DISTS where their VGG16 trunk would have to be downloaded first (528 MB):
+    the demo runs offline and in minutes; ``--metrics ...,lpips,dists`` asks for them (and the download)."""
+    from .baselines import learned
+
+    return tuple(m for m in DEMO_METRICS if m not in ("lpips", "dists") or not learned.needs_download(m))
 
 
 def _check_metric_names(metrics: Sequence[str]) -> None:

@@ -35,7 +35,11 @@ def demo(
     config: Annotated[str, typer.Option("--config", help="Training config: name or YAML path.")] = "demo",
     metrics: Annotated[
         str | None,
-        typer.Option("--metrics", help="Comma-separated metrics (default: prfnet and every offline baseline)."),
+        typer.Option(
+            "--metrics",
+            help="Comma-separated metrics (default: prfnet and the baselines that need no download: LPIPS and "
+            "DISTS only when their VGG16 weights are already on disk).",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results.json to stdout.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
