@@ -24,18 +24,23 @@ import torch
 from prfnet import PRFNet
 
 
-def timed(fn) -> float:
+def timed(fn, device: torch.device | None = None) -> float:
+    """Seconds ``fn()`` takes; on a CUDA ``device`` the queued kernels are waited for before and after."""
+    sync = torch.cuda.synchronize if device is not None and device.type == "cuda" else (lambda _: None)
+    sync(device)
     start = time.perf_counter()
     fn()
+    sync(device)
     return time.perf_counter() - start
 
 
-def side_by_side(first, second, repeats: int) -> tuple[float, float]:
+def side_by_side(first, second, repeats: int, device: torch.device | None = None) -> tuple[float, float]:
+    """Medians of ``repeats`` timings of each, taken alternately after one warm-up call of each."""
     first(), second()  # warm-up
     a, b = [], []
     for _ in range(repeats):
-        a.append(timed(first))
-        b.append(timed(second))
+        a.append(timed(first, device))
+        b.append(timed(second, device))
     return statistics.median(a), statistics.median(b)
 
 

@@ -20,40 +20,18 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from bench_inference import side_by_side, timed  # the same alternating timer (this folder is on sys.path)
 from PIL import Image
 
 from prfnet import PRFNet
 from prfnet.evaluation.engine import score_pairs
 from prfnet.evaluation.scoring import PRFNetMetric
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def side_by_side(first, second, repeats: int, device: torch.device) -> tuple[float, float]:
-    def timed(fn) -> float:
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        return time.perf_counter() - start
-
-    first(), second()  # warm-up
-    a, b = [], []
-    for _ in range(repeats):
-        a.append(timed(first))
-        b.append(timed(second))
-    return statistics.median(a), statistics.median(b)
 
 
 def lpips_vgg(device: torch.device):
@@ -87,11 +65,8 @@ def model_rows(args, device) -> dict:
             policy_compare_s=t_policy, other_layout_compare_s=t_other, other_over_policy=t_other / t_policy,
         )  # fmt: skip
         if not args.no_compile:
-            start = time.perf_counter()
             compiled = copy.deepcopy(plain).optimize_for_inference(compile=True)
-            compiled.compare(ref, a, b)
-            _sync(device)
-            out["compile_s"] = time.perf_counter() - start  # compilation + first call, once per image size
+            out["compile_s"] = timed(lambda: compiled.compare(ref, a, b), device)  # compilation + first call
             t_comp, t_lpips2 = side_by_side(lambda: compiled.compare(ref, a, b), both_lpips, args.repeats, device)
             out.update(compiled_compare_s=t_comp, lpips_vgg_s_2=t_lpips2, compiled_over_lpips=t_comp / t_lpips2)
         if device.type == "cuda":

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..errors import ConfigError, DataError
 from ..store import ScoreStore
-from .engine import ChunkScorer, plan_scoring, store_rows
+from .engine import ChunkScorer, plan_scoring, store_rows, stored_rows
 from .pair_loader import PairChunkDataset, chunk_loader
 
 TRAINER_KEYS = ("accelerator", "devices", "num_nodes", "strategy")
@@ -81,8 +81,8 @@ class _ShardWriter(BasePredictionWriter):
 
 def score_pairs_distributed(unique, metrics, store_path, source, batch_size, max_pixels, workers, trainer: dict):
     """:func:`.engine.score_pairs` of the unique pairs with ``Trainer(**trainer).predict``. Global rank 0 gets every
-    score; the other processes get a :class:`PairScores` with ``partial=True`` (only what they scored themselves and
-    what was stored before), to be ignored: only rank 0 writes outputs."""
+    score; the other processes get a :class:`.engine.PairScores` with ``partial=True`` (only what was stored before
+    the run), to be ignored: only rank 0 writes outputs."""
     unknown = set(trainer) - set(TRAINER_KEYS)
     if unknown:
         raise ConfigError(f"trainer settings for scoring may only be {list(TRAINER_KEYS)}, got {sorted(unknown)}")
@@ -114,9 +114,8 @@ def score_pairs_distributed(unique, metrics, store_path, source, batch_size, max
     with ScoreStore(store_path) as store:
         store.absorb_shards()
         for name, metric_id in plan.ids.items():
-            found = store.lookup(metric_id, plan.keys)
-            for row, key in enumerate(plan.keys):
-                if plan.todo[name][row] and key in found:
-                    result.scores[name][row] = found[key]
-                    result.computed[name] += 1
+            rows, values = stored_rows(store.lookup(metric_id, plan.keys), plan.keys)
+            new = plan.todo[name][rows]  # what the processes scored in this run (the rest was read before it)
+            result.scores[name][rows[new]] = values[new]
+            result.computed[name] += int(new.sum())
     return result

@@ -216,6 +216,13 @@ class ScoringPlan:
     ids: dict[str, str] | None = None
 
 
+def stored_rows(found: dict[tuple[str, str], float], keys: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
+    """(rows whose key ``found`` holds, their scores) for a :meth:`~prfnet.store.ScoreStore.lookup` result; two
+    pairs of identical files share one stored key, so both rows get it."""
+    rows = np.array([i for i, key in enumerate(keys) if key in found], dtype=np.int64)
+    return rows, np.array([found[keys[i]] for i in rows], dtype=np.float64)
+
+
 def plan_scoring(unique: list[tuple[str, str]], metrics: Sequence, store: ScoreStore | None, batch_size: int):
     """The :class:`ScoringPlan` of the unique pairs: what ``store`` holds is read, the rest cut into chunks."""
     index = {pair: i for i, pair in enumerate(unique)}
@@ -229,12 +236,10 @@ def plan_scoring(unique: list[tuple[str, str]], metrics: Sequence, store: ScoreS
         ids = {m.name: metric_identity(m) for m in metrics}
         for m in metrics:
             store.register_metric(ids[m.name], getattr(m, "about", None) or m.name)
-            found = store.lookup(ids[m.name], keys)
-            for row, key in enumerate(keys):  # two pairs of identical files share one stored key
-                if key in found:
-                    scores[m.name][row] = found[key]
-                    todo[m.name][row] = False
-            result.from_store[m.name] = int((~todo[m.name]).sum())
+            rows, values = stored_rows(store.lookup(ids[m.name], keys), keys)
+            scores[m.name][rows] = values
+            todo[m.name][rows] = False
+            result.from_store[m.name] = len(rows)
     rows = [i for i in range(len(unique)) if any(t[i] for t in todo.values())]
     return ScoringPlan(result, todo, plan_chunks(unique, rows, batch_size), keys, ids)
 

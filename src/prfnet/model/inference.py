@@ -10,15 +10,12 @@ than one call over [R, A, B] (smaller working set), channels-last is slower, and
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

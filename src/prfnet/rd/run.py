@@ -74,7 +74,7 @@ def _open_store(store, out_dir: Path):
 
     if isinstance(store, ScoreStore):
         return store, False
-    return ScoreStore(out_dir / STORE_NAME if store is None else Path(store)), True
+    return ScoreStore(_store_path(store, out_dir)), True
 
 
 def _store_path(store, out_dir: Path) -> Path:
