@@ -30,8 +30,8 @@ from bench_inference import side_by_side, timed  # the same alternating timer (t
 from PIL import Image
 
 from prfnet import PRFNet
-from prfnet.evaluation.engine import score_pairs
-from prfnet.evaluation.scoring import PRFNetMetric
+from prfnet.scoring.engine import score_pairs
+from prfnet.scoring.metrics import PRFNetMetric
 
 
 def lpips_vgg(device: torch.device):

@@ -75,5 +75,5 @@ def clic_dir(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _no_downloads(monkeypatch):
     """Tests never download weights (LPIPS/DISTS fetch VGG16 on first use): offline unless a test says otherwise
-    (tests/test_learned_weights.py serves files from a local HTTP server and lifts this)."""
+    (tests/baselines/test_learned.py serves files from a local HTTP server and lifts this)."""
     monkeypatch.setenv("PRFNET_OFFLINE", "1")

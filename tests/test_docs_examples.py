@@ -47,8 +47,7 @@ from PIL import Image
 
 from prfnet import PRFNet, save_image
 from prfnet.cli import main
-
-from .conftest import TINY, make_clic_dir
+from tests.conftest import TINY, make_clic_dir
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -201,7 +200,7 @@ DEMO_WHY = (
     "minutes); it reads only its embedded data, so its second occurrence (README) gets a copy of the first one's "
     "prfnet_demo/"
 )
-MULTI_GPU = "needs several GPUs (DDP); tests/test_training.py trains with two-process DDP on CPUs"
+MULTI_GPU = "needs several GPUs (DDP); tests/training/test_run.py trains with two-process DDP on CPUs"
 
 #: doc command (one `&&` part, whitespace collapsed, comment removed) -> what runs instead
 COMMANDS: dict[str, Sub | OptionsOnly | Skip] = {
@@ -224,7 +223,7 @@ COMMANDS: dict[str, Sub | OptionsOnly | Skip] = {
         OptionsOnly("needs a codec test set; docs/rd.md's --example line runs the same scoring on its own rd.csv")
     ),
     "prfnet rd --decoded DECODED --originals ORIGINALS -m psnr,ms_ssim_rgb --no-bd-rate --out OUT": OptionsOnly(
-        "needs folders of decoded images; tests/test_rd_command.py runs the folder layout"
+        "needs folders of decoded images; tests/rd/test_run.py runs the folder layout"
     ),
     "prfnet rd --example --out rd-example --random-init --backbone test_resnet": Sub(
         "prfnet rd --example --out rd-example --random-init --backbone test_resnet --metrics prfnet,psnr "

@@ -29,14 +29,15 @@ from pathlib import Path
 
 from .api import Comparison, compare_files
 from .data import Triplet, read_clic_oracle, read_clic_triplets, split_by_reference, write_clic_csv
-from .data.synth import read_kinds
-from .data.synth_codecs import MIN_SIZE, synthesize_codec_clic
+from .data.clic import read_kinds
 from .errors import ConfigError
-from .evaluation import Report, evaluate_clic
-from .evaluation.scoring import PRFNET, PRFNetMetric, json_safe
+from .evaluation import evaluate_clic
 from .ioutil import atomic_write
 from .model import PRFNet
 from .outputs import OutputSet
+from .report.html import Report
+from .scoring.metrics import PRFNET, PRFNetMetric, json_safe
+from .synth.codec_set import MIN_SIZE, synthesize_codec_clic
 from .training import TrainConfig, load_train_config, train
 from .training.preflight import check_trainer_settings
 from .training.run import STEP_DIRS, STEP_MODEL
@@ -119,7 +120,8 @@ def summarise(results: dict[str, dict]) -> tuple[dict[str, dict], dict[str, str]
 def judge_ceiling_on(data_dir: Path, oracle_csv: Path) -> dict:
     """The hidden judge's official accuracy (with its reference-bootstrap interval) on the votes of ``oracle_csv``,
     and the noise ceiling of those votes: what no metric can be expected to beat on this set."""
-    from .evaluation.stats import accuracy_ci, clic_correct, clic_noise_ceiling
+    from .stats.bootstrap import accuracy_ci
+    from .stats.ceilings import clic_correct, clic_noise_ceiling
 
     with open(data_dir / "files.csv", newline="", encoding="utf-8") as f:
         distance = {(row["reference"], row["image"]): float(row["judge_distance"]) for row in csv.DictReader(f)}
@@ -235,7 +237,7 @@ def default_demo_metrics() -> tuple[str, ...]:
 def _check_metric_names(metrics: Sequence[str]) -> None:
     """An unknown metric name fails before the demo writes or trains anything (not after the training)."""
     from .baselines import BASELINE_NAMES
-    from .evaluation.scoring import PRFNET, parse_metric_names
+    from .scoring.metrics import PRFNET, parse_metric_names
 
     known = (PRFNET, *BASELINE_NAMES)
     unknown = [name for name in parse_metric_names(metrics) if name not in known]

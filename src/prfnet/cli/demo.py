@@ -52,7 +52,7 @@ def demo(
     report.html, model.safetensors and results.json to --out. CPU, under 10 minutes on 2 cores.
     """
     from ..demo import run_demo
-    from ..evaluation.uncertainty import difference_cell
+    from ..stats.intervals import difference_cell
 
     setup_logging(verbose)
     start = time.perf_counter()

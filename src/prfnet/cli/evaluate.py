@@ -158,8 +158,8 @@ def _cell(value) -> str:
 def _emit(
     results: dict, as_json: bool, table: tuple[list[str], list[list]], title: str, out_dir: Path, store=None
 ) -> None:
-    from ..evaluation.scoring import json_safe
-    from ..evaluation.uncertainty import METHOD, ceiling_note
+    from ..scoring.metrics import json_safe
+    from ..stats.intervals import METHOD, ceiling_note
 
     if as_json:
         typer.echo(json.dumps(json_safe(results), allow_nan=False))
@@ -219,7 +219,7 @@ def clic(
     --oracle, the official accuracy (last row of a repeated key wins), the majority-vote accuracy
     (ties excluded) and, with --kinds, the accuracy per kind."""
     from ..evaluation import evaluate_clic
-    from ..evaluation.reporting import clic_table
+    from ..evaluation.pages import clic_table
 
     model = _model_loader(
         checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision, compile_backbone
@@ -271,7 +271,7 @@ def bapps(
     """BAPPS 2AFC score (LPIPS paper) per subset and overall:
     (d0<d1)*(1-judge) + (d1<d0)*judge + 0.5*(d0==d1), each metric in its own direction."""
     from ..evaluation import evaluate_bapps
-    from ..evaluation.reporting import bapps_table
+    from ..evaluation.pages import bapps_table
 
     model = _model_loader(
         checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision, compile_backbone
@@ -320,7 +320,7 @@ def mos(
     """Correlation with subjective scores: SRCC, KRCC, and PLCC after the VQEG 4-parameter logistic fit
     (scores oriented like the subjective scores, so a good metric has positive correlations)."""
     from ..evaluation import evaluate_mos
-    from ..evaluation.reporting import mos_table
+    from ..evaluation.pages import mos_table
 
     model = _model_loader(
         checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision, compile_backbone

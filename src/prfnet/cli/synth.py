@@ -64,9 +64,9 @@ def synth(
 
     NOT human judgments, either kind.
     """
-    from ..data import synth, synth_codecs
+    from ..synth import codec_set, distortion_set
 
-    min_size = synth_codecs.MIN_SIZE if kind is SynthKind.codecs else synth.MIN_SIZE
+    min_size = codec_set.MIN_SIZE if kind is SynthKind.codecs else distortion_set.MIN_SIZE
     refs = DEFAULT_REFS[kind] if refs is None else refs
     if refs < 1:
         raise fail(f"--refs must be >= 1, got {refs}")
@@ -97,9 +97,11 @@ def synth(
             bar.update(task, completed=done)
 
         if kind is SynthKind.codecs:
-            summary = synth_codecs.synthesize_codec_clic(out, refs=refs, size=size, seed=seed, progress=progress)
+            summary = codec_set.synthesize_codec_clic(out, refs=refs, size=size, seed=seed, progress=progress)
         else:
-            summary = synth.synthesize_clic(out, refs=refs, size=size, seed=seed, votes=votes, progress=progress)
+            summary = distortion_set.synthesize_clic(
+                out, refs=refs, size=size, seed=seed, votes=votes, progress=progress
+            )
     if as_json:
         typer.echo(json.dumps(summary.as_dict(), allow_nan=False))
     else:

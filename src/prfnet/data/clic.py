@@ -155,3 +155,35 @@ def write_clic_csv(path: str | Path, rows: Iterable[tuple[Triplet, int]]) -> Non
         writer = csv.writer(f, lineterminator="\n")
         for triplet, t in rows:
             writer.writerow([triplet.ref, triplet.a, triplet.b, int(t)])
+
+
+def read_kinds(path: str | Path) -> dict[tuple[str, str, str], str]:
+    """``kinds.csv`` (headerless ``O,A,B,kind``) -> {(O, A, B): kind}. DataError names the file and line;
+    image names with commas are refused, as in every CLIC file (:mod:`prfnet.data.clic`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    kinds: dict[tuple[str, str, str], str] = {}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            for row in reader:
+                if not row or all(not c.strip() for c in row):
+                    continue
+                where = f"{path}, line {reader.line_num}"
+                if len(row) != 4:
+                    raise DataError(f"{where}: expected 4 columns O,A,B,kind, found {len(row)}")
+                o, a, b, kind = (c.strip() for c in row)
+                if not all((o, a, b, kind)):
+                    raise DataError(f"{where}: empty field in {','.join(row)!r}")
+                for name in (o, a, b):
+                    check_name(name, where)
+                key = (o, a, b)
+                if kinds.get(key, kind) != kind:
+                    raise DataError(f"{where}: {o},{a},{b} tagged {kind!r} here and {kinds[key]!r} before")
+                kinds[key] = kind
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: malformed CSV ({exc})") from None
+    return kinds

@@ -21,8 +21,7 @@ import torch
 
 from ..errors import DataError
 from ..images import DEFAULT_MAX_PIXELS
-from ..store import ScoreStore
-from .scoring import (
+from ..scoring.metrics import (
     check_files_exist,
     drop_failed,
     metric_info,
@@ -31,7 +30,8 @@ from .scoring import (
     unavailable_info,
     write_results,
 )
-from .uncertainty import bapps_uncertainty
+from ..stats.intervals import bapps_uncertainty
+from ..store import ScoreStore
 
 SUBSET_FOLDERS = ("ref", "p0", "p1", "judge")
 
@@ -181,7 +181,7 @@ def evaluate_bapps(
     bapps_uncertainty(results, all_scores, splits)
     results = {name: results[name] for name in selection.names}
     if outputs is not None:
-        from .reporting import bapps_report
+        from .pages import bapps_report
 
         report = bapps_report(results, root=Path(root), subsets=list(subsets))
         with outputs.writing() as sink:  # staged, then moved into place with manifest.json last (prfnet.outputs)

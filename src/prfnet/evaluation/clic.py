@@ -20,9 +20,8 @@ import torch
 
 from ..errors import DataError
 from ..images import DEFAULT_MAX_PIXELS
-from ..store import ScoreStore
-from .report import Report
-from .scoring import (
+from ..report.html import Report
+from ..scoring.metrics import (
     PRFNET,
     PRFNetMetric,
     check_files_exist,
@@ -33,7 +32,8 @@ from .scoring import (
     unavailable_info,
     write_results,
 )
-from .uncertainty import clic_uncertainty
+from ..stats.intervals import clic_uncertainty
+from ..store import ScoreStore
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def evaluate_clic(
     (per oracle row), ``accuracy_by_kind`` and counts (``None`` where there is no oracle / kinds file), each
     accuracy with its reference-bootstrap interval ``<figure>_ci95`` and ``n_references``, the votes'
     ``noise_ceiling``, per baseline the ``paired_difference`` to PRFNet and for PRFNet ``brier``, ``ece`` and
-    ``calibration`` (:mod:`prfnet.evaluation.uncertainty`); an unavailable one has ``available: False`` and
+    ``calibration`` (:mod:`prfnet.stats.intervals`); an unavailable one has ``available: False`` and
     ``reason``.
     """
     from ..data import read_clic_oracle, read_clic_triplets
@@ -205,7 +205,7 @@ def evaluate_clic(
         check_covered(submission_keys, oracle_data.official, f"{oracle} (triplets from {csv})")
     kind_map = None
     if kinds is not None:
-        from ..data.synth import read_kinds
+        from ..data.clic import read_kinds
 
         kind_map = read_kinds(kinds)
         if oracle_data is None:
@@ -289,7 +289,7 @@ def _oracle_fields(submission, oracle_data, t_labeled, kind_map, source: str) ->
 def _build_report(results, csv, oracle, triplets, labeled, pair_scores, root, model=None) -> Report:
     """report.html: table, bars, PRFNet reliability (with an oracle), example triplets and, with ``model`` (the
     evaluated PRFNet), its per-pixel maps of those triplets."""
-    from .reporting import clic_report
+    from .pages import clic_report
 
     available = [name for name, r in results.items() if r["available"]]
     shown = PRFNET if PRFNET in available else (available[0] if available else None)
@@ -314,7 +314,7 @@ def _build_report(results, csv, oracle, triplets, labeled, pair_scores, root, mo
 def _examples(metric_name, higher_better, items, score_a, score_b, root, per_outcome: int = 3) -> list:
     """With labels: the first ``per_outcome`` triplets the metric gets right and the first it gets wrong
     (ties excluded); without labels: the first ``per_outcome`` triplets."""
-    from .plots import TripletExample
+    from ..report.plots import TripletExample
 
     labeled = bool(items) and hasattr(items[0], "label")
     prob = prfnet_probabilities(score_a, score_b) if metric_name == PRFNET else None

@@ -19,8 +19,8 @@ import warnings
 import numpy as np
 
 from ..errors import ConfigError
-from ..evaluation.stats import group_resample_counts, percentile_interval
-from ..evaluation.uncertainty import ci95
+from ..stats.bootstrap import group_resample_counts, percentile_interval
+from ..stats.intervals import ci95
 from .curves import RDCurves, result_key
 
 METHODS = ("akima", "pchip", "cubic")

@@ -1,7 +1,7 @@
 """RD figures (mean score against mean bpp, one line per codec) and the self-contained HTML report.
 
 Figures are bare ``matplotlib.figure.Figure`` objects (no pyplot state, no GUI backend), as in
-:mod:`prfnet.evaluation.plots`; :meth:`prfnet.evaluation.report.Report.add_figure` embeds and closes them.
+:mod:`prfnet.report.plots`; :meth:`prfnet.report.html.Report.add_figure` embeds and closes them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..evaluation.report import Report
+from ..report.html import Report
 from .bdrate import LEVEL
 from .curves import RDCurves, result_key
 
@@ -48,7 +48,7 @@ def plot_rd(curves: RDCurves, metric: str):
 def percent_cell(value: float | None, ci: Sequence[float] | None) -> str:
     """``"-20.0 [-23.1, -17.2]"`` (percent, signed), the bare estimate without an interval, ``"n/a"`` if undefined.
 
-    (:func:`prfnet.evaluation.uncertainty.with_ci` prints 3 decimals for accuracies; percents need one.)"""
+    (:func:`prfnet.stats.intervals.with_ci` prints 3 decimals for accuracies; percents need one.)"""
     if value is None or not np.isfinite(value):
         return "n/a"
     if ci is None:

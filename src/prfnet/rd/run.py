@@ -55,7 +55,7 @@ def metric_names(metrics: str | Sequence[str]) -> list[str]:
     """``"prfnet,psnr"`` (or a list of names) -> canonical names in order (``-`` = ``_``, ``all``/``baselines``
     expanded, duplicates dropped). :class:`ConfigError` for an unknown name, before any model is loaded."""
     from ..baselines import BASELINE_NAMES
-    from ..evaluation.scoring import PRFNET, parse_metric_names
+    from ..scoring.metrics import PRFNET, parse_metric_names
 
     raw = [metrics] if isinstance(metrics, str) else list(metrics)
     names = list(dict.fromkeys(n.replace("-", "_") for n in parse_metric_names(",".join(raw))))
@@ -85,7 +85,7 @@ def _store_path(store, out_dir: Path) -> Path:
 def _score(items, selection, source, store, *, device, batch_size, workers, progress, max_pixels, trainer):
     """Score (original, decoded) of every item; returns (per-item scores {metric: (n_items,)}, counts of the scores
     read from the store and computed, in all and per metric)."""
-    from ..evaluation.scoring import drop_failed, score_pairs
+    from ..scoring.metrics import drop_failed, score_pairs
 
     pairs = [(str(it.original), str(it.decoded)) for it in items]
     scores = score_pairs(
@@ -144,9 +144,9 @@ def _metrics_info(selection) -> dict[str, dict]:
 
 def _write(sink, curves, bd, summary, file_names, *, ms_ssim_db: bool, title: str, notes: list[str]) -> None:
     """Write every output of the set into the staging folder of ``sink`` (an :class:`OutputSet`)."""
-    from ..evaluation.report import figure_png
-    from ..evaluation.scoring import write_results
     from ..ioutil import atomic_write
+    from ..report.html import figure_png
+    from ..scoring.metrics import write_results
     from .figures import plot_rd, rd_report
 
     for codec in curves.codecs:
@@ -210,8 +210,8 @@ def run_rd(
     ``{"path", "scores", "from_store", "computed", "by_metric": {name: {"from_store", "computed"}}}`` (counts of
     scores), ``bd_rate`` (the ``bd_rate.json`` table or ``None``), ``outputs`` (paths), ``notes``.
     """
-    from ..evaluation.scoring import select_metrics
     from ..outputs import check_output_dir
+    from ..scoring.metrics import select_metrics
 
     items = list(items)
     codecs = list(dict.fromkeys(it.codec for it in items))
@@ -256,8 +256,8 @@ def run_rd(
 def _finish(items, selection, per_item, counts, store_path, out_dir, codecs, file_names, *, anchor, bd_rate,
             bd_method, bootstrap, seed, ms_ssim_db, title, inputs) -> dict:  # fmt: skip
     """Curves, BD-rate and the summary of the scored items; the outputs written as one set."""
-    from ..evaluation.scoring import json_safe
     from ..outputs import OutputSet
+    from ..scoring.metrics import json_safe
 
     curves = build_curves(items, per_item, {m.name: bool(m.higher_better) for m in selection.metrics})
     bd = bd_rate_table(curves, anchor, method=bd_method, bootstrap=bootstrap, seed=seed) if bd_rate else None

@@ -30,12 +30,12 @@ from lightning.pytorch.callbacks import Callback
 
 from ..data import LabeledTriplet, TripletDataset
 from ..errors import ConfigError, DataError
-from ..evaluation.report import Report
-from ..evaluation.stats import accuracy_ci, paired_difference
 from ..ioutil import atomic_write
 from ..model import PRFNet
 from ..model.backbone import _timm_kwargs
 from ..outputs import check_output_dir
+from ..report.html import Report
+from ..stats.bootstrap import accuracy_ci, paired_difference
 from .config import TrainConfig, load_train_config
 from .run import FINAL_MODEL, _holds_a_run, env_global_rank_is_zero, train
 

@@ -14,8 +14,8 @@ import math
 import re
 from pathlib import Path
 
-from ..evaluation.report import Report
 from ..ioutil import atomic_write
+from ..report.html import Report
 from .config import TrainConfig
 
 COLUMNS = ("step", "epoch", "train_loss", "val_loss", "val_acc", "val_agreement", "val_bce", "val_mse", "lr")

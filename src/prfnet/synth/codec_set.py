@@ -1,0 +1,498 @@
+"""A SIMULATED CLIC-format 2AFC set from real codecs and real photos (``prfnet synth --kind codecs``).
+
+**Simulated, not human judgments.** References are crops of the photos shipped with scikit-image
+(:func:`prfnet.synth.distortions.photo_crops`), procedural images only when more references are
+asked for than crops exist. Distorted images are real codec output (:mod:`prfnet.synth.codecs`: JPEG
+4:2:0 and 4:4:4, WebP, JPEG 2000, AVIF, whichever this Pillow encodes), each searched to a few target
+bits per pixel with :func:`~prfnet.synth.codecs.encode_at_bpp`; a target a codec cannot reach within
+10% is left out. As in CLIC, A and B of a triplet are two different codecs at the same target bpp;
+pairs whose PSNRs are close are preferred (that is where PSNR disagrees with the judge), with some
+easy pairs kept. Votes are drawn from the psychometric function of the hidden judge
+(:func:`prfnet.synth.judge.judge_quality`, :func:`prfnet.synth.judge.simulate_votes`): 3..15 per
+triplet, often split. See ``docs/synthetic.md``.
+
+Labels follow CLIC: T = 0 means A is closer to the reference O, T = 1 means B is.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import multiprocessing
+import os
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from numbers import Integral, Real
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image
+
+from ..errors import ConfigError, DataError
+from ..ioutil import atomic_write
+from ..stats.bootstrap import paired_difference
+from ..stats.ceilings import clic_correct, clic_noise_ceiling, judge_ceiling, official_dict
+from . import codecs as cd
+from . import distortions as sd
+from . import judge as jd
+
+KINDS = ("psnr_close", "psnr_apart")
+MIN_SIZE = 256
+DEFAULT_TARGETS_BPP = (0.5, 0.75, 1.0)  # all five codecs reach these at 256 px (JPEG 4:4:4's floor there: ~0.37)
+BPP_TOLERANCE = 0.10  # encodes further than this from their target are not used
+CLOSE_DB = 1.0  # |PSNR(A) - PSNR(B)| below this: kind psnr_close, else psnr_apart
+NEAR_DB = 2.0  # pairs within this are preferred when choosing triplets (psnr_close first, then 1..2 dB)
+TRIPLETS_PER_REFERENCE = 12
+EASY_FRACTION = 0.25  # share of each reference's triplets drawn from pairs >= NEAR_DB apart
+VOTES_MIN, VOTES_MAX = 3, 15
+SWAPPED_FRACTION = 1 / 3  # triplets with some of their votes written as (O, B, A, 1 - T)
+PNG_COMPRESS_LEVEL = 3
+MAX_WORKERS = 8  # default worker processes: the CPU count, at most this
+FILES_HEADER = ("image", "reference", "codec", "quality", "target_bpp", "bpp", "psnr", "judge_distance")
+
+_OUR_IMAGE = re.compile(r"ref_\d{3,}(_[A-Za-z0-9_.]+)?\.png")
+
+
+class Encoded(NamedTuple):
+    """One codec encode of one reference: ``name`` of the PNG written, None when the target was not reached."""
+
+    codec: str
+    target_bpp: float
+    quality: float
+    bpp: float
+    psnr: float  # dB on RGB, rounded to 4 decimals (the value written to files.csv)
+    judge_distance: float  # rounded to 6 decimals (the value written to files.csv and used for the votes)
+    name: str | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CodecSynthSummary:
+    """What :func:`synthesize_codec_clic` wrote. ``kinds`` counts triplets (unordered) per kind;
+    ``judge_accuracy``, ``noise_ceiling`` and ``psnr_accuracy`` are official-scorer accuracies over all
+    ``n_keys`` keys (details per kind in ``ceiling.json``)."""
+
+    out_dir: Path
+    images_dir: Path
+    validation_csv: Path
+    oracle_csv: Path
+    kinds_csv: Path
+    files_csv: Path
+    ceiling_json: Path
+    readme: Path
+    kind: str
+    references: int
+    photo_references: int
+    procedural_references: int
+    codecs: list[str]
+    targets_bpp: list[float]
+    images: int
+    distorted: int
+    unreached: int
+    triplets: int
+    validation_rows: int
+    oracle_rows: int
+    n_keys: int
+    kinds: dict[str, int]
+    judge_accuracy: float
+    noise_ceiling: float
+    psnr_accuracy: float
+    size: int
+    seed: int
+
+    def as_dict(self) -> dict:
+        """JSON-ready dict (paths as strings)."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+    def line(self) -> str:
+        """One-line human summary."""
+        kinds = ", ".join(f"{n} {k}" for k, n in self.kinds.items())
+        return (
+            f"wrote {self.triplets} triplets ({kinds}) over {self.references} references "
+            f"({self.photo_references} photo crops, {self.procedural_references} procedural), "
+            f"{self.images} images ({len(self.codecs)} codecs x {len(self.targets_bpp)} bpp targets, "
+            f"{self.unreached} unreached left out), {self.oracle_rows} simulated vote rows; "
+            f"on {self.n_keys} keys: noise ceiling {self.noise_ceiling:.3f}, hidden judge {self.judge_accuracy:.3f}, "
+            f"PSNR {self.psnr_accuracy:.3f} -> {self.out_dir}"
+        )
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _target_label(target: float) -> str:
+    return f"{target:g}"
+
+
+def _encode_reference(job: tuple[Path, int, np.ndarray, tuple[str, ...], tuple[float, ...]]) -> list[Encoded]:
+    """Write ``ref_NNN.png`` and every (codec, target) encode of it that reaches its target, with their PSNR and
+    judge distance (worker function: the PNGs are written here, so that writing runs in parallel too)."""
+    images_dir, index, img, codec_names, targets = job
+    ref = f"ref_{index:03d}"
+    _write_png(images_dir / f"{ref}.png", img)
+    out = []
+    for codec in codec_names:
+        for target in targets:
+            match = cd.encode_at_bpp(img, codec, target, tol=BPP_TOLERANCE)
+            if not match.reached:
+                out.append(Encoded(codec, target, match.quality, match.bpp, math.nan, math.nan, None, match.reason))
+                continue
+            name = f"{ref}_{codec}_{_target_label(target)}bpp.png"
+            _write_png(images_dir / name, match.image)
+            psnr = round(sd.psnr(img, match.image), 4)
+            distance = round(jd.judge_quality(img, match.image), 6)
+            out.append(Encoded(codec, target, match.quality, match.bpp, psnr, distance, name))
+    return out
+
+
+def _map_references(jobs: list, workers: int, progress: Callable[[int, int], None] | None) -> list[list[Encoded]]:
+    """:func:`_encode_reference` over ``jobs`` in order; ``workers`` > 1 forks processes (Linux only)."""
+    results: list[list[Encoded]] = []
+
+    def done(result: list[Encoded]) -> None:
+        results.append(result)
+        if progress is not None:
+            progress(len(results), len(jobs))
+
+    if workers > 1 and len(jobs) > 1 and sys.platform.startswith("linux"):
+        # fork: the workers inherit the imported modules (no re-import of torch); they only run
+        # numpy/scipy/Pillow. Each job is deterministic on its own, so results do not depend on `workers`.
+        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+            for result in pool.imap(_encode_reference, jobs):
+                done(result)
+    else:
+        for job in jobs:
+            done(_encode_reference(job))
+    return results
+
+
+def _choose_pairs(encodes: list[Encoded], n: int, rng: np.random.Generator) -> list[tuple[Encoded, Encoded]]:
+    """Up to ``n`` pairs of two different codecs at the same target: ``n - round(EASY_FRACTION * n)`` from
+    the pairs within NEAR_DB (those within CLOSE_DB first), the rest from pairs further apart; a short pool
+    is filled from the others. Random order within each pool."""
+    usable = [e for e in encodes if e.name is not None]
+    pools: dict[str, list[tuple[int, int]]] = {"close": [], "near": [], "apart": []}
+    for i, x in enumerate(usable):
+        for j in range(i + 1, len(usable)):
+            y = usable[j]
+            if x.target_bpp != y.target_bpp or x.codec == y.codec:
+                continue
+            gap = abs(x.psnr - y.psnr)
+            pools["close" if gap < CLOSE_DB else "near" if gap < NEAR_DB else "apart"].append((i, j))
+    for name in pools:
+        pools[name] = [pools[name][k] for k in rng.permutation(len(pools[name]))]
+    easy = round(EASY_FRACTION * n)
+    chosen = (pools["close"] + pools["near"])[: n - easy]
+    chosen += pools["apart"][: n - len(chosen)]
+    rest = [p for p in pools["close"] + pools["near"] + pools["apart"] if p not in chosen]
+    return [(usable[i], usable[j]) for i, j in chosen + rest[: n - len(chosen)]]
+
+
+def _write_png(path: Path, img: np.ndarray) -> None:
+    with atomic_write(path, "wb") as f:
+        Image.fromarray(img, mode="RGB").save(f, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+
+
+def _write_rows(path: Path, rows, header: Sequence[str] | None = None) -> None:
+    with atomic_write(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        if header is not None:
+            writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _balanced_flags(n: int, rng: np.random.Generator) -> np.ndarray:
+    """n booleans, half of them True (the odd one out at random), in random order."""
+    flags = np.zeros(n, dtype=bool)
+    flags[: (n + int(rng.integers(2))) // 2] = True
+    return rng.permutation(flags)
+
+
+def _clic_rows(
+    triplets: list[tuple[str, str, str, str]],
+    distance: dict[tuple[str, str], float],
+    seed: int,
+    slope: float,
+    lapse: float,
+):
+    """(O, X, Y, kind) -> validation rows (O,A,B), kinds rows (O,A,B,kind), shuffled oracle rows (O,A,B,T).
+
+    Per kind, half of the triplets have the judge's closer image as A. Each triplet gets 3..15 votes from
+    :func:`judge.simulate_votes`; a SWAPPED_FRACTION of the triplets get 1..n-1 of their n votes written as
+    (O, B, A, 1 - T), and validation/kinds then list both orientations.
+    """
+    rng = np.random.default_rng([seed, 8])
+    judge_closer_first = np.zeros(len(triplets), dtype=bool)
+    for kind in KINDS:
+        members = [i for i, t in enumerate(triplets) if t[3] == kind]
+        judge_closer_first[members] = _balanced_flags(len(members), rng)
+    swapped = np.zeros(len(triplets), dtype=bool)
+    swapped[rng.permutation(len(triplets))[: round(SWAPPED_FRACTION * len(triplets))]] = True
+
+    validation, kinds_rows, oracle = [], [], []
+    for i, (o, x, y, kind) in enumerate(triplets):
+        x_first = (distance[(o, x)] <= distance[(o, y)]) == judge_closer_first[i]
+        a, b = (x, y) if x_first else (y, x)
+        votes = jd.simulate_votes(distance[(o, a)], distance[(o, b)], rng, slope, lapse, VOTES_MIN, VOTES_MAX)
+        flip = np.zeros(len(votes), dtype=bool)
+        if swapped[i]:
+            flip[rng.permutation(len(votes))[: int(rng.integers(1, len(votes)))]] = True
+        keys = [(o, a, b)] + ([(o, b, a)] if swapped[i] else [])
+        validation += keys
+        kinds_rows += [(*k, kind) for k in keys]
+        oracle += [(o, b, a, 1 - t) if f else (o, a, b, t) for t, f in zip(votes, flip, strict=True)]
+    return validation, kinds_rows, [oracle[i] for i in rng.permutation(len(oracle))]
+
+
+def _accuracies(rows: list[tuple[str, str, str, int]], distance: dict, psnr: dict, slope: float, lapse: float) -> dict:
+    """Noise ceiling, hidden judge and PSNR under the official scorer on ``rows`` (see prfnet.stats.ceilings),
+    judge minus PSNR on the same keys with a 95% interval resampling references, and the expected accuracies:
+    the mean over keys of the probability that the key's (last) vote names the image the predictor names."""
+    judge = judge_ceiling(rows, distance)
+    by_psnr = judge_ceiling(rows, lambda o, x: -psnr[(o, x)])
+    keys = official_dict(rows)
+    judge_correct, groups = clic_correct(
+        rows, {(o, a, b): int(distance[(o, a)] > distance[(o, b)]) for o, a, b in keys}
+    )
+    p_a = {(o, a, b): jd.psychometric(distance[(o, a)], distance[(o, b)], slope, lapse) for o, a, b in keys}
+    psnr_correct, _ = clic_correct(rows, {(o, a, b): int(psnr[(o, a)] < psnr[(o, b)]) for o, a, b in keys})
+    return {
+        "n_keys": judge["n_keys"],
+        "n_rows": len(rows),
+        "noise_ceiling": clic_noise_ceiling(rows),
+        "judge": judge,
+        "psnr": by_psnr,
+        "judge_minus_psnr": paired_difference(judge_correct, psnr_correct, groups, n_boot=2000, seed=0),
+        "expected_accuracy": {
+            "judge": float(
+                np.mean([p if distance[(o, a)] <= distance[(o, b)] else 1 - p for (o, a, b), p in p_a.items()])
+            ),
+            "psnr": float(np.mean([p if psnr[(o, a)] >= psnr[(o, b)] else 1 - p for (o, a, b), p in p_a.items()])),
+        },
+    }
+
+
+def _readme(refs: int, size: int, seed: int, codecs: list[str], targets: tuple[float, ...], counts, unreached) -> str:
+    missing = "".join(f"\n  {ref} {e.codec} at {_target_label(e.target_bpp)} bpp: {e.reason}" for ref, e in unreached)
+    return f"""Simulated CLIC-format 2AFC set written by `prfnet synth --kind codecs`
+(refs={refs}, size={size}, seed={seed}, codecs={",".join(codecs)}, target bpp={",".join(map(_target_label, targets))}).
+
+THIS IS SIMULATED DATA, NOT HUMAN JUDGMENTS. The images are real codec output on real photos, but every
+"vote" is a random draw from a psychometric function of a hand-weighted artifact measure (the hidden
+judge, prfnet.synth.judge), not a person's answer. Accuracy on this set says nothing about agreement
+with human observers: use it to test that a pipeline measures differences between metrics, with
+intervals and ceilings, never to report a metric's quality.
+
+images/          {size}x{size} RGB PNGs: ref_NNN.png (references: crops of scikit-image's sample photos, or
+                 procedural images when more references are asked for than crops exist) and
+                 ref_NNN_<codec>_<target>bpp.png (the decoded codec output at a target bits per pixel)
+files.csv        one row per distorted image (with header): image, reference, codec, quality (the codec's
+                 rate parameter; compression ratio for jpeg2000), target_bpp, bpp (8 * file bytes /
+                 pixels, within 10% of the target), psnr (dB, RGB), judge_distance (hidden judge, lower = closer)
+validation.csv   O,A,B rows (headerless), one per key of oracle.csv
+oracle.csv       O,A,B,T rows (headerless), one per simulated vote, shuffled; T=0: A closer to O, T=1: B closer.
+                 {VOTES_MIN}..{VOTES_MAX} votes per triplet, drawn from the hidden judge's psychometric function
+                 (often split); for about a third of the triplets some votes are written as O,B,A,1-T.
+kinds.csv        O,A,B,kind rows for every key: psnr_close (|PSNR(A) - PSNR(B)| < {CLOSE_DB:g} dB,
+                 {counts["psnr_close"]} triplets) or psnr_apart ({counts["psnr_apart"]} triplets)
+ceiling.json     official-scorer accuracy (last vote of each O,A,B key) of the hidden judge and of PSNR, and the
+                 noise ceiling of any consistent predictor (prfnet.stats.ceilings), overall and per kind
+
+A and B of a triplet are two different codecs encoded at the same target bpp.
+Targets a codec could not reach within 10% were left out: {len(unreached)}{missing}
+"""
+
+
+def _cpus() -> int:
+    """CPUs this process may run on (the affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ConfigError(f"synthesize_codec_clic: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+# ------------------------------------------------------------------------------------------- entry point
+
+
+def synthesize_codec_clic(
+    out_dir: str | Path,
+    refs: int = 16,
+    size: int = 256,
+    seed: int = 0,
+    *,
+    targets_bpp: Sequence[float] = DEFAULT_TARGETS_BPP,
+    codecs: Sequence[str] | None = None,
+    triplets_per_ref: int = TRIPLETS_PER_REFERENCE,
+    workers: int | None = None,
+    slope: float = jd.DEFAULT_SLOPE,
+    lapse: float = jd.DEFAULT_LAPSE,
+    progress: Callable[[int, int], None] | None = None,
+) -> CodecSynthSummary:
+    """Write the simulated codec set to ``out_dir`` (see the module docstring); the same arguments give the same bytes.
+
+    ``refs`` >= 1 references of ``size`` x ``size`` (>= 256) pixels; ``seed`` >= 0; ``targets_bpp``: target
+    bits per pixel (> 0); ``codecs``: names from :data:`prfnet.synth.codecs.CODECS` (default: all available
+    here, at least two); ``triplets_per_ref`` >= 1 (fewer when a reference has fewer usable pairs);
+    ``slope``, ``lapse``: the psychometric function of the votes (:func:`prfnet.synth.judge.psychometric`);
+    ``workers``: processes encoding references in parallel (default: the usable CPUs, at most 8; 1: none;
+    forked, Linux only; the result does not depend on it). Existing files of ours in ``out_dir`` are
+    overwritten and stale ``images/ref_*.png`` removed. ``progress(done, total)`` is called after each reference.
+    Raises ConfigError for bad arguments (CodecUnavailable for a codec Pillow lacks here), DataError if
+    ``out_dir`` is not a writable folder.
+    """
+    refs = _check_int("refs", refs, 1)
+    size = _check_int("size", size, MIN_SIZE)
+    seed = _check_int("seed", seed, 0)
+    triplets_per_ref = _check_int("triplets_per_ref", triplets_per_ref, 1)
+    workers = min(MAX_WORKERS, _cpus()) if workers is None else _check_int("workers", workers, 1)
+    targets = (targets_bpp,) if isinstance(targets_bpp, (Real, str)) else tuple(targets_bpp)
+    if not targets or not all(isinstance(t, Real) and not isinstance(t, bool) and 0 < t < math.inf for t in targets):
+        raise ConfigError(f"synthesize_codec_clic: targets_bpp must be positive numbers, got {targets_bpp!r}")
+    targets = tuple(float(t) for t in targets)
+    if not (isinstance(slope, Real) and 0 < slope < math.inf and isinstance(lapse, Real) and 0 <= lapse < 1):
+        raise ConfigError(f"synthesize_codec_clic: need slope > 0 and 0 <= lapse < 1, got {slope!r}, {lapse!r}")
+    slope, lapse = float(slope), float(lapse)
+    if len({_target_label(t) for t in targets}) != len(targets):
+        raise ConfigError(f"synthesize_codec_clic: targets_bpp must be distinct, got {targets_bpp!r}")
+    codec_names = cd.available_codecs() if codecs is None else [cd.get_codec(c).name for c in codecs]
+    if len(set(codec_names)) < 2:
+        raise ConfigError(
+            f"synthesize_codec_clic: needs at least two different codecs, got {codec_names} "
+            f"(status here: {cd.codec_status()})"
+        )
+    codec_names = list(dict.fromkeys(codec_names))
+
+    out_dir = Path(out_dir)
+    images_dir = out_dir / "images"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"{out_dir}: exists and is not a folder")
+    try:
+        images_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{images_dir}: cannot create folder ({exc.strerror or exc})") from None
+
+    references = sd.reference_images(refs, size, seed)
+    photos = sum(origin != "procedural" for origin, _ in references)
+    jobs = [(images_dir, index, img, tuple(codec_names), targets) for index, (_, img) in enumerate(references)]
+    try:
+        encoded = _map_references(jobs, workers, progress)
+    except OSError as exc:
+        raise DataError(f"{images_dir}: cannot write images ({exc.strerror or exc})") from None
+
+    triplets: list[tuple[str, str, str, str]] = []  # (O, X, Y, kind), X/Y in encode order
+    distance: dict[tuple[str, str], float] = {}
+    psnr: dict[tuple[str, str], float] = {}
+    files_rows, unreached = [], []
+    written = {f"ref_{index:03d}.png" for index in range(refs)}
+    for index, encodes in enumerate(encoded):
+        o = f"ref_{index:03d}.png"
+        for e in encodes:
+            if e.name is None:
+                unreached.append((o.removesuffix(".png"), e))
+                continue
+            written.add(e.name)
+            distance[(o, e.name)], psnr[(o, e.name)] = e.judge_distance, e.psnr
+            quality = repr(float(e.quality)) if isinstance(e.quality, float) else str(e.quality)
+            files_rows.append(
+                (e.name, o, e.codec, quality, _target_label(e.target_bpp), repr(e.bpp), f"{e.psnr:.4f}",
+                 f"{e.judge_distance:.6f}")
+            )  # fmt: skip
+        rng = np.random.default_rng([seed, 6, index])
+        for x, y in _choose_pairs(encodes, triplets_per_ref, rng):
+            kind = "psnr_close" if abs(x.psnr - y.psnr) < CLOSE_DB else "psnr_apart"
+            triplets.append((o, x.name, y.name, kind))
+    for stale in images_dir.iterdir():
+        if _OUR_IMAGE.fullmatch(stale.name) and stale.name not in written and stale.is_file():
+            stale.unlink()
+    if not triplets:
+        raise DataError(f"no usable codec pairs: every reference had fewer than two codecs at a target ({unreached})")
+
+    validation, kinds_rows, oracle = _clic_rows(triplets, distance, seed, slope, lapse)
+    kind_of = {tuple(r[:3]): r[3] for r in kinds_rows}
+    counts = Counter(t[3] for t in triplets)
+    counts = {kind: counts.get(kind, 0) for kind in KINDS}
+    overall = _accuracies(oracle, distance, psnr, slope, lapse)
+    by_kind = {}
+    for kind in KINDS:
+        rows = [r for r in oracle if kind_of[r[:3]] == kind]
+        if rows:
+            by_kind[kind] = {"triplets": counts[kind], **_accuracies(rows, distance, psnr, slope, lapse)}
+    ceiling = {
+        "simulated": True,
+        "note": "SIMULATED votes from a hidden judge (prfnet.synth.judge), NOT human judgments. Accuracies are "
+        "the official CLIC scorer's: the last vote of each O,A,B key decides it; matches / keys.",
+        "parameters": {
+            "refs": refs,
+            "size": size,
+            "seed": seed,
+            "codecs": codec_names,
+            "targets_bpp": list(targets),
+            "triplets_per_ref": triplets_per_ref,
+            "votes_per_triplet": [VOTES_MIN, VOTES_MAX],
+            "psychometric": {"slope": slope, "lapse": lapse},
+            "psnr_close_db": CLOSE_DB,
+        },
+        "triplets": len(triplets),
+        **overall,
+        "by_kind": by_kind,
+    }
+
+    paths = {
+        n: out_dir / f
+        for n, f in (
+            ("val", "validation.csv"),
+            ("oracle", "oracle.csv"),
+            ("kinds", "kinds.csv"),
+            ("files", "files.csv"),
+            ("ceiling", "ceiling.json"),
+            ("readme", "README.txt"),
+        )
+    }
+    try:
+        _write_rows(paths["val"], validation)
+        _write_rows(paths["oracle"], oracle)
+        _write_rows(paths["kinds"], kinds_rows)
+        _write_rows(paths["files"], files_rows, FILES_HEADER)
+        with atomic_write(paths["ceiling"], "w", encoding="utf-8") as f:
+            f.write(json.dumps(ceiling, indent=2, allow_nan=False) + "\n")
+        with atomic_write(paths["readme"], "w", encoding="utf-8") as f:
+            f.write(_readme(refs, size, seed, codec_names, targets, counts, unreached))
+    except OSError as exc:
+        raise DataError(f"{out_dir}: cannot write ({exc.strerror or exc})") from None
+    return CodecSynthSummary(
+        out_dir=out_dir,
+        images_dir=images_dir,
+        validation_csv=paths["val"],
+        oracle_csv=paths["oracle"],
+        kinds_csv=paths["kinds"],
+        files_csv=paths["files"],
+        ceiling_json=paths["ceiling"],
+        readme=paths["readme"],
+        kind="codecs",
+        references=refs,
+        photo_references=photos,
+        procedural_references=refs - photos,
+        codecs=codec_names,
+        targets_bpp=list(targets),
+        images=len(written),
+        distorted=len(files_rows),
+        unreached=len(unreached),
+        triplets=len(triplets),
+        validation_rows=len(validation),
+        oracle_rows=len(oracle),
+        n_keys=overall["n_keys"],
+        kinds=counts,
+        judge_accuracy=overall["judge"]["accuracy"],
+        noise_ceiling=overall["noise_ceiling"]["ceiling"],
+        psnr_accuracy=overall["psnr"]["accuracy"],
+        size=size,
+        seed=seed,
+    )

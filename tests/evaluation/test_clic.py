@@ -1,0 +1,407 @@
+"""Evaluation protocols: CLIC official-scorer semantics, majority accuracy, submissions, caching,
+BAPPS 2AFC score, MOS correlations and logistic fit, and the ``prfnet eval`` command line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from prfnet.api import NO_CHECKPOINT_HELP
+from prfnet.cli import main
+from prfnet.data import read_clic_oracle
+from prfnet.errors import DataError
+from prfnet.evaluation import (
+    bapps_2afc_score,
+    decisions,
+    evaluate_bapps,
+    evaluate_clic,
+    evaluate_mos,
+    find_splits,
+    majority_accuracy,
+    official_accuracy,
+    score_submission,
+)
+from prfnet.evaluation.pages import bapps_table
+from prfnet.images import load_image
+from prfnet.scoring.engine import score_pairs
+from prfnet.scoring.metrics import PRFNetMetric
+from prfnet.stats.correlation import correlations, fit_logistic, logistic4
+
+SIDE = 48
+
+
+def _write_png(path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((np.clip(array, 0, 1) * 255 + 0.5).astype(np.uint8)).save(path)
+
+
+def _reference(seed: int, side: int = SIDE) -> np.ndarray:
+    """A smooth colour image (gradients + a blob) in [0, 1], (side, side, 3)."""
+    y, x = np.mgrid[0:side, 0:side] / side
+    phase = seed * 0.7
+    return np.stack([0.5 + 0.4 * np.sin(3 * x + phase), 0.3 + 0.5 * y, 0.5 + 0.3 * np.cos(4 * x * y + phase)], -1)
+
+
+def _noisy(img: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    return img + np.random.default_rng(seed).normal(0.0, sigma, img.shape)
+
+
+def _write_csv(path, rows) -> None:
+    path.write_text("".join(",".join(map(str, r)) + "\n" for r in rows))
+
+
+@pytest.fixture()
+def clic(tmp_path):
+    """Two references with three noise levels each; humans always prefer the less noisy image."""
+    images = tmp_path / "images"
+    for r in range(2):
+        ref = _reference(r)
+        _write_png(images / f"r{r}.png", ref)
+        for level, sigma in enumerate((0.02, 0.08, 0.2)):
+            _write_png(images / f"r{r}_n{level}.png", _noisy(ref, sigma, 10 * r + level))
+    triplets = [("r0", 0, 1), ("r0", 2, 1), ("r0", 0, 2), ("r1", 1, 0), ("r1", 1, 2), ("r1", 0, 1)]
+    csv_rows = [(f"{r}.png", f"{r}_n{a}.png", f"{r}_n{b}.png") for r, a, b in triplets]
+    oracle_rows = [(*row, 0 if row[1] < row[2] else 1) for row in csv_rows]  # file names sort by noise level
+    oracle_rows.append((*csv_rows[0], 1))  # a repeated key disagreeing: the official scorer keeps this last row
+    oracle_rows.append(oracle_rows[3])
+    _write_csv(tmp_path / "validation.csv", csv_rows)
+    _write_csv(tmp_path / "oracle.csv", oracle_rows)
+    kinds = [(*row, "easy" if i % 2 == 0 else "hard") for i, row in enumerate(csv_rows)]
+    _write_csv(tmp_path / "kinds.csv", kinds)
+    return tmp_path
+
+
+class CountingMetric:
+    """A distance (mean absolute difference) that records every batch it is given."""
+
+    name = "counting"
+    higher_better = False
+
+    def __init__(self):
+        self.calls: list[tuple[int, tuple[int, int]]] = []
+
+    def __call__(self, ref, dist):
+        assert ref.shape == dist.shape  # pairs of one size per batch
+        self.calls.append((dist.shape[0], tuple(dist.shape[-2:])))
+        return (ref - dist).abs().mean(dim=(1, 2, 3))
+
+
+# -- CLIC: official scorer semantics -------------------------------------------------------------
+
+
+def test_official_accuracy_last_row_wins_and_swapped_keys_count_separately(tmp_path):
+    _write_csv(tmp_path / "o.csv", [("R", "A", "B", 0), ("R", "B", "A", 0), ("R", "C", "D", 1), ("R", "A", "B", 1)])
+    official = read_clic_oracle(tmp_path / "o.csv").official  # keyed (O, A, B), the scorer's "O,A,B"
+    rab, rba, rcd, rxy = ("R", "A", "B"), ("R", "B", "A"), ("R", "C", "D"), ("R", "X", "Y")
+    assert official == {rab: 1, rba: 0, rcd: 1}
+    assert official_accuracy({rab: 1, rba: 1, rcd: 1}, official) == pytest.approx(2 / 3)
+    assert official_accuracy({rab: 0, rba: 0, rcd: 1, rxy: 0}, official) == pytest.approx(2 / 3)
+    assert official_accuracy({rab: 1, rba: 0, rcd: 1}, official) == 1.0
+
+
+def test_missing_oracle_key_is_a_data_error(clic):
+    with pytest.raises(DataError, match="R,B,A"):
+        official_accuracy({"R,A,B": 1}, {"R,A,B": 1, "R,B,A": 0}, "oracle.csv")
+    with open(clic / "oracle.csv", "a") as f:
+        f.write("r1.png,r1_n2.png,r1_n0.png,1\n")  # not in validation.csv
+    with pytest.raises(DataError, match="oracle.csv.*not in the submission.*r1_n2.png,r1_n0.png"):
+        evaluate_clic(clic / "validation.csv", clic / "images", clic / "oracle.csv", metrics=["psnr"], progress=False)
+
+
+def test_majority_accuracy_excludes_ties():
+    accuracy, counted = majority_accuracy([0, 0, 1, 1, 0], [1.0, 0.0, 0.5, 1.0, 0.5])
+    assert counted == 3
+    assert accuracy == pytest.approx(1 / 3)
+    assert np.isnan(majority_accuracy([0], [0.5])[0])
+
+
+def test_ties_are_submitted_as_a_closer_in_each_metric_direction():
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 4.0])
+    assert decisions(a, b, higher_better=True).tolist() == [0, 0, 1]
+    assert decisions(a, b, higher_better=False).tolist() == [0, 1, 0]
+
+
+def test_evaluate_clic_submissions_accuracies_and_outputs(clic, tiny_model):
+    out = clic / "out"
+    results = evaluate_clic(
+        clic / "validation.csv",
+        clic / "images",
+        oracle=clic / "oracle.csv",
+        metrics=["prfnet", "psnr"],
+        model=tiny_model,
+        kinds=clic / "kinds.csv",
+        out_dir=out,
+        progress=False,
+    )
+    assert list(results) == ["prfnet", "psnr"]
+    csv_keys = (clic / "validation.csv").read_text().split()
+    for name, entry in results.items():
+        rows = read_clic_oracle(out / f"submission_{name}.csv").rows
+        assert [t.key() for t, _ in rows] == csv_keys  # every triplet, CSV order, 4 columns
+        assert entry["accuracy"] == pytest.approx(score_submission(out / f"submission_{name}.csv", clic / "oracle.csv"))
+    psnr = results["psnr"]
+    # PSNR always picks the less noisy image; the official scorer keeps the contradicting last row of key 1
+    assert psnr["accuracy"] == pytest.approx(5 / 6) and psnr["n_keys"] == 6
+    # 5 unordered triplets (keys 4 and 6 are one triplet, swapped); the first one's votes tie: excluded
+    assert psnr["accuracy_majority"] == 1.0 and psnr["n_majority"] == 4
+    assert psnr["accuracy_votes"] == pytest.approx(7 / 8)
+    assert psnr["accuracy_by_kind"] == {"easy": pytest.approx(2 / 3), "hard": 1.0}
+    # PRFNet's decisions are model.compare's: T = 0 where P(A closer) >= 0.5
+    for t, submitted in read_clic_oracle(out / "submission_prfnet.csv").rows:
+        r, a, b = (load_image(clic / "images" / name) for name in (t.ref, t.a, t.b))
+        with torch.no_grad():
+            p_a = float(tiny_model.compare(r, a, b))
+        assert submitted == (0 if p_a >= 0.5 else 1)
+    assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(results))
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64") >= 3  # bars, reliability, examples
+
+
+def test_each_pair_is_scored_and_decoded_once_in_equal_size_batches(clic, monkeypatch):
+    import prfnet.scoring.pair_loader as pair_loader
+
+    _write_png(clic / "images" / "big.png", _reference(5, 64))
+    _write_png(clic / "images" / "big_n.png", _noisy(_reference(5, 64), 0.1, 1))
+    decoded: list[str] = []
+    monkeypatch.setattr(pair_loader, "load_image", lambda p, **kw: decoded.append(p) or load_image(p, **kw))
+    pairs = [("r0.png", "r0_n0.png"), ("r0.png", "r0_n1.png"), ("r0.png", "r0_n0.png"), ("big.png", "big_n.png")]
+    pairs = [(str(clic / "images" / r), str(clic / "images" / d)) for r, d in pairs * 3]
+    metric = CountingMetric()
+    scores = score_pairs(pairs, [metric], batch_size=8, progress=False)
+    assert sorted(metric.calls) == [(1, (64, 64)), (2, (SIDE, SIDE))]  # 3 unique pairs, one batch per size
+    assert sorted(decoded) == sorted(set(decoded)) and len(decoded) == 5
+    assert scores.lookup("counting", pairs[:2]).shape == (2,)
+
+
+def test_unusable_baselines_are_listed_with_their_reason(clic, monkeypatch, tmp_path):
+    monkeypatch.setenv("PRFNET_BASELINE_WEIGHTS", str(tmp_path / "no_weights"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_torch_home"))
+    monkeypatch.setenv("PRFNET_OFFLINE", "1")  # no first-use download of VGG16
+    results = evaluate_clic(
+        clic / "validation.csv", clic / "images", metrics=["psnr", "lpips", "ms_ssim"], progress=False
+    )
+    assert list(results) == ["psnr", "lpips", "ms_ssim"]
+    assert results["psnr"]["available"] and results["psnr"]["accuracy"] is None  # no oracle
+    assert results["lpips"]["available"] is False and "weights" in results["lpips"]["reason"]
+    assert results["ms_ssim"]["available"] is False and "176" in results["ms_ssim"]["reason"]
+
+
+def test_prfnet_metric_is_the_model_score_and_shares_an_expanded_reference(tiny_model, images):
+    ref, dist = images(1), images(3)
+    metric = PRFNetMetric(tiny_model)
+    assert metric.name == "prfnet" and metric.higher_better is False
+    shared = metric(ref.expand(3, -1, -1, -1), dist)
+    with torch.no_grad():
+        expected = tiny_model.score(ref.repeat(3, 1, 1, 1), dist)
+    assert torch.allclose(shared, expected, atol=1e-5)
+    prob = PRFNetMetric.probability_a(shared[0], shared[1])
+    with torch.no_grad():
+        assert float(prob) == pytest.approx(float(tiny_model.compare(ref, dist[:1], dist[1:2])), abs=1e-5)
+
+
+# -- BAPPS -----------------------------------------------------------------------------------------
+
+
+def test_bapps_score_hand_computed():
+    d0, d1, judge = [0.1, 0.5, 0.3], [0.2, 0.4, 0.3], [0.25, 0.25, 0.9]
+    assert bapps_2afc_score(d0, d1, judge, higher_better=False) == pytest.approx([0.75, 0.25, 0.5])
+    assert bapps_2afc_score(d0, d1, judge, higher_better=True) == pytest.approx([0.25, 0.75, 0.5])
+
+
+def _bapps_tree(root, splits: dict[str, dict[str, list[float]]]) -> None:
+    """``root/2afc/<split>/<subset>``: p0 mildly noisy, p1 strongly noisy, judge = given fraction preferring p1."""
+    for split, subsets in splits.items():
+        for subset, values in subsets.items():
+            folder = root / "2afc" / split / subset
+            for i, judge in enumerate(values):
+                ref = _reference(i)
+                _write_png(folder / "ref" / f"{i:06d}.png", ref)
+                _write_png(folder / "p0" / f"{i:06d}.png", _noisy(ref, 0.02, i))
+                _write_png(folder / "p1" / f"{i:06d}.png", _noisy(ref, 0.2, i))
+                (folder / "judge").mkdir(exist_ok=True)
+                np.save(folder / "judge" / f"{i:06d}.npy", np.array([judge]))
+
+
+def test_evaluate_bapps_per_subset_and_overall(tmp_path):
+    _bapps_tree(tmp_path, {"val": {"cnn": [0.2, 0.6], "traditional": [0.0]}})
+    results = evaluate_bapps(tmp_path / "2afc", metrics=["psnr"], out_dir=tmp_path / "out", progress=False)
+    psnr = results["psnr"]  # PSNR prefers p0 everywhere: score = 1 - judge
+    assert psnr["subsets"] == {"val/cnn": pytest.approx(0.6), "val/traditional": pytest.approx(1.0)}
+    assert psnr["score"] == pytest.approx((0.8 + 0.4 + 1.0) / 3)
+    assert psnr["mean_of_subsets"] == pytest.approx(0.8)
+    assert psnr["n_triplets"] == {"val/cnn": 2, "val/traditional": 1}
+    assert list(psnr["splits"]) == ["val"] and psnr["splits"]["val"]["n_triplets"] == 3
+    assert (tmp_path / "out" / "report.html").is_file()
+    # a split folder or a subset folder: the same split, named after its folder
+    assert evaluate_bapps(tmp_path / "2afc" / "val", metrics=["psnr"], progress=False)["psnr"]["score"] == (
+        pytest.approx(psnr["score"])
+    )
+    one = evaluate_bapps(tmp_path / "2afc" / "val" / "cnn", metrics=["psnr"], progress=False)["psnr"]
+    assert one["subsets"] == {"cnn": pytest.approx(0.6)} and list(one["splits"]) == ["val"]
+
+
+def test_evaluate_bapps_keeps_train_and_val_apart(tmp_path):
+    """A 2afc root holds train/* (2 judges) and val/* (5 judges): each split is summarised on its own, and no
+    figure pools train with val."""
+    _bapps_tree(
+        tmp_path,
+        {
+            "train": {"cnn": [0.0, 0.5], "traditional": [1.0, 1.0, 0.5]},  # PSNR: 0.75 and 1/6
+            "val": {"cnn": [0.2, 0.6], "traditional": [0.0]},  # PSNR: 0.6 and 1.0
+        },
+    )
+    assert find_splits(tmp_path / "2afc") == {
+        "train": {n: tmp_path / "2afc" / n for n in ("train/cnn", "train/traditional")},
+        "val": {n: tmp_path / "2afc" / n for n in ("val/cnn", "val/traditional")},
+    }
+    out = tmp_path / "out"
+    psnr = evaluate_bapps(tmp_path / "2afc", metrics=["psnr"], out_dir=out, progress=False)["psnr"]
+    assert psnr["subsets"] == {
+        "train/cnn": pytest.approx(0.75),
+        "train/traditional": pytest.approx(1 / 6),
+        "val/cnn": pytest.approx(0.6),
+        "val/traditional": pytest.approx(1.0),
+    }
+    assert psnr["splits"] == {
+        "train": {
+            "score": pytest.approx((1.0 + 0.5 + 0.0 + 0.0 + 0.5) / 5),
+            "mean_of_subsets": pytest.approx((0.75 + 1 / 6) / 2),
+            "n_triplets": 5,
+            "subsets": ["train/cnn", "train/traditional"],
+        },
+        "val": {
+            "score": pytest.approx((0.8 + 0.4 + 1.0) / 3),
+            "mean_of_subsets": pytest.approx(0.8),
+            "n_triplets": 3,
+            "subsets": ["val/cnn", "val/traditional"],
+        },
+    }
+    assert "score" not in psnr and "mean_of_subsets" not in psnr  # nothing over train + val
+    pooled = {(0.5 + 2.2) / 8, (0.75 + 1 / 6 + 0.6 + 1.0) / 4}  # what pooling would give
+    on_disk = json.loads((out / "results.json").read_text())["psnr"]
+    assert on_disk["splits"]["val"]["score"] == pytest.approx(2.2 / 3) and "score" not in on_disk
+    columns, rows = bapps_table({"psnr": psnr})  # the table (terminal and report): per-split columns only
+    assert columns[2:-1] == [*psnr["subsets"], "train: all", "train: mean", "val: all", "val: mean"]
+    assert rows[0][-5:-1] == pytest.approx([0.4, (0.75 + 1 / 6) / 2, 2.2 / 3, 0.8])
+    assert not any(isinstance(v, float) and v == pytest.approx(p) for v in rows[0] for p in pooled)
+    html = (out / "report.html").read_text()
+    assert "<th>train: all</th>" in html and "score over the val triplets" in html and "<th>all</th>" not in html
+
+
+# -- MOS -------------------------------------------------------------------------------------------
+
+
+def _pearson(x, y) -> float:
+    """Pearson's r from its definition (no scipy)."""
+    dx, dy = np.asarray(x, float) - np.mean(x), np.asarray(y, float) - np.mean(y)
+    return float((dx * dy).sum() / np.sqrt((dx * dx).sum() * (dy * dy).sum()))
+
+
+def test_correlations_give_known_answers_on_constructed_data():
+    # x = 1..5 against y = 2 1 4 3 5: rank differences -1 1 -1 1 0, so SRCC = 1 - 6 * 4 / (5 * (25 - 1)) = 0.8;
+    # of the 10 pairs, (1, 2) and (3, 4) are discordant: KRCC = (8 - 2) / 10 = 0.6
+    small = correlations([1, 2, 3, 4, 5], [2, 1, 4, 3, 5])
+    assert (small["n"], small["srcc"], small["krcc"]) == (5, pytest.approx(0.8), pytest.approx(0.6))
+    # with a tie in y (1 1 2 3 against 1 2 3 4): Spearman on average ranks (1.5 1.5 3 4) gives
+    # 4.5 / sqrt(5 * 4.5) = sqrt(0.9); Kendall's tau-b: 5 concordant pairs, 1 tied in y only,
+    # (5 - 0) / sqrt(6 * (6 - 1)) = 5 / sqrt(30)
+    tied = correlations([1, 2, 3, 4], [1, 1, 2, 3])
+    assert tied["srcc"] == pytest.approx(np.sqrt(0.9)) and tied["krcc"] == pytest.approx(5 / np.sqrt(30))
+
+    # a noiseless, strongly curved monotone relation: rank correlations are exactly 1, and the fitted VQEG
+    # logistic maps x onto y, so PLCC is 1 where the linear correlation is far from it
+    x = np.linspace(-4, 4, 41)
+    y = 1 + 4 / (1 + np.exp(-3 * x))
+    assert _pearson(x, y) < 0.95
+    out = correlations(x, y)
+    assert out["srcc"] == pytest.approx(1.0) and out["krcc"] == pytest.approx(1.0)
+    assert out["plcc"] == pytest.approx(1.0, abs=1e-6)
+
+    # orientation: a distance (lower = better) against MOS (higher = better) is negated first, so a perfect
+    # distance has +1 everywhere; without that flag its correlations are -1
+    # (the logistic is fitted decreasing there, docs/evaluation.md, so PLCC alone does not show the sign)
+    distance = 10 - x
+    flipped = correlations(distance, y, same_direction=False)
+    assert (flipped["srcc"], flipped["krcc"]) == (pytest.approx(1.0), pytest.approx(1.0))
+    assert flipped["plcc"] == pytest.approx(1.0, abs=1e-6)
+    unflipped = correlations(distance, y)
+    assert (unflipped["srcc"], unflipped["krcc"]) == (pytest.approx(-1.0), pytest.approx(-1.0))
+    assert unflipped["plcc"] == pytest.approx(1.0, abs=1e-6)
+    assert unflipped["fit"]["params"][0] < unflipped["fit"]["params"][1]  # b1 < b2: decreasing
+    # the same distance against DMOS (also lower = better) needs no flip
+    assert correlations(distance, 6 - y)["srcc"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("increasing", [True, False])
+def test_logistic_fit_recovers_a_noiseless_curve(increasing):
+    x = np.linspace(-30, 50, 120)
+    params = (90.0, 10.0, 12.0, 6.0) if increasing else (10.0, 90.0, 12.0, 6.0)
+    y = logistic4(x, *params)
+    fit = fit_logistic(x, y)
+    assert fit.converged
+    assert np.abs(fit(x) - y).max() < 1e-3 * np.ptp(y)
+    assert correlations(x, y)["plcc"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_evaluate_mos_csv_in_both_directions(tmp_path):
+    rows = ["ref,dist,score"]
+    for r, sigmas in enumerate([(0.01, 0.03, 0.07, 0.15), (0.02, 0.05, 0.1, 0.2)]):
+        _write_png(tmp_path / f"r{r}.png", _reference(r))
+        for level, sigma in enumerate(sigmas):
+            _write_png(tmp_path / f"r{r}_{level}.png", _noisy(_reference(r), sigma, level))
+            rows.append(f"r{r}.png,r{r}_{level}.png,{sigma}")  # the noise level as a DMOS: lower = better
+    (tmp_path / "dmos.csv").write_text("\n".join(rows) + "\n")
+    dmos = evaluate_mos("csv", csv=tmp_path / "dmos.csv", metrics=["psnr"], higher_better=False, progress=False)
+    assert dmos["psnr"]["srcc"] == pytest.approx(1.0)  # PSNR falls with the noise: oriented positive
+    assert dmos["psnr"]["n"] == 8
+    as_mos = evaluate_mos("csv", csv=tmp_path / "dmos.csv", metrics=["psnr"], higher_better=True, progress=False)
+    assert as_mos["psnr"]["srcc"] == pytest.approx(-1.0)
+
+
+# -- command line ----------------------------------------------------------------------------------
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_json_is_the_only_stdout(clic, capsys):
+    code, out, _ = _run(
+        capsys, "eval", "clic", "--csv", str(clic / "validation.csv"), "--root", str(clic / "images"),
+        "--oracle", str(clic / "oracle.csv"), "--metrics", "prfnet,psnr", "--random-init", "--backbone",
+        "test_resnet", "--out-dir", str(clic / "out"), "--json", "--no-progress",
+    )  # fmt: skip
+    assert code == 0
+    doc = json.loads(out)  # one document, nothing else on stdout
+    assert out.strip().count("\n") == 0
+    assert set(doc) == {"prfnet", "psnr"}
+    assert doc["psnr"]["accuracy"] == pytest.approx(5 / 6)
+    assert (clic / "out" / "submission_prfnet.csv").is_file()
+
+
+def test_cli_missing_image_exits_2_with_one_line(clic, capsys):
+    (clic / "images" / "r1_n2.png").unlink()
+    code, out, err = _run(
+        capsys, "eval", "clic", "--csv", str(clic / "validation.csv"), "--root", str(clic / "images"),
+        "--metrics", "psnr", "--out-dir", str(clic / "out"), "--json",
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "r1_n2.png" in lines[0] and "not found" in lines[0]
+    assert not (clic / "out").exists()
+
+
+def test_cli_prfnet_without_checkpoint_gives_the_compare_message(clic, capsys, monkeypatch):
+    monkeypatch.delenv("PRFNET_CHECKPOINT", raising=False)
+    code, out, err = _run(
+        capsys, "eval", "clic", "--csv", str(clic / "validation.csv"), "--root", str(clic / "images"),
+        "--metrics", "prfnet", "--out-dir", str(clic / "out"),
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    assert " ".join(err.split()).endswith(" ".join(NO_CHECKPOINT_HELP.split()))

@@ -1,0 +1,401 @@
+"""Training options the end-to-end tests leave out: BAPPS, PieAPP and MOS data, ``ties``, SGD, the learning-rate
+schedules, and resuming with a changed config.
+
+Every run is checked from the batches it trained on: each training image is recognised by its sorted pixel values
+(the same for any flip, 90-degree rotation or whole-image crop), so the test knows which files were shown as R, A
+and B and compares the batch's ``p_a``, majority label and loss, and the target the loss used (read back from its
+gradient), with the label the test wrote into the data set's own files. CPU, timm's ``test_resnet``, 64 px images,
+a handful of triplets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from lightning.pytorch.callbacks import Callback
+from PIL import Image
+from safetensors.torch import load_file
+
+from prfnet import ConfigError, load_image
+from prfnet.training import load_train_config, train
+from prfnet.training.curves import read_metrics_csv
+from tests.training.test_bapps import write_bapps
+from tests.training.test_run import TINY, InterruptAt
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+STEPS = ("classification", "regression")
+
+
+def tiny(**changes):
+    """TINY (test_resnet, 64 px) without a validation set unless asked, one thread, and ``changes`` (dotted)."""
+    return load_train_config(TINY, {"data.val.holdout_fraction": 0.0, "trainer.cpu_threads": 1, **changes})
+
+
+def fingerprint(image: torch.Tensor) -> str:
+    """The same for an image and any flip, rotation or permutation of its pixels; different for other images."""
+    return hashlib.sha1(torch.sort(image.flatten()).values.numpy().tobytes()).hexdigest()
+
+
+def majority(p_a: float) -> float:
+    return 1.0 if p_a > 0.5 else 0.0 if p_a < 0.5 else 0.5
+
+
+class Record(Callback):
+    """What training did: per batch the images, ``p_a``, ``label``, logits and loss; per optimizer step every
+    parameter group's learning rate and settings (and, with ``params``, the parameters before and after)."""
+
+    def __init__(self, params: bool = False):
+        self.params = params
+        self.batches: list[dict] = []
+        self.steps: list[dict] = []
+        self.start: dict[str, dict[str, torch.Tensor]] = {}
+        self.optimizers: dict[str, type] = {}
+        self._logit: torch.Tensor | None = None
+        self._grad: torch.Tensor | None = None
+        self._hook = None
+
+    def on_train_start(self, trainer, pl_module):
+        self.start[pl_module.step_name] = {k: v.detach().clone() for k, v in pl_module.model.state_dict().items()}
+        self.optimizers[pl_module.step_name] = type(trainer.optimizers[0])
+        self._hook = pl_module.model.register_forward_hook(self._keep_logit)
+
+    def _keep_logit(self, module, inputs, logit):
+        self._logit = logit.detach().clone()
+        if logit.requires_grad:  # training: d loss / d logit tells the target the loss used
+            logit.register_hook(lambda grad: setattr(self, "_grad", grad.detach().clone()))
+
+    def on_train_end(self, trainer, pl_module):
+        self._hook.remove()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        record = {k: batch[k].detach().clone() for k in ("ref", "a", "b", "p_a", "label")}
+        self.batches.append(record | {"step": pl_module.step_name, "epoch": trainer.current_epoch})
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        groups = {
+            g["name"]: {k: g.get(k) for k in ("lr", "weight_decay", "betas", "momentum")}
+            for g in optimizer.param_groups
+        }
+        step = {"step": pl_module.step_name, "global_step": trainer.global_step, "groups": groups}
+        if self.params:
+            named = pl_module.model.named_parameters()
+            step["before"] = {n: (p.detach().clone(), p.grad.clone()) for n, p in named if p.grad is not None}
+        self.steps.append(step)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.batches[-1].update(loss=float(outputs["loss"]), logit=self._logit, grad=self._grad)
+        if self.params:
+            self.steps[-1]["after"] = {n: p.detach().clone() for n, p in pl_module.model.named_parameters()}
+
+
+def check_training(record: Record, files: dict[Path, str], p_closer: dict, epochs: dict, batch_size: int, ties: str):
+    """The batches of each step hold the right triplets with ``p_a`` = ``p_closer[(ref, a, b)]`` (the labels written
+    into the data set, for the orientation shown; ``files`` names each image), the step's loss of them, and every
+    triplet once per epoch, in ``ceil(triplets / batch_size)`` optimizer steps per epoch."""
+    names = {fingerprint(load_image(path)[0]): name for path, name in files.items()}
+    assert len(names) == len(files)  # every image is recognised by its pixels
+    triplets = {_triplet(key) for key in p_closer}
+    for step in STEPS:
+        batches = [b for b in record.batches if b["step"] == step]
+        expected = {t for t in triplets if step == "regression" or ties == "soft" or p_closer[t] != 0.5}
+        per_epoch = Counter()
+        for batch in batches:
+            shown = [tuple(names[fingerprint(batch[k][i])] for k in ("ref", "a", "b")) for i in range(len(batch["a"]))]
+            p_a = torch.tensor([p_closer[key] for key in shown])
+            assert torch.equal(batch["p_a"], p_a), (step, shown, batch["p_a"])
+            label = torch.tensor([majority(float(p)) for p in p_a])
+            assert torch.equal(batch["label"], label)
+            # the loss's target, from its gradient: BCE-with-logits: (sigmoid(x) - y) / n; MSE of sigmoid(x):
+            # 2 (sigmoid(x) - y) sigmoid'(x) / n (an untrained model's logits are near 0: the loss alone barely differs)
+            prob, n = torch.sigmoid(batch["logit"]), len(p_a)
+            if step == "classification":  # BCE against the majority label: a tie's target is 0.5
+                target, loss = label, F.binary_cross_entropy_with_logits(batch["logit"], label)
+                used = prob - n * batch["grad"]
+            else:  # MSE of sigmoid(logit) against the vote fraction
+                target, loss = p_a, F.mse_loss(prob, p_a)
+                used = prob - n * batch["grad"] / (2 * prob * (1 - prob))
+            torch.testing.assert_close(used, target, rtol=0, atol=1e-4)
+            assert math.isfinite(batch["loss"]) and batch["loss"] == pytest.approx(float(loss), rel=1e-6, abs=1e-8)
+            per_epoch.update((batch["epoch"], _triplet(key)) for key in shown)
+        assert per_epoch == Counter({(e, t): 1 for e in range(epochs[step]) for t in expected}), step
+        per_step = [s["global_step"] for s in record.steps if s["step"] == step]
+        assert per_step == list(range(epochs[step] * math.ceil(len(expected) / batch_size)))
+
+
+def _triplet(key: tuple[str, str, str]) -> tuple[str, str, str]:
+    """(ref, a, b) in a fixed order of a and b: the triplet whatever the side each image was shown on."""
+    return (key[0], *sorted(key[1:]))
+
+
+def both_orders(ref: str, a: str, b: str, p_a: float) -> dict:
+    """P(the image shown as A is closer) for both orders of a and b."""
+    return {(ref, a, b): p_a, (ref, b, a): 1.0 - p_a}
+
+
+def noisy_images(folder: Path, names: list[str], seed: int) -> list[Path]:
+    """A random 64 px reference (the first name) and noisier versions of it for the later names."""
+    rng = np.random.default_rng(seed)
+    ref = rng.random((64, 64, 3))
+    paths = []
+    for k, name in enumerate(names):
+        image = np.clip(ref + rng.normal(0, 0.05 * k, ref.shape), 0, 1) if k else ref
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((image * 255).astype(np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def weights_changed(record: Record, model_path: Path, step: str) -> bool:
+    final = load_file(model_path)
+    return any(not torch.equal(record.start[step][k], final[k]) for k in final if final[k].is_floating_point())
+
+
+# -- data sets -----------------------------------------------------------------------------------
+def test_bapps_training_reads_judge_as_the_fraction_preferring_p1(tmp_path):
+    judges = {"traditional": [0.0, 0.5, 1.0], "cnn": [0.25, 0.9]}  # one tie: step 2 only trains on it
+    root = write_bapps(tmp_path / "bapps", {"train": judges, "val": {"cnn": [0.2]}})
+    files, p_closer = {}, {}
+    for subset, values in judges.items():
+        for i, judge in enumerate(values):
+            ref, p0, p1 = (f"{subset}/{folder}/{i}" for folder in ("ref", "p0", "p1"))
+            for name in (ref, p0, p1):
+                kind, folder, _ = name.split("/")
+                files[tmp_path / "bapps" / "2afc" / "train" / kind / folder / f"{i:06d}.png"] = name
+            p_closer |= both_orders(ref, p0, p1, 1.0 - judge)  # judge: the fraction preferring p1 (= B)
+
+    changes = {"data.format": "bapps", "data.train": "2afc/train", "data.val.path": "2afc/val"}
+    config = tiny(**changes, **{"data.val.crop": None, "data.batch_size": 2, "steps.classification.epochs": 1})
+    record = Record()
+    result = train(config, root, tmp_path / "run", progress=False, callbacks=[record])
+
+    check_training(record, files, p_closer, {"classification": 1, "regression": 1}, 2, "drop")
+    assert weights_changed(record, result.model_path, "classification")
+    rows = read_metrics_csv(result.metrics_csv)
+    assert [(r["step"], r["epoch"]) for r in rows] == [("classification", 0), ("regression", 0)]
+    assert all(math.isfinite(r["train_loss"]) and r["val_acc"] is not None for r in rows)
+
+
+def test_pieapp_training_reads_the_processed_probability_of_a(tmp_path):
+    root = tmp_path / "PieAPP"
+    files, p_closer = {}, {}
+    rows = ["ref. image,image A,image B,raw probability of preference for image A,"
+            "processed probability of preference for image A"]  # fmt: skip
+    for r, pairs in enumerate([[(1, 2, "0.9", 0.8), (1, 3, "", 0.3)], [(1, 2, "0.1", 0.25), (2, 3, "0.5", 0.6)]]):
+        ref = f"ref_{r:04d}.png"
+        names = [f"distort_{k}.png" for k in range(4)]
+        paths = noisy_images(
+            root,
+            [f"reference_images/train/{ref}"] + [f"distorted_images/train/ref_{r:04d}/{n}" for n in names[1:]],
+            seed=r,
+        )
+        files |= {path: f"{r}/{path.name}" for path in paths}
+        for a, b, raw, processed in pairs:
+            rows.append(f"{ref},{names[a]},{names[b]},{raw},{processed}")
+            p_closer |= both_orders(f"{r}/{ref}", f"{r}/{names[a]}", f"{r}/{names[b]}", processed)
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "labels" / "train" / "pairwise_labels.csv").write_text("\n".join(rows) + "\n")
+
+    record = Record()
+    config = tiny(**{"data.format": "pieapp", "steps.regression.epochs": 0, "data.batch_size": 3})
+    result = train(config, root, tmp_path / "run", progress=False, callbacks=[record])
+    check_training(record, files, p_closer, {"classification": 2, "regression": 0}, 3, "drop")
+    assert weights_changed(record, result.model_path, "classification")
+
+
+def test_mos_training_pairs_images_of_one_reference_by_score(tmp_path):
+    """Scores where lower is better (a DMOS, ``mos_higher_better: false``); the default direction is read by
+    test_training.py::test_mos_csv_pairs_are_split_by_reference."""
+    root = tmp_path / "mos"
+    files, lines = {}, ["ref,dist,score"]
+    scores = {0: [3.0, 1.0, 2.0], 1: [1.5, 1.5, 4.0]}  # reference 1 has a tie
+    for r, values in scores.items():
+        paths = noisy_images(root, [f"r{r}.png"] + [f"r{r}_d{k}.png" for k in range(3)], seed=r)
+        files |= {path: path.name for path in paths}
+        lines += [f"r{r}.png,r{r}_d{k}.png,{score}" for k, score in enumerate(values)]
+    (root / "scores.csv").write_text("\n".join(lines) + "\n")
+    p_closer = {}
+    for r, values in scores.items():
+        for i in range(3):
+            for j in range(3):
+                if i != j:
+                    better = values[i] < values[j]
+                    p = 1.0 if better else 0.5 if values[i] == values[j] else 0.0
+                    p_closer[(f"r{r}.png", f"r{r}_d{i}.png", f"r{r}_d{j}.png")] = p
+
+    changes = {"data.format": "mos", "data.train": "scores.csv", "data.mos_higher_better": False}
+    changes["steps.classification.epochs"] = 1
+    record = Record()
+    result = train(tiny(**changes), root, tmp_path / "run", progress=False, callbacks=[record])
+    check_training(record, files, p_closer, {"classification": 1, "regression": 1}, 4, "drop")
+    assert weights_changed(record, result.model_path, "classification")
+
+
+def write_clic_votes(root: Path, votes: dict[int, list[tuple[str, str, int]]]) -> tuple[dict, dict]:
+    """CLIC data: reference r{r}.png, distorted r{r}_d0/d1.png, one oracle row per vote (a, b, T); returns the
+    image names and the vote fractions (as the test counts them)."""
+    files, p_closer, rows = {}, {}, []
+    for r, rows_of_r in votes.items():
+        paths = noisy_images(root / "images", [f"r{r}.png", f"r{r}_d0.png", f"r{r}_d1.png"], seed=10 + r)
+        files |= {path: path.name for path in paths}
+        for_d0 = sum((t == 0) == (a == "d0") for a, _, t in rows_of_r)
+        p_closer |= both_orders(f"r{r}.png", f"r{r}_d0.png", f"r{r}_d1.png", for_d0 / len(rows_of_r))
+        rows += [f"r{r}.png,r{r}_{a}.png,r{r}_{b}.png,{t}" for a, b, t in rows_of_r]
+    (root / "oracle.csv").write_text("\n".join(rows) + "\n")
+    return files, p_closer
+
+
+TIED_VOTES = {
+    0: [("d0", "d1", 0), ("d0", "d1", 1)],  # 1 : 1
+    1: [("d0", "d1", 0), ("d1", "d0", 0)],  # 1 : 1, one row swapped
+    2: [("d0", "d1", 0), ("d1", "d0", 1), ("d0", "d1", 1)],  # 2 : 1 for d0
+    3: [("d1", "d0", 0), ("d0", "d1", 1), ("d0", "d1", 0)],  # 2 : 1 for d1
+}
+
+
+@pytest.mark.parametrize("ties", ["soft", "drop"])
+def test_ties_train_with_target_one_half_or_are_left_out_of_step_1(tmp_path, ties):
+    (tmp_path / "clic").mkdir()
+    files, p_closer = write_clic_votes(tmp_path / "clic", TIED_VOTES)
+    record = Record()
+    epochs = {"classification": 1, "regression": 1 if ties == "drop" else 0}  # step 2 takes ties either way
+    changes = {f"steps.{step}.epochs": n for step, n in epochs.items()}
+    config = tiny(**changes, **{"steps.classification.ties": ties, "data.batch_size": 2})
+    train(config, tmp_path / "clic", tmp_path / "run", progress=False, callbacks=[record])
+    check_training(record, files, p_closer, epochs, 2, ties)
+    tie_labels = [float(x) for b in record.batches if b["step"] == "classification" for x in b["label"] if x == 0.5]
+    assert len(tie_labels) == (2 if ties == "soft" else 0)
+
+
+def test_every_training_triplet_a_tie_with_ties_drop_is_a_config_error(tmp_path):
+    (tmp_path / "clic").mkdir()
+    write_clic_votes(tmp_path / "clic", {r: TIED_VOTES[r] for r in (0, 1)})
+    with pytest.raises(ConfigError, match="ties: soft"):
+        train(tiny(), tmp_path / "clic", tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+# -- optimizer and learning rate -----------------------------------------------------------------
+def test_sgd_applies_momentum_and_weight_decay_at_each_groups_rate(clic_dir, tmp_path):
+    lr, momentum, decay, mult = 0.05, 0.5, 0.01, 0.2
+    steps = {"optimizer": "sgd", "lr": lr, "momentum": momentum, "weight_decay": decay, "backbone_lr_mult": mult}
+    changes = {f"steps.classification.{k}": v for k, v in steps.items()}
+    config = tiny(**changes, **{"steps.classification.scheduler": "constant", "steps.classification.epochs": 1})
+    config = load_train_config(config.to_dict(), {"steps.regression.epochs": 0, "data.batch_size": 2})
+    record = Record(params=True)
+    train(config, clic_dir, tmp_path / "run", progress=False, callbacks=[record])
+
+    assert record.optimizers["classification"] is torch.optim.SGD
+    first, second = record.steps  # 4 triplets, batch size 2
+    buffers = {}
+    for step in (first, second):
+        assert step["groups"] == {
+            "heads": {"lr": lr, "weight_decay": decay, "betas": None, "momentum": momentum},
+            "backbone": {"lr": lr * mult, "weight_decay": decay, "betas": None, "momentum": momentum},
+        }
+        assert len(step["before"]) > 10 and any(n.startswith("backbone.") for n in step["before"])
+        for name, (before, grad) in step["before"].items():
+            d_p = grad + decay * before
+            buffers[name] = momentum * buffers[name] + d_p if name in buffers else d_p
+            rate = lr * mult if name.startswith("backbone.") else lr
+            torch.testing.assert_close(step["after"][name], before - rate * buffers[name], rtol=0, atol=2e-7)
+
+
+def test_warm_up_constant_and_cosine_learning_rates_per_step(clic_dir, tmp_path):
+    steps = {
+        "classification": {"lr": 0.01, "scheduler": "constant", "warmup_steps": 3, "epochs": 2},
+        "regression": {"lr": 0.001, "scheduler": "cosine", "warmup_steps": 2, "min_lr_ratio": 0.2, "epochs": 2},
+    }
+    changes = {f"steps.{s}.{k}": v for s, values in steps.items() for k, v in values.items()}
+    record = Record()
+    result = train(
+        tiny(**changes, **{"data.batch_size": 1}), clic_dir, tmp_path / "run", progress=False, callbacks=[record]
+    )
+
+    # 4 triplets, batch size 1: 8 optimizer steps per training step; warm-up from lr / W to lr over W steps
+    warm_constant = [1 / 3, 2 / 3, 1, 1, 1, 1, 1, 1]
+    cosine = [0.5, 1.0] + [0.2 + 0.8 * 0.5 * (1 + math.cos(math.pi * k / 6)) for k in range(6)]  # over 8 - 2 steps
+    expected = {"classification": [0.01 * f for f in warm_constant], "regression": [0.001 * f for f in cosine]}
+    for step in STEPS:
+        used = [s["groups"] for s in record.steps if s["step"] == step]
+        assert [g["heads"]["lr"] for g in used] == pytest.approx(expected[step], rel=1e-9)
+        assert [g["backbone"]["lr"] for g in used] == pytest.approx([0.1 * x for x in expected[step]], rel=1e-9)
+    rows = read_metrics_csv(result.metrics_csv)  # lr: the epoch's mean over its steps
+    means = [sum(expected[r["step"]][4 * r["epoch"] : 4 * r["epoch"] + 4]) / 4 for r in rows]
+    assert [r["lr"] for r in rows] == pytest.approx(means, rel=1e-6)
+
+
+# -- resuming with a changed config -------------------------------------------------------------
+def test_resume_with_more_epochs_and_new_optimizer_settings_uses_the_new_values(clic_dir, tmp_path, caplog):
+    out = tmp_path / "run"
+    before = {"steps.regression.epochs": 0, "steps.classification.epochs": 2, "data.batch_size": 2}
+    with pytest.raises(KeyboardInterrupt):  # after 3 of 4 optimizer steps
+        train(tiny(**before), clic_dir, out, progress=False, callbacks=[InterruptAt("classification", 1, 1)])
+    changes = {
+        "steps.classification.epochs": 3,
+        "steps.classification.lr": 0.004,
+        "steps.classification.weight_decay": 0.05,
+    }
+    record = Record()
+    with caplog.at_level(logging.WARNING, logger="prfnet"):
+        result = train(tiny(**before | changes), clic_dir, out, resume=True, progress=False, callbacks=[record])
+    assert "steps.classification.epochs" in caplog.text and "steps.classification.lr" in caplog.text
+    assert "steps.classification.weight_decay" in caplog.text
+
+    # the new cosine schedule over 3 epochs of 2 steps, from the new lr, continued at step 3
+    assert [s["global_step"] for s in record.steps] == [3, 4, 5]
+    expected = [0.004 * 0.5 * (1 + math.cos(math.pi * i / 6)) for i in (3, 4, 5)]
+    assert [s["groups"]["heads"]["lr"] for s in record.steps] == pytest.approx(expected, rel=1e-9)
+    assert [s["groups"]["backbone"]["lr"] for s in record.steps] == pytest.approx([0.1 * x for x in expected])
+    assert all(g["weight_decay"] == 0.05 for s in record.steps for g in s["groups"].values())
+    assert [(r["step"], r["epoch"]) for r in read_metrics_csv(result.metrics_csv)] == [
+        ("classification", e) for e in range(3)
+    ]
+    saved = yaml.safe_load((out / "config.yaml").read_text())["steps"]["classification"]
+    assert (saved["epochs"], saved["lr"], saved["weight_decay"]) == (3, 0.004, 0.05)
+    last = torch.load(out / "step1_classification" / "checkpoints" / "last.ckpt", weights_only=False)  # our file
+    assert last["global_step"] == 6
+
+
+def test_resume_keeps_finished_work_and_refuses_changes_it_cannot_continue(clic_dir, tmp_path, caplog):
+    out = tmp_path / "run"
+    before = {"steps.classification.epochs": 1, "steps.regression.epochs": 2, "data.batch_size": 2}
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(**before), clic_dir, out, progress=False, callbacks=[InterruptAt("regression", 1, 0)])
+    step1 = (out / "step1_classification" / "model.safetensors").read_bytes()
+    saved = (out / "config.yaml").read_text()
+    # the architecture of saved weights, and the optimizer of a step continued from its checkpoint
+    for key, value in [("model.pair_channels", 16), ("steps.regression.optimizer", "sgd")]:
+        with pytest.raises(ConfigError, match=rf"{key}.*--out"):
+            train(tiny(**before | {key: value}), clic_dir, out, resume=True, progress=False)
+        assert (out / "config.yaml").read_text() == saved  # refused before anything was written
+
+    record = Record()
+    with caplog.at_level(logging.WARNING, logger="prfnet"):
+        result = train(
+            tiny(**before | {"steps.classification.epochs": 3}),
+            clic_dir,
+            out,
+            resume=True,
+            progress=False,
+            callbacks=[record],
+        )
+    assert "steps.classification.epochs" in caplog.text
+    assert {s["step"] for s in record.steps} == {"regression"}  # the finished step 1 is not reopened
+    assert (out / "step1_classification" / "model.safetensors").read_bytes() == step1
+    rows = [(r["step"], r["epoch"]) for r in read_metrics_csv(result.metrics_csv)]
+    assert rows == [("classification", 0), ("regression", 0), ("regression", 1)]
+
+    final = result.model_path.read_bytes()
+    again = train(tiny(**before | {"steps.regression.epochs": 5}), clic_dir, out, resume=True, progress=False)
+    assert again.already_finished and result.model_path.read_bytes() == final  # a finished run is not reopened
