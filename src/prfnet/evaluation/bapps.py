@@ -21,11 +21,10 @@ import torch
 
 from ..errors import DataError
 from ..images import DEFAULT_MAX_PIXELS
+from ..scoring.engine import check_files_exist, score_pairs
 from ..scoring.metrics import (
-    check_files_exist,
     drop_failed,
     metric_info,
-    score_pairs,
     select_metrics,
     unavailable_info,
     write_results,

@@ -21,13 +21,12 @@ import torch
 from ..errors import DataError
 from ..images import DEFAULT_MAX_PIXELS
 from ..report.html import Report
+from ..scoring.engine import check_files_exist, score_pairs
 from ..scoring.metrics import (
     PRFNET,
     PRFNetMetric,
-    check_files_exist,
     drop_failed,
     metric_info,
-    score_pairs,
     select_metrics,
     unavailable_info,
     write_results,

@@ -31,11 +31,10 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from ..images import DEFAULT_MAX_PIXELS
 from ..ioutil import atomic_write
+from ..scoring.engine import check_files_exist, score_pairs
 from ..scoring.metrics import (
-    check_files_exist,
     drop_failed,
     metric_info,
-    score_pairs,
     select_metrics,
     unavailable_info,
     write_results,

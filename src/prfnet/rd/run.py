@@ -85,7 +85,8 @@ def _store_path(store, out_dir: Path) -> Path:
 def _score(items, selection, source, store, *, device, batch_size, workers, progress, max_pixels, trainer):
     """Score (original, decoded) of every item; returns (per-item scores {metric: (n_items,)}, counts of the scores
     read from the store and computed, in all and per metric)."""
-    from ..scoring.metrics import drop_failed, score_pairs
+    from ..scoring.engine import score_pairs
+    from ..scoring.metrics import drop_failed
 
     pairs = [(str(it.original), str(it.decoded)) for it in items]
     scores = score_pairs(

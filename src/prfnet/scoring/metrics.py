@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..baselines import BASELINE_NAMES, MetricUnavailable, get_metric
 from ..errors import ConfigError
-from .engine import PairScores, check_files_exist, score_pairs  # noqa: F401 (the protocols import them from here)
+from .engine import PairScores
 
 log = logging.getLogger(__name__)
 
