@@ -265,7 +265,8 @@ def test_the_two_tables_hold_at_least_60_cases():
 
 
 def _clic(corpus, out: Path, metrics: str) -> list[str]:
-    """These tests snapshot the output folder: no score store in it (tests/evaluation/test_store_reuse.py tests the store)."""
+    """These tests snapshot the output folder: no score store in it (tests/evaluation/test_store_reuse.py tests
+    the store)."""
     return ["eval", "clic", "--csv", corpus["clic_csv"], "--root", corpus["dir"], "--oracle", corpus["clic_oracle"],
             "--metrics", metrics, "--no-progress", "--no-store", "-o", str(out)]  # fmt: skip
 

@@ -262,7 +262,8 @@ def test_a_run_killed_with_sigkill_resumes_with_only_the_missing_rows(tmp_path):
 
 def test_compile_option_compiles_the_backbone_of_the_loaded_model(capsys, clic_set, tmp_path, monkeypatch):
     """--compile reaches PRFNet.optimize_for_inference(compile=True) from `prfnet eval` and from `prfnet rd`'s model
-    loader (the compiler is replaced by a recorder here; tests/scoring/test_engine.py compiles for real, in the slow tier)."""
+    loader (the compiler is replaced by a recorder here; tests/scoring/test_engine.py compiles for real, in the slow
+    tier)."""
     import prfnet.model.prfnet as prfnet_module
     from prfnet.cli.rd import _model_loader
 

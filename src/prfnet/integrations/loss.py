@@ -9,7 +9,8 @@ Gradients are finite everywhere, the identical image included: the two places wh
 kink or a root are safe in PyTorch as the model computes them, so the loss needs no change of the forward
 values. ``unit_normalise`` divides by ``sqrt(|f|^2 + 1e-10)`` (eps inside the root: slope at most 1e5, never
 inf), and the pair block's ``|F_R - F_X|`` has gradient 0 (not NaN) where the features agree, so at
-``dist == ref`` the gradient is exactly zero (the minimum). ``tests/integrations/test_loss.py`` checks both, whole and tiled.
+``dist == ref`` the gradient is exactly zero (the minimum). ``tests/integrations/test_loss.py`` checks both, whole
+and tiled.
 """
 
 from __future__ import annotations
