@@ -161,3 +161,36 @@ def test_the_package_writes_files_only_through_atomic_write():
             if _WRITES.search(code) and not _ALLOWED.search(code):
                 offending.append(f"{source.relative_to(root)}:{number}: {line.strip()}")
     assert not offending, "write these through prfnet.ioutil.atomic_write:\n" + "\n".join(offending)
+
+
+def test_write_json_is_strict_with_nan_as_null_and_numpy_scalars_as_numbers(tmp_path):
+    import json
+
+    import numpy as np
+
+    from prfnet.ioutil import write_json
+
+    path = write_json(
+        tmp_path / "r.json",
+        {"nan": float("nan"), "inf": np.float64("inf"), "f32": np.float32(0.5), "n": np.int64(3), "ok": np.bool_(1),
+         "path": tmp_path, "tuple": (1, 2), 3: "key"},
+    )  # fmt: skip
+    text = path.read_text(encoding="utf-8")
+    assert text.endswith("}\n") and "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {
+        "nan": None, "inf": None, "f32": 0.5, "n": 3, "ok": True, "path": str(tmp_path), "tuple": [1, 2], "3": "key",
+    }  # fmt: skip
+    assert _names(tmp_path) == ["r.json"]
+
+
+def test_file_sha256_is_the_sha256_of_the_bytes(tmp_path):
+    import hashlib
+
+    from prfnet.ioutil import file_sha256
+
+    path = tmp_path / "big.bin"
+    data = os.urandom(3 * (1 << 20) + 17)  # more than one block, not a multiple of it
+    path.write_bytes(data)
+    assert file_sha256(path) == hashlib.sha256(data).hexdigest()
+    with pytest.raises(FileNotFoundError):
+        file_sha256(tmp_path / "missing")

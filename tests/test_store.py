@@ -16,7 +16,7 @@ import pytest
 
 import prfnet.store
 from prfnet.errors import DataError, ImageReadError, OutputError
-from prfnet.store import SCHEMA_VERSION, ScoreStore, file_digest
+from prfnet.store import DEFAULT_STORE, SCHEMA_VERSION, ScoreStore, file_digest, resolve_store
 
 # The writer subprocesses load prfnet.store without running prfnet/__init__.py, which imports torch (seconds on a
 # busy machine): the store needs only the standard library and prfnet.errors.
@@ -306,3 +306,37 @@ def test_shards_of_a_multi_process_run_are_merged_and_removed(tmp_path):
     assert not main.shard_path(0).exists() and not main.shard_path(1).exists() and stray.exists()
     assert main.absorb_shards() == 0
     main.close()
+
+
+# -- which store a run uses ----------------------------------------------------------------------------------------
+
+
+def test_resolve_store_one_rule_for_every_run(tmp_path):
+    out = tmp_path / "out"
+    assert resolve_store(DEFAULT_STORE, out) == out / "scores.sqlite"  # the default: beside the run's outputs
+    assert resolve_store(DEFAULT_STORE, None) is None  # a run that writes no folder keeps no store
+    assert resolve_store(None, out) is None  # no store
+    assert resolve_store(str(tmp_path / "s.db"), out) == tmp_path / "s.db"
+    with ScoreStore(tmp_path / "open.db") as store:
+        assert resolve_store(store, out) is store
+    assert not out.exists() and not (tmp_path / "s.db").exists()  # resolving creates nothing
+    assert pickle.loads(pickle.dumps(DEFAULT_STORE)) is DEFAULT_STORE
+
+
+def test_resolve_store_refuses_unusable_paths_now_and_leaves_them_unchanged(tmp_path):
+    folder = tmp_path / "folder.db"
+    folder.mkdir()
+    with pytest.raises(DataError, match="is a folder"):
+        resolve_store(folder, None)
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE t(x)")
+    before = foreign.read_bytes()
+    with pytest.raises(DataError, match="not a prfnet score store"):
+        resolve_store(foreign, None)
+    assert foreign.read_bytes() == before
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="is a file, not a folder"):
+        resolve_store(blocker / "sub" / "s.db", None)
+    assert resolve_store(blocker / "s.db", None, check=False) == blocker / "s.db"  # unchecked: as given

@@ -3,8 +3,16 @@
 Images are float RGB tensors (N, 3, H, W) in [0, 1] (uint8 tensors are read as 0..255). ``PRFNet.score``
 is a distance (>= 0, lower = closer to the reference); ``PRFNet.compare`` is the probability that A is
 closer than B.
+
+The model names are imported on first use (PEP 562), so ``import prfnet`` (and ``prfnet --help``) imports no
+torch; the errors and ``__version__`` are imported at once.
 """
 
+from __future__ import annotations
+
+import importlib
+
+from ._version import __version__
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -15,11 +23,17 @@ from .errors import (
     OutputError,
     PRFNetError,
 )
-from .images import load_image, save_image
-from .integrations.loss import PRFNetLoss
-from .model import PRFNet, PRFNetConfig, Ranking, ReferenceFeatures
 
-__version__ = "0.1.0"
+#: public name -> the module that defines it, imported on first access
+_LAZY = {
+    "PRFNet": ".model",
+    "PRFNetConfig": ".model",
+    "Ranking": ".model",
+    "ReferenceFeatures": ".model",
+    "load_image": ".images",
+    "save_image": ".images",
+    "PRFNetLoss": ".integrations.loss",
+}
 
 __all__ = [
     "CheckpointError",
@@ -39,3 +53,17 @@ __all__ = [
     "load_image",
     "save_image",
 ]
+
+
+def __getattr__(name: str):
+    """The lazy public names: imported from their module on first access, then cached in this module."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,65 +1,42 @@
-"""File-level API used by the command line and by scripts: load a model, compare/score/rank files.
+"""File-level API used by the command line and by scripts: load a model, compare/score/rank files, and the model
+identity a score store keys scores on.
 
-Every function runs under ``torch.inference_mode`` and raises :class:`~prfnet.errors.PRFNetError`
-subclasses for user errors (missing files, size mismatch, bad checkpoint, an unusable device, a model
-whose outputs are NaN). Images are decoded with ``keep_8bit=True``: an 8-bit file stays uint8 (1 byte per
-sample) for the whole image, and the model converts one tile (or one batch of candidates) at a time to
-float32 in [0, 1], so a tiled model scores images far larger than float32 copies would fit in memory.
+:func:`load_model` (the one loader, :mod:`prfnet.model.loading`) and the file functions raise
+:class:`~prfnet.errors.PRFNetError` subclasses for user errors (missing files, size mismatch, bad checkpoint, an
+unusable device, a model whose outputs are NaN); :func:`compare_files` and :func:`score_files` (so
+:func:`rank_files`) run under ``torch.inference_mode``. Images are decoded with ``keep_8bit=True``: an 8-bit file
+stays uint8 (1 byte per sample) for the whole image, and the model converts one tile (or one batch of candidates)
+at a time to float32 in [0, 1], so a tiled model scores images far larger than float32 copies would fit in memory.
 """
 
 from __future__ import annotations
 
-import logging
-import os
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError, InputError, ModelOutputError
-from .images import DEFAULT_MAX_PIXELS, load_image
+from .errors import InputError, ModelOutputError
+from .images import DEFAULT_MAX_PIXELS, load_image, unit_float
 from .model import PRFNet
+from .model.loading import CHECKPOINT_ENV, NO_CHECKPOINT_HELP, load_model, model_name, resolve_device
 
-log = logging.getLogger(__name__)
-
-CHECKPOINT_ENV = "PRFNET_CHECKPOINT"
-NO_CHECKPOINT_HELP = (
-    "no checkpoint given: pass --checkpoint PATH or set $PRFNET_CHECKPOINT to a prfnet .safetensors file "
-    "(train one with `prfnet train` or `prfnet demo`); --random-init runs an untrained model for smoke tests"
-)
-_DEVICE_ERRORS = (RuntimeError, AssertionError, AttributeError, ValueError, TypeError, NotImplementedError)
-
-
-def _one_line(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> CUDA when available, else CPU. Any other device is tried with a one-element tensor: one
-    torch cannot use here (no CUDA, no MPS, no XPU, a GPU index that does not exist, ``meta``, a typo) is an
-    :class:`InputError` with one line."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except _DEVICE_ERRORS as exc:
-        raise InputError(f"bad device {str(device)!r}: {_one_line(exc)} (cpu, cuda, cuda:N, mps, xpu, ...)") from None
-    if dev.type == "cpu":
-        return dev
-    if dev.type == "meta":
-        raise InputError(f"device {str(device)!r} holds no data (shapes only): use cpu or an accelerator")
-    try:
-        torch.empty(1, device=dev)
-    except _DEVICE_ERRORS as exc:
-        raise InputError(f"device {str(device)!r} cannot be used here: {_one_line(exc)}") from None
-    return dev
-
-
-def model_name(model) -> str:
-    """What error messages call ``model``: its checkpoint file, or a description."""
-    return getattr(model, "source", None) or "the model (not loaded from a checkpoint)"
+__all__ = [
+    "CHECKPOINT_ENV",
+    "NO_CHECKPOINT_HELP",
+    "Comparison",
+    "compare_files",
+    "finite_outputs",
+    "load_model",
+    "model_identity",
+    "model_name",
+    "rank_files",
+    "resolve_device",
+    "score_files",
+    "weights_digest",
+]
 
 
 def finite_outputs(model, values: torch.Tensor, what: str) -> list[float]:
@@ -75,57 +52,25 @@ def finite_outputs(model, values: torch.Tensor, what: str) -> list[float]:
     return values.tolist()
 
 
-def load_model(
-    checkpoint: str | Path | None = None,
-    device: str | None = "cpu",
-    random_init: bool = False,
-    backbone: str = "seres2net50",
-    tile_size: int | None = None,
-    tile_stride: int | None = None,
-    warn: bool = True,
-    precision: str = "fp32",
-    compile: bool = False,
-) -> PRFNet:
-    """A model in eval mode from ``checkpoint`` (or ``$PRFNET_CHECKPOINT``), set up for inference on ``device``
-    (:meth:`PRFNet.optimize_for_inference`: the device's batching policy and memory format, the backbone's
-    autocast ``precision``, and with ``compile`` a compiled backbone with frozen weights).
-
-    With ``random_init=True`` and no checkpoint, an untrained ``backbone`` model (answers are
-    meaningless; for smoke tests and timing only), with a logged warning unless ``warn=False``.
-    """
-    checkpoint = checkpoint or os.environ.get(CHECKPOINT_ENV) or None
-    dev = resolve_device(device)
-    if checkpoint is not None:
-        model = PRFNet.from_pretrained(checkpoint, map_location=dev, tile_size=tile_size, tile_stride=tile_stride)
-    elif not random_init:
-        raise CheckpointError(NO_CHECKPOINT_HELP)
-    else:
-        if warn:
-            log.warning("RANDOM-INIT model: untrained weights, its answers mean NOTHING (smoke tests/timing only)")
-        model = PRFNet(backbone, tile_size=tile_size, tile_stride=tile_stride)
-        model.source = f"the --random-init {backbone} model"
-        model = model.to(dev).eval()
-    if checkpoint is not None:
-        from .store import file_digest
-
-        model.checkpoint_digest = file_digest(checkpoint)  # the score store's key (model_identity)
-    return model.optimize_for_inference(precision, compile=compile)
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 (hex) of the model's state dict as it is now: every tensor's name and bytes, in name order."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
-def model_identity(model: PRFNet) -> str:
+def model_identity(model: PRFNet, checkpoint_digest: str | None = None) -> str:
     """What a score store keys this model's scores on, as the model is now:
-    ``prfnet/<sha256[:16]>/<tiling>/<precision>``, the SHA-256 of the checkpoint file :func:`load_model` read
-    (else of the weights, hashed at each call, since in-memory weights may change), the tiling (``whole`` or
+    ``prfnet/<sha256[:16]>/<tiling>/<precision>``: the SHA-256 of the checkpoint file that holds the model's
+    weights (``model.checkpoint_file``, set by :func:`load_model` / ``PRFNet.from_pretrained``, unchanged on disk
+    since; the file is read here unless the caller passes its ``checkpoint_digest``), else of the weights
+    (:func:`weights_digest`, at each call, since in-memory weights may change); the tiling (``whole`` or
     ``tile-<size>x<stride>``) and the backbone precision (``fp32``, ``bf16``, ``fp16``)."""
-    import hashlib
-
-    digest = getattr(model, "checkpoint_digest", None)
-    if digest is None:
-        h = hashlib.sha256()
-        for name, tensor in sorted(model.state_dict().items()):
-            h.update(name.encode())
-            h.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-        digest = h.hexdigest()
+    file = getattr(model, "checkpoint_file", None)
+    fresh = file is not None and file.unchanged()
+    digest = (checkpoint_digest or file.sha256()) if fresh else weights_digest(model)
     c = model.config
     tiling = "whole" if c.tile_size is None else f"tile-{c.tile_size}x{c.tile_stride or c.tile_size}"
     return f"prfnet/{digest[:16]}/{tiling}/{model.inference.precision}"
@@ -166,8 +111,7 @@ def _load_batch(paths: Sequence[str | Path], ref: torch.Tensor, ref_path: str | 
             shape = (len(paths), *img.shape[1:])
             batch = torch.empty(shape, dtype=img.dtype, memory_format=torch.channels_last)
         if batch.dtype != img.dtype:  # a 16-bit file among 8-bit ones: the batch becomes float
-            batch = batch.float().div_(255.0) if batch.dtype == torch.uint8 else batch
-            img = img.float().div_(255.0) if img.dtype == torch.uint8 else img
+            batch, img = unit_float(batch), unit_float(img)
         batch[i] = img[0]
         del img
     return batch

@@ -13,6 +13,7 @@ Layout of the demo folder ``out/``::
                          "ceiling": {...}}: see :func:`summarise` and docs/synthetic.md
     report.html         training curves, accuracy table and charts, reliability diagram, example triplets
     manifest.json       written last: run id, UTC time, command, every file above with its size and SHA-256
+    scores.sqlite       the evaluation's score store (outside the set: kept between runs; ``store=None``: none)
 
 Everything is written into ``out/.run-<id>/`` first and moved into place when the demo has finished (the data first,
 before training, since the training run records its absolute path); see :mod:`prfnet.outputs`.
@@ -21,24 +22,29 @@ before training, since the training run records its absolute path); see :mod:`pr
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .api import Comparison, compare_files
+from .baselines import BASELINE_NAMES, learned
 from .data import Triplet, read_clic_oracle, read_clic_triplets, split_by_reference, write_clic_csv
 from .data.clic import read_kinds
 from .errors import ConfigError
 from .evaluation import evaluate_clic
-from .ioutil import atomic_write
+from .ioutil import json_safe, write_json
 from .model import PRFNet
 from .outputs import OutputSet
 from .report.html import Report
-from .scoring.metrics import PRFNET, PRFNetMetric, json_safe
+from .scoring.metrics import PRFNET, PRFNetMetric, parse_metric_names
+from .stats.bootstrap import accuracy_ci
+from .stats.ceilings import clic_correct, clic_noise_ceiling
+from .store import DEFAULT_STORE, ScoreStore, resolve_store
 from .synth.codec_set import MIN_SIZE, synthesize_codec_clic
+from .synth.common import write_rows
 from .training import TrainConfig, load_train_config, train
+from .training.curves import plot_training_curves, read_metrics_csv
 from .training.preflight import check_trainer_settings
 from .training.run import STEP_DIRS, STEP_MODEL
 
@@ -71,11 +77,6 @@ class DemoResult:
     ceiling: dict
 
 
-def _write_rows(path: Path, rows: Sequence[Sequence[str]]) -> None:
-    with atomic_write(path, newline="", encoding="utf-8") as f:
-        csv.writer(f, lineterminator="\n").writerows(rows)
-
-
 def split_demo_data(data_dir: Path, holdout: float, seed: int) -> tuple[set[str], set[str]]:
     """Split the synthetic set by reference; write the training oracle and the held-out test files.
     Returns (training references, held-out references)."""
@@ -85,9 +86,9 @@ def split_demo_data(data_dir: Path, holdout: float, seed: int) -> tuple[set[str]
     write_clic_csv(data_dir / "train_oracle.csv", [(t, v) for t, v in oracle.rows if t.ref in train_refs])
     write_clic_csv(data_dir / "test_oracle.csv", [(t, v) for t, v in oracle.rows if t.ref in test_refs])
     validation = read_clic_triplets(data_dir / "validation.csv")
-    _write_rows(data_dir / "test_validation.csv", [(t.ref, t.a, t.b) for t in validation if t.ref in test_refs])
+    write_rows(data_dir / "test_validation.csv", [(t.ref, t.a, t.b) for t in validation if t.ref in test_refs])
     kinds = read_kinds(data_dir / "kinds.csv")
-    _write_rows(
+    write_rows(
         data_dir / "test_kinds.csv",
         [(*key, kind) for key, kind in kinds.items() if key[0] in test_refs],
     )
@@ -120,9 +121,6 @@ def summarise(results: dict[str, dict]) -> tuple[dict[str, dict], dict[str, str]
 def judge_ceiling_on(data_dir: Path, oracle_csv: Path) -> dict:
     """The hidden judge's official accuracy (with its reference-bootstrap interval) on the votes of ``oracle_csv``,
     and the noise ceiling of those votes: what no metric can be expected to beat on this set."""
-    from .stats.bootstrap import accuracy_ci
-    from .stats.ceilings import clic_correct, clic_noise_ceiling
-
     with open(data_dir / "files.csv", newline="", encoding="utf-8") as f:
         distance = {(row["reference"], row["image"]): float(row["judge_distance"]) for row in csv.DictReader(f)}
     rows = [(*t.names(), int(v)) for t, v in read_clic_oracle(oracle_csv).rows]
@@ -148,11 +146,15 @@ def run_demo(
     metrics: Sequence[str] | None = None,
     progress: bool = True,
     stage: Callable[[str], None] = log.info,
+    *,
+    store: ScoreStore | str | Path | None = DEFAULT_STORE,
 ) -> DemoResult:
     """Run the whole pipeline into ``out_dir`` (see the module docstring for what it writes).
 
     A previous demo in ``out_dir`` is replaced. ``metrics``: default :func:`default_demo_metrics`. ``stage``
-    receives one line per stage.
+    receives one line per stage. ``store``: the evaluation's score store (:func:`prfnet.store.resolve_store`;
+    default ``out_dir/scores.sqlite``, outside the set, kept between runs; ``None``: none). The folder and the
+    store are checked before anything is written or trained.
     """
     metrics = tuple(metrics or default_demo_metrics())
     _check_metric_names(metrics)
@@ -161,10 +163,12 @@ def run_demo(
     out_dir = Path(out_dir)
     cfg = demo_config(config, size, seed)  # a bad --config or trainer setting fails here, before anything is written
     check_trainer_settings(cfg)
+    outputs = OutputSet(out_dir, DEMO_OUTPUTS).check()  # the folder (once) and the store, before any work
+    store = resolve_store(store, out_dir)
     data_dir = out_dir / "data"
     model_path, report_path, results_path = (out_dir / n for n in ("model.safetensors", "report.html", "results.json"))
     # every output is staged in out_dir/.run-<id>/ and moved into place at the end, manifest.json last
-    with OutputSet(out_dir, DEMO_OUTPUTS) as outputs:
+    with outputs:
         stage(f"1/5 encoding {refs} references of {size} px with 5 codecs, simulating the votes, into {data_dir}")
         synthesize_codec_clic(
             outputs.path("data"), refs, size, seed, slope=DEMO_SLOPE, triplets_per_ref=DEMO_TRIPLETS_PER_REF
@@ -190,6 +194,7 @@ def run_demo(
             model=model,
             kinds=data_dir / "test_kinds.csv",
             out_dir=outputs.sub("eval"),
+            store=store,
             progress=progress,
             report_path=outputs.path("report.html"),
             report_title="prfnet demo: simulated CLIC task, real codecs, simulated votes (NOT human judgments)",
@@ -201,8 +206,7 @@ def run_demo(
         summary, unavailable = summarise(results)
         if PRFNET in summary:  # what step 2 (regression on the vote fractions) changed in step 1's calibration
             summary[PRFNET]["brier_step1"] = brier_step1
-        with atomic_write(outputs.path("results.json"), encoding="utf-8") as f:
-            json.dump(json_safe({**summary, "ceiling": ceiling}), f, indent=2, allow_nan=False)
+        write_json(outputs.path("results.json"), {**summary, "ceiling": ceiling})
 
         compared = _first_of_kind(data_dir / "test_kinds.csv", "psnr_close")
         images = data_dir / "images"
@@ -229,16 +233,11 @@ def _held_out_brier(model_path: Path, data_dir: Path) -> float | None:
 def default_demo_metrics() -> tuple[str, ...]:
     """:data:`DEMO_METRICS` without LPIPS and DISTS where their VGG16 trunk would have to be downloaded first (528 MB):
     the demo runs offline and in minutes; ``--metrics ...,lpips,dists`` asks for them (and the download)."""
-    from .baselines import learned
-
     return tuple(m for m in DEMO_METRICS if m not in ("lpips", "dists") or not learned.needs_download(m))
 
 
 def _check_metric_names(metrics: Sequence[str]) -> None:
     """An unknown metric name fails before the demo writes or trains anything (not after the training)."""
-    from .baselines import BASELINE_NAMES
-    from .scoring.metrics import PRFNET, parse_metric_names
-
     known = (PRFNET, *BASELINE_NAMES)
     unknown = [name for name in parse_metric_names(metrics) if name not in known]
     if unknown:
@@ -272,8 +271,6 @@ def _add_training_section(
     brier_step1: float | None,
 ) -> None:
     """Put the demo's set-up, the ceiling and both steps' training curves in front of the evaluation sections."""
-    from .training.curves import plot_training_curves, read_metrics_csv
-
     low, high = ceiling["judge_accuracy_ci95"]
     section = Report("")
     section.add_heading("Demo set-up")

@@ -118,6 +118,12 @@ def _missing_or_directory(path: Path) -> ImageReadError | None:
     return None
 
 
+def unit_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 0..255 -> float32 value / 255 (the values :func:`load_image` gives); float unchanged. The one place
+    where prfnet turns 8-bit samples into [0, 1]."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
 def load_image(
     path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, keep_8bit: bool = False
 ) -> torch.Tensor:
@@ -151,7 +157,7 @@ def load_image(
         raise ImageReadError(f"{path}: cannot decode image ({exc})") from None
     x = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0)
     if x.dtype == torch.uint8 and not keep_8bit:
-        x = x.float().div_(255.0)  # the same float32 values as numpy's arr.astype(float32) / 255
+        x = unit_float(x)  # the same float32 values as numpy's arr.astype(float32) / 255
     return x
 
 

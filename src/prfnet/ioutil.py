@@ -1,17 +1,23 @@
-"""Atomic file writes: a crash never leaves a half-written output file.
+"""Atomic file writes, strict JSON and file hashes: the lowest room of prfnet (standard library only).
 
-Every output file prfnet writes (CSV, JSON, YAML, HTML, PNG, safetensors) goes through :func:`atomic_write`.
+Every output file prfnet writes (CSV, JSON, YAML, HTML, PNG, safetensors) goes through :func:`atomic_write`; every
+JSON file through :func:`write_json`; every file hash (the score store's digests, the outputs manifest) is
+:func:`file_sha256`.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
+import math
 import os
 import secrets
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
 _TMP_ATTEMPTS = 100
+_BLOCK = 1 << 20  # file_sha256 reads 1 MiB at a time
 # errors of fsync on a directory that mean "not supported here" rather than "the data may be lost"
 _DIR_FSYNC_UNSUPPORTED = {errno.EINVAL, errno.EBADF, errno.EACCES, errno.EPERM, errno.EISDIR}
 _DIR_FSYNC_UNSUPPORTED |= {getattr(errno, name) for name in ("ENOTSUP", "EOPNOTSUPP") if hasattr(errno, name)}
@@ -75,3 +81,39 @@ def atomic_write(path: str | Path, mode: str = "w", **kwargs):
             os.unlink(tmp)
         raise
     fsync_directory(path.parent)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 hex digest of the file's bytes, read in 1 MiB blocks (``OSError`` when it cannot be read)."""
+    digest = hashlib.sha256()
+    buf = bytearray(_BLOCK)
+    view = memoryview(buf)
+    with open(path, "rb") as f:
+        while n := f.readinto(buf):
+            digest.update(view[:n])
+    return digest.hexdigest()
+
+
+def json_safe(value):
+    """``value`` as strict JSON data: NaN/inf floats -> ``None``, numpy (and 0-d tensor) scalars -> Python numbers,
+    paths -> strings, tuples -> lists, dict keys -> strings; recursively."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if not isinstance(value, str | bytes) and getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        value = value.item()  # numpy scalar types (np.float32, np.int64, np.bool_) without importing numpy
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def write_json(path: str | Path, obj) -> Path:
+    """``obj`` (through :func:`json_safe`) as indented strict JSON (``allow_nan=False``) with a final newline,
+    written atomically. Returns ``path``."""
+    text = json.dumps(json_safe(obj), indent=2, allow_nan=False)
+    with atomic_write(path, encoding="utf-8") as f:
+        f.write(text + "\n")
+    return Path(path)

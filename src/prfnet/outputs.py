@@ -1,8 +1,8 @@
 """Output folders written as one consistent set per run: staged, moved into place, ``manifest.json`` last.
 
-``prfnet eval clic|bapps|mos`` and ``prfnet demo`` write every output of a run into a hidden staging folder
-beside its final place, ``OUT/.run-<run id>/``; only when all of them are written (and fsynced) are they moved
-into ``OUT`` and the manifest ``OUT/manifest.json`` is put in place, last::
+Every set of outputs (``prfnet eval``, ``rd``, ``demo``, ``ablate``) goes through :class:`OutputSet`: its folder
+is checked once, before any work (:meth:`OutputSet.check`); every output is written into a hidden staging folder
+``OUT/.run-<run id>/`` and, once all are written (and fsynced), moved into ``OUT``, ``OUT/manifest.json`` last::
 
     {"format": "prfnet-outputs", "version": 1, "run_id": "20250101T120000Z-4242-1a2b3c", "created_utc": "...",
      "command": "prfnet eval clic ...", "files": [{"path": "results.json", "size": 1234, "sha256": "..."}, ...]}
@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import fnmatch
-import hashlib
 import json
 import os
 import re
@@ -37,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import DataError, OutputError
-from .ioutil import atomic_write, fsync_directory
+from .ioutil import atomic_write, file_sha256, fsync_directory
 
 try:
     import fcntl
@@ -48,13 +47,10 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "prfnet-outputs"
 MANIFEST_VERSION = 1
 STAGING_PREFIX = ".run-"
-STALE_AFTER_S = 6 * 3600  # without flock: a staging folder this old belongs to a dead run
 PROBE_PREFIX = ".prfnet-probe-"
+STALE_AFTER_S = 6 * 3600  # without flock: a staging folder this old belongs to a dead run
 _TMP_FILE = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{16}\.tmp$")  # prfnet.ioutil.atomic_write's temporaries
 _TRASH_PREFIX = ".old-"
-#: the files ``prfnet eval clic|bapps|mos`` writes to ``--out-dir`` (besides the manifest): one kind for all three,
-#: so that a folder reused for another protocol keeps no file of the previous one
-EVAL_OUTPUTS = ("results.json", "report.html", "scores.csv", "submission_*.csv")
 
 #: what produced the outputs: the CLI sets the command line, the Python API leaves a description
 _COMMAND: contextvars.ContextVar[str | None] = contextvars.ContextVar("prfnet_command", default=None)
@@ -94,7 +90,8 @@ def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
         except OSError as exc:
             blocker = next((p for p in reversed(created) if p.parent.exists() and not p.parent.is_dir()), None)
             if isinstance(exc, FileExistsError | NotADirectoryError) or blocker is not None:
-                raise OutputError(f"{what} {path} cannot be created: a file is in the way ({_reason(exc)})") from None
+                why = _reason(exc)
+                raise OutputError(f"{what} {path} cannot be created: a file is in the way ({why})") from None
             raise OutputError(f"{what} {path} cannot be created: {_reason(exc)}") from None
         probe = path / f"{PROBE_PREFIX}{secrets.token_hex(8)}"
         try:
@@ -113,14 +110,6 @@ def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
             with contextlib.suppress(OSError):
                 folder.rmdir()
     return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _files_below(base: Path, name: str) -> list[str]:
@@ -155,17 +144,25 @@ def _locked(fd: int) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM wait until the block is done (main thread, POSIX); elsewhere a no-op."""
-    held = {signal.SIGINT, getattr(signal, "SIGTERM", signal.SIGINT)}
-    can = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
-    if not can:
+    """SIGINT and SIGTERM wait until the block is done, then reach their own handlers (in the main thread; elsewhere
+    a no-op). Python-level handlers, not a signal mask: a signal sent to the process may be taken by any of its
+    threads (torch's, a DataLoader's), but its Python handler always runs in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    pending: list[int] = []
+    previous = {}
+    for signum in dict.fromkeys((signal.SIGINT, getattr(signal, "SIGTERM", signal.SIGINT))):
+        handler = signal.getsignal(signum)
+        if handler is not None:  # None: installed outside Python, which cannot be restored
+            previous[signum] = signal.signal(signum, lambda got, _frame: pending.append(got))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(pending):
+            signal.raise_signal(signum)  # now, to the handler the block found
 
 
 def _open_dir(path: Path) -> int | None:
@@ -204,6 +201,7 @@ class OutputSet:
 
     ``own``: glob patterns of the top-level names this kind of run writes (``results.json``, ``submission_*.csv``,
     ``data``); files and folders matching them that the new set does not contain are removed when it is published.
+    :meth:`check` the folder when the run starts, before any work (once: :meth:`open` checks only an unchecked set).
     Use as a context manager (or :meth:`open` / :meth:`commit` / :meth:`abort`): the staging folder is created on
     entry, published on a normal exit and removed on an exception. An ``OSError`` raised inside the block (a full
     disk) becomes an :class:`OutputError`; the previous set in ``root`` is then left as it was.
@@ -213,13 +211,12 @@ class OutputSet:
     absolute path the training run records).
     """
 
-    def __init__(self, root: str | Path, own: Sequence[str], command: str | None = None, *, wrap_os_errors=True):
+    def __init__(self, root: str | Path, own: Sequence[str]):
         self.root = Path(root)
         self.own = tuple(own)
-        self.command = command
         self.run_id = new_run_id()
         self.staging = self.root / f"{STAGING_PREFIX}{self.run_id}"
-        self.wrap_os_errors = wrap_os_errors
+        self.checked = False
         self._fd: int | None = None
         self._published: list[str] = []  # names moved into place early (publish_now)
         self._created_root = False
@@ -240,15 +237,30 @@ class OutputSet:
         return OutputView(self, prefix)
 
     # -- life cycle ---------------------------------------------------------------------------------------------
+    def check(self, what: str = "output folder") -> OutputSet:
+        """:func:`check_output_dir` of ``root`` (an :class:`OutputError` now, before any work); returns the set."""
+        check_output_dir(self.root, what)
+        self.checked = True
+        return self
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[OutputSet]:
+        """``with outputs.writing() as sink: write(sink.path(name))``: staged, published on success, discarded on
+        an error (the same protocol as :meth:`OutputView.writing`)."""
+        with self as sink:
+            yield sink
+
     def open(self) -> OutputSet:
-        check_output_dir(self.root)
+        if not self.checked:
+            self.check()
         self._created_root = not self.root.exists()
         self.root.mkdir(parents=True, exist_ok=True)
         self._clean_stale()
         try:
             self.staging.mkdir()
         except OSError as exc:
-            raise OutputError(f"output folder {self.root}: cannot create {self.staging.name}: {_reason(exc)}") from None
+            why = _reason(exc)
+            raise OutputError(f"output folder {self.root}: cannot create {self.staging.name}: {why}") from None
         self._fd = _open_dir(self.staging)
         if fcntl is not None and self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # alive while held (released when we die)
@@ -269,7 +281,7 @@ class OutputSet:
         if self._created_root:  # a new folder that received nothing goes too
             with contextlib.suppress(OSError):
                 self.root.rmdir()
-        if self.wrap_os_errors and isinstance(exc, OSError) and not isinstance(exc, OutputError):
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
             raise OutputError(
                 f"writing the outputs to {self.root} failed: {_reason(exc)}{where}; the previous outputs there "
@@ -280,9 +292,6 @@ class OutputSet:
     def abort(self) -> None:
         """Discard the staged files (the folder ``root`` keeps its previous set)."""
         shutil.rmtree(self.staging, ignore_errors=True)
-        self._release()
-
-    def _release(self) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
@@ -317,7 +326,7 @@ class OutputSet:
             "version": MANIFEST_VERSION,
             "run_id": self.run_id,
             "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "command": self.command or _COMMAND.get() or "python",
+            "command": _COMMAND.get() or "python",
             "files": files,
         }
         with atomic_write(self.staging / f".{MANIFEST}", encoding="utf-8") as f:
@@ -346,7 +355,7 @@ class OutputSet:
     @staticmethod
     def _entry(base: Path, rel: str) -> dict:
         path = base / rel
-        return {"path": rel, "size": path.stat().st_size, "sha256": _sha256(path)}
+        return {"path": rel, "size": path.stat().st_size, "sha256": file_sha256(path)}
 
     def _move_into_place(self, name: str) -> None:
         source, target = self.staging / name, self.root / name
@@ -401,10 +410,6 @@ class OutputView:
         self.owner = owner
         self.prefix = prefix.strip("/")
 
-    @property
-    def root(self) -> Path:
-        return self.owner.final(self.prefix)
-
     def path(self, name: str) -> Path:
         return self.owner.path(f"{self.prefix}/{name}")
 
@@ -414,32 +419,6 @@ class OutputView:
     @contextlib.contextmanager
     def writing(self) -> Iterator[OutputView]:
         yield self  # the owner publishes
-
-
-class PendingOutputs:
-    """An :class:`OutputSet` checked now (before any work) and opened only to write: ``with outputs.writing() as
-    sink: write(sink.path(name))`` stages, publishes on success and discards on error."""
-
-    def __init__(self, root: str | Path, own: Sequence[str], command: str | None = None):
-        self.root = check_output_dir(root)
-        self.own = tuple(own)
-        self.command = command
-
-    def final(self, name: str) -> Path:
-        return self.root / name
-
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[OutputSet]:
-        with OutputSet(self.root, self.own, self.command) as sink:
-            yield sink
-
-
-def output_set(out_dir, own: Sequence[str], command: str | None = None):
-    """``None`` for no ``out_dir``; an :class:`OutputView` / :class:`OutputSet` given by a caller as it is; else a
-    :class:`PendingOutputs` for the folder, whose writability is checked now."""
-    if out_dir is None or isinstance(out_dir, OutputView | OutputSet | PendingOutputs):
-        return out_dir
-    return PendingOutputs(out_dir, own, command)
 
 
 def verify_outputs(root: str | Path) -> dict:
@@ -459,7 +438,7 @@ def verify_outputs(root: str | Path) -> dict:
     for entry in manifest.get("files", []):
         path = root / entry["path"]
         try:
-            same = path.stat().st_size == entry["size"] and _sha256(path) == entry["sha256"]
+            same = path.stat().st_size == entry["size"] and file_sha256(path) == entry["sha256"]
         except OSError:
             same = False
         if not same:
@@ -467,14 +446,4 @@ def verify_outputs(root: str | Path) -> dict:
     return manifest
 
 
-__all__ = [
-    "EVAL_OUTPUTS",
-    "MANIFEST",
-    "OutputSet",
-    "OutputView",
-    "PendingOutputs",
-    "check_output_dir",
-    "output_set",
-    "set_command",
-    "verify_outputs",
-]
+__all__ = ["MANIFEST", "OutputSet", "OutputView", "check_output_dir", "set_command", "verify_outputs"]

@@ -3,13 +3,16 @@
 A score is keyed by the metric identity (a string the caller builds) and the SHA-256 content digests of the
 reference and the distorted file, so a re-run scores only what is new. Writes are one transaction per batch in
 WAL mode: a process killed with SIGKILL loses at most the batch in flight, and several processes on one host can
-write into one store at once. The store knows hashes and rows, never models. Imports only the standard library
-and :mod:`prfnet.errors`.
+write into one store at once. The store knows hashes and rows, never models. Imports only the standard library,
+:mod:`prfnet.errors` and :mod:`prfnet.ioutil`.
+
+Which store a run uses is decided here, once, for ``eval``, ``rd`` and the demo (:func:`resolve_store`): the default
+:data:`DEFAULT_STORE` is ``<output folder>/scores.sqlite`` (outside the run's output set: it persists between runs),
+``None`` is no store, a path or an open :class:`ScoreStore` is that store.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import sqlite3
@@ -20,10 +23,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import DataError, ImageReadError, OutputError
+from .ioutil import file_sha256
 
 SCHEMA_VERSION = 1
 FORMAT_MARKER = "prfnet-score-store"
-_BLOCK = 1 << 20  # file_digest reads 1 MiB at a time
+STORE_NAME = "scores.sqlite"  # the default store's file name in a run's output folder
 _CHUNK = 500  # paths per IN query, below SQLite's 999-parameter floor
 _ABANDONED: list[sqlite3.Connection] = []  # a parent's connections, seen in a forked child: never used nor closed
 
@@ -42,17 +46,12 @@ _BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
 
 
 def file_digest(path: str | Path) -> str:
-    """SHA-256 hex digest of the file's bytes, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    buf = bytearray(_BLOCK)
-    view = memoryview(buf)
+    """SHA-256 hex digest of the file's bytes (:func:`prfnet.ioutil.file_sha256`); :class:`ImageReadError` when it
+    cannot be read."""
     try:
-        with open(path, "rb") as f:
-            while n := f.readinto(buf):
-                h.update(view[:n])
+        return file_sha256(path)
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return h.hexdigest()
 
 
 def _code(exc: sqlite3.Error) -> int | None:
@@ -374,3 +373,55 @@ class ScoreStore:
 def _check_id(metric_id: str) -> None:
     if not isinstance(metric_id, str) or not metric_id:
         raise ValueError(f"a metric id must be a non-empty string, got {metric_id!r}")
+
+
+class _DefaultStore:
+    """The type of :data:`DEFAULT_STORE` (one instance)."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT_STORE"
+
+    def __reduce__(self) -> str:
+        return "DEFAULT_STORE"  # a pickled copy is the same sentinel
+
+
+#: ``store=`` default of ``evaluate_clic|bapps|mos``, ``run_rd`` and ``run_demo``: ``<output folder>/scores.sqlite``
+#: (no store when the run writes no output folder)
+DEFAULT_STORE = _DefaultStore()
+
+
+def resolve_store(store, out_dir: str | Path | None, check: bool = True) -> ScoreStore | Path | None:
+    """The store of a run writing to ``out_dir`` (``None``: a run that writes no folder): :data:`DEFAULT_STORE` ->
+    ``out_dir/scores.sqlite`` (``None`` without ``out_dir``); ``None`` -> no store; a path -> that path; an open
+    :class:`ScoreStore` as it is. With ``check``, a path that cannot be a store is refused now, before anything is read
+    or any model loads (:func:`check_store_path`)."""
+    if store is DEFAULT_STORE:
+        if out_dir is None:
+            return None
+        store = Path(out_dir) / STORE_NAME
+    if store is None or isinstance(store, ScoreStore):
+        return store
+    path = Path(store)
+    if check:
+        check_store_path(path)
+    return path
+
+
+def check_store_path(path: str | Path) -> None:
+    """One-line error for a store path that cannot be used, creating nothing (the store is created when the first
+    scores are looked up): an existing file is opened as a store (a folder, a foreign or damaged database, a newer
+    schema are refused and left unchanged); a new one needs a writable folder or a folder that can be created."""
+    path = Path(path)
+    try:
+        if path.exists():
+            ScoreStore(path).close()
+            return
+        folder = path.parent
+        while not folder.exists():
+            folder = folder.parent
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot be used as the score store ({exc.strerror or exc})") from None
+    if not folder.is_dir():
+        raise OutputError(f"{path}: cannot create the score store: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: cannot create the score store: {folder} is not writable")

@@ -366,7 +366,7 @@ def test_undefined_correlations_are_null_with_a_reason():
 
 
 def test_strict_json_everywhere(tmp_path):
-    from prfnet.scoring.metrics import write_results
+    from prfnet.ioutil import write_json as write_results
     from prfnet.stats.correlation import correlations
 
     path = write_results(tmp_path / "r.json", {"m": correlations([1.0, 1.0, 1.0], [1.0, 2.0, 3.0])})

@@ -328,11 +328,11 @@ def test_a_full_disk_while_writing_keeps_the_previous_set(capsys, corpus, tmp_pa
     assert run_cli(capsys, _clic(corpus, out, "psnr"))[0] == 0
     before = _snapshot(out)
 
-    def full(path, results):
-        Path(path).write_text('{"psnr": ')
+    def full(path, triplets, decision_t):  # the disk fills up while the new set is being written
+        Path(path).write_text("r0.png,")
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(clic_module, "write_results", full)
+    monkeypatch.setattr(clic_module, "write_submission", full)
     code, stdout, err = run_cli(capsys, _clic(corpus, out, "psnr,ssim"))
     line = assert_one_error_line(code, stdout, err)
     assert "No space left on device" in line and str(out) in line

@@ -265,14 +265,14 @@ def test_compile_option_compiles_the_backbone_of_the_loaded_model(capsys, clic_s
     loader (the compiler is replaced by a recorder here; tests/scoring/test_engine.py compiles for real, in the slow
     tier)."""
     import prfnet.model.prfnet as prfnet_module
-    from prfnet.cli.rd import _model_loader
+    from prfnet.cli.loading import model_loader
 
     compiled = []
     monkeypatch.setattr(prfnet_module, "compile_backbone", lambda backbone: compiled.append(backbone) or backbone)
     code, out, err = _run(capsys, _argv(clic_set, tmp_path / "e", "--compile"))
     assert code == 0, err
     assert len(compiled) == 1 and json.loads(out)["prfnet"]["available"]
-    load = _model_loader(["prfnet"], clic_set[2], "cpu", False, "seres2net50", None, None, "fp32", True)
+    load = model_loader(clic_set[2], "cpu", False, "seres2net50", None, None, "fp32", True)
     assert load().inference_only and len(compiled) == 2
-    load = _model_loader(["prfnet"], clic_set[2], "cpu", False, "seres2net50", None, None, "fp32", False)
+    load = model_loader(clic_set[2], "cpu", False, "seres2net50", None, None, "fp32", False)
     assert not load().inference_only and len(compiled) == 2

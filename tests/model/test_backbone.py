@@ -12,7 +12,7 @@ from timm.layers import SEModule
 
 from prfnet import CheckpointError, PRFNet
 from prfnet.model import backbone as backbone_mod
-from prfnet.model.backbone import IdentityInitSE, build_backbone, feature_channels, feature_strides
+from prfnet.model.backbone import IdentityInitSE, build_backbone, feature_channels
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_full_seres2net50_structure(seres2net50):
     widths = [channels for blocks, channels in STAGES for _ in range(blocks)]
     assert [(b.se.fc1.in_channels, b.se.fc1.out_channels) for b in bottlenecks] == [(c, c // 16) for c in widths]
     assert feature_channels(net) == [channels for _, channels in STAGES]
-    assert feature_strides(net) == [4, 8, 16, 32]
+    assert list(net.feature_info.reduction()) == [4, 8, 16, 32]  # timm's down-sampling factor of each map
     with torch.no_grad():
         feats = net(torch.rand(1, 3, 64, 96))
     assert [tuple(f.shape) for f in feats] == [

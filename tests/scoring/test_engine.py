@@ -21,9 +21,10 @@ from prfnet.errors import ConfigError, DataError
 from prfnet.images import load_image
 from prfnet.model.inference import InferencePolicy, device_policy
 from prfnet.scoring import pair_loader as pair_loader_module
-from prfnet.scoring.engine import metric_identity, score_pairs
+from prfnet.scoring.engine import score_pairs
 from prfnet.scoring.metrics import PRFNetMetric
 from prfnet.scoring.pair_loader import PairChunkDataset, chunk_loader, plan_chunks
+from prfnet.scoring.plan import metric_identity
 from prfnet.store import ScoreStore
 
 TINY = "test_resnet"

@@ -15,6 +15,7 @@ import piq
 import torch
 
 from ..errors import ConfigError, InputError
+from ..images import unit_float
 from ..model import check_images
 from . import learned
 from .compressai_msssim import MIN_SIDE as MS_SSIM_RGB_MIN_SIDE
@@ -60,7 +61,7 @@ class BaselineMetric:
         batch = max(ref.shape[0], dist.shape[0])
         if batch == 0:
             return torch.empty(0, dtype=torch.float64)
-        ref, dist = (x.float() / 255.0 if x.dtype == torch.uint8 else x for x in (ref, dist))  # uint8: 0..255
+        ref, dist = unit_float(ref), unit_float(dist)  # uint8: 0..255
         ref = ref.expand(batch, -1, -1, -1).to(self.device, torch.float32).clamp(0.0, 1.0)
         dist = dist.expand(batch, -1, -1, -1).to(self.device, torch.float32).clamp(0.0, 1.0)
         with torch.no_grad():

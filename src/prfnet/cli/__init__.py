@@ -1,4 +1,6 @@
-"""Command line: ``prfnet compare|score|rank|synth|train|eval|demo`` (also ``python -m prfnet``)."""
+"""Command line: ``prfnet compare|score|rank|synth|train|ablate|eval|rd|demo|metrics|export`` (also
+``python -m prfnet``). ``prfnet --help`` and every ``--help`` import no torch: a command imports the library in its
+body; the option types shared by several commands are in :mod:`.options`, the model loader in :mod:`.loading`."""
 # ruff: noqa: I001  (the command modules are imported in the order `prfnet --help` lists them)
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import sys
 import threading
 
 from ..errors import PRFNetError, Terminated
+from ..outputs import reset_command, set_command
 from .app import USER_ERROR_EXIT, app, err
 
 # each module registers its commands on `app`; this order is the order of `prfnet --help`
@@ -64,8 +67,6 @@ def _interrupted(exc: KeyboardInterrupt) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one line to stderr and exit with code 2, never a traceback; Ctrl-C exits
     with 130 and SIGTERM with 143, one line too (see docs/errors.md)."""
-    from ..outputs import reset_command, set_command
-
     args = list(sys.argv[1:] if argv is None else argv)
     token = set_command(shlex.join(["prfnet", *args]))
     previous = _install_sigterm(args)

@@ -8,15 +8,22 @@ from typing import Annotated
 
 import typer
 
+from ..errors import ConfigError
 from .app import app, err, setup_logging
-from .train import (
-    AcceleratorOption,
-    DevicesOption,
-    NumNodesOption,
-    PrecisionOption,
-    StrategyOption,
-    _trainer_overrides,
+from .options import (
+    AcceleratorOpt,
+    ConfigOpt,
+    DataOpt,
+    DevicesOpt,
+    JsonOpt,
+    NoProgressOpt,
+    NumNodesOpt,
+    OverridesOpt,
+    StrategyOpt,
+    TrainPrecisionOpt,
+    VerboseOpt,
 )
+from .train import trainer_overrides
 
 EPILOG = (
     "Examples: prfnet ablate -c demo --data data/synth --out runs/ablation --variants paper,concat | "
@@ -30,8 +37,6 @@ def _split(text: str | None) -> list[str]:
 
 
 def _seeds(text: str | None) -> list[int] | None:
-    from ..errors import ConfigError
-
     parts = _split(text)
     try:
         return [int(p) for p in parts] or None
@@ -41,13 +46,8 @@ def _seeds(text: str | None) -> list[int] | None:
 
 @app.command(epilog=EPILOG)
 def ablate(
-    config: Annotated[
-        str, typer.Option("--config", "-c", help="YAML config file, or a shipped config name: demo, clic2022.")
-    ],
-    data: Annotated[
-        Path | None,
-        typer.Option("--data", help="Data set folder (sets data.root; CLIC: DIR/images and DIR/oracle.csv)."),
-    ] = None,
+    config: ConfigOpt,
+    data: DataOpt = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Sweep folder (default: runs/ablation-<config name>).")
     ] = None,
@@ -66,23 +66,21 @@ def ablate(
         str | None, typer.Option("--alt-backbone", help="A timm model name: adds the variant backbone=NAME.")
     ] = None,
     n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap resamples of the intervals.")] = 2000,
-    devices: DevicesOption = None,
-    accelerator: AcceleratorOption = None,
-    num_nodes: NumNodesOption = None,
-    strategy: StrategyOption = None,
-    precision: PrecisionOption = None,
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a key of the base config: --set key.sub=value (YAML); repeatable."),
-    ] = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print ablation.json's document on stdout.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log data loading and step decisions.")] = False,
+    devices: DevicesOpt = None,
+    accelerator: AcceleratorOpt = None,
+    num_nodes: NumNodesOpt = None,
+    strategy: StrategyOpt = None,
+    precision: TrainPrecisionOpt = None,
+    overrides: OverridesOpt = None,
+    no_progress: NoProgressOpt = False,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ):
     """Train each ablation variant of a config (an ordinary resumable run folder per variant and seed), then
     compare their accuracy on the held-out triplets with reference-bootstrap intervals and paired differences.
 
-    Rerunning the same command skips finished runs and resumes interrupted ones.
+    Rerunning the same command skips finished runs and resumes interrupted ones; --json prints ablation.json's
+    document; --set overrides a key of the base config.
     """
     from ..training import load_train_config, parse_override, resolve_config_path
     from ..training.ablate import run_ablation
@@ -90,7 +88,7 @@ def ablate(
 
     setup_logging(verbose)
     values = dict(parse_override(text) for text in overrides or [])
-    values.update(_trainer_overrides(accelerator, devices, num_nodes, strategy, precision))
+    values.update(trainer_overrides(accelerator, devices, num_nodes, strategy, precision))
     cfg = load_train_config(config, values)
     out_dir = out or Path("runs") / f"ablation-{resolve_config_path(config).stem}"
     result = run_ablation(

@@ -1,9 +1,9 @@
 """``prfnet eval clic|bapps|mos``: official evaluation protocols, PRFNet and the baselines side by side.
 
-Every command writes ``results.json`` and ``report.html`` to ``--out-dir``; with ``--json`` it prints
-exactly one JSON object (``{metric: {...}}``) to stdout, otherwise a table. Progress and messages go
-to stderr. Scores are kept in a score store (``--store``, default ``<out-dir>/scores.sqlite``; ``--no-store``:
-none), so a rerun, or a run killed mid-way, scores only what is not stored yet.
+Every command writes ``results.json`` and ``report.html`` to ``--out`` (``-o``; ``--out-dir`` is its hidden old
+name); with ``--json`` it prints exactly one JSON object (``{metric: {...}}``) to stdout, otherwise a table.
+Progress and messages go to stderr. Scores are kept in a score store (``--store``; without it the library's default,
+``OUT/scores.sqlite``; ``--no-store``: none), so a rerun, or a run killed mid-way, scores only what is not stored yet.
 """
 
 from __future__ import annotations
@@ -16,149 +16,61 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..store import STORE_NAME
 from .app import err, eval_app, setup_logging
-from .infer import (
+from .loading import model_loader
+from .options import (
     BackboneOpt,
+    BatchOpt,
     CheckpointOpt,
+    CompileOpt,
     DeviceOpt,
+    EvalOutOpt,
     JsonOpt,
     MaxPixelsOpt,
+    MetricsOpt,
+    NoProgressOpt,
+    NoStoreOpt,
+    OutDirOpt,
+    PrecisionOpt,
     RandomOpt,
+    StoreOpt,
     StrideOpt,
     TileOpt,
     VerboseOpt,
-    check_tiling,
+    WorkersOpt,
     max_pixels_value,
+    out_value,
+    store_argument,
 )
 
-MetricsOpt = Annotated[
-    str,
-    typer.Option(
-        "--metrics",
-        "-m",
-        help="Comma-separated: prfnet and/or baseline names (psnr,ssim,ms_ssim,...); 'baselines' = every "
-        "baseline, 'all' = prfnet + every baseline.",
-    ),
-]
-BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Image pairs decoded and scored at once.")]
-QuietOpt = Annotated[bool, typer.Option("--no-progress", help="No progress bar.")]
-StoreOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--store",
-        help="Score store (SQLite) read before scoring and filled as it goes, kept between runs "
-        "(default: <out-dir>/scores.sqlite).",
-    ),
-]
-NoStoreOpt = Annotated[bool, typer.Option("--no-store", help="Score everything; read and write no score store.")]
-WorkersOpt = Annotated[
-    int, typer.Option("--workers", min=0, help="Processes decoding images beside the scoring (0: in this process).")
-]
-PrecisionOpt = Annotated[
-    str, typer.Option("--precision", help="PRFNet backbone precision: fp32, bf16 or fp16 (fp16: GPUs only).")
-]
+DEFAULT_OUT = Path("prfnet-eval")  # --out default: prfnet-eval/<protocol>
 
 
-CompileOpt = Annotated[
-    bool,
-    typer.Option(
-        "--compile",
-        help="Compile PRFNet's backbone (torch.compile, frozen weights): ~1.5x faster on CPUs once compiled, after "
-        "30-90 s of compilation per image size; for many images of one size.",
-    ),
-]
-
-
-def _out_dir_opt(default_help: str):
-    return typer.Option("--out-dir", "-o", help=f"Output folder (default: {default_help}).")
-
-
-def _model_loader(
-    checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision="fp32", compile=False
-):
-    """Loads PRFNet when the evaluation asks for it, after the data files are read (same checkpoint
-    rules and messages as ``prfnet compare``); ``precision`` is checked now."""
-    from ..api import load_model
-
+def _prepare(protocol, out, out_dir, store, no_store, checkpoint, device, random_init, backbone, tile, tile_stride,
+             verbose, precision, compile_backbone):  # fmt: skip
+    """(model loader, output folder, ``store=`` keyword) of an eval command, its options checked before anything is
+    read; the library checks the output folder and loads the model after its own input checks."""
     setup_logging(verbose)
-    check_tiling(tile, tile_stride)
-    check_precision(precision, device)
-    return lambda: load_model(
-        checkpoint, device, random_init, backbone, tile, tile_stride, precision=precision, compile=compile
-    )
-
-
-def check_precision(precision: str, device: str) -> None:
-    """:class:`ConfigError` for an unknown ``--precision``, or fp16 on the CPU, before anything is read."""
-    import torch
-
-    from ..model.inference import InferencePolicy, device_policy
-
-    InferencePolicy(precision=precision)
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        return  # a bad --device is reported, in one line, when it is checked
-    device_policy(dev, precision)
-
-
-def _outputs_and_store(out_dir: Path, store: Path | None, no_store: bool):
-    """The output set (``--out-dir`` checked for writability first, as the protocols do) and the score store path
-    of this run (checked next), both before anything is read or any model loads."""
-    from ..outputs import EVAL_OUTPUTS, output_set
-
-    outputs = output_set(out_dir, EVAL_OUTPUTS)
-    return outputs, _store_path(store, no_store, out_dir)
-
-
-def _store_path(store: Path | None, no_store: bool, out_dir: Path) -> Path | None:
-    """The score store of this run: ``--store``, else ``<out-dir>/scores.sqlite``; ``None`` with ``--no-store``.
-    A path that cannot be a store is refused now, before anything is read or any model loads (:func:`_check_store`).
-    """
-    if no_store:
-        if store is not None:
-            from ..errors import ConfigError
-
-            raise ConfigError("--store and --no-store exclude each other: pass one of them")
-        return None
-    path = store if store is not None else out_dir / "scores.sqlite"
-    _check_store(path)
-    return path
-
-
-def _check_store(path: Path) -> None:
-    """One-line error for a store path that cannot be used, creating nothing (a bad run leaves no folder behind;
-    the store is created when the first scores are looked up): an existing file is opened as a store (a folder, a
-    foreign or damaged database, a newer schema are refused, and left unchanged); a new one needs a writable folder
-    or a folder that can be created."""
-    import os
-
-    from ..errors import OutputError
-    from ..store import ScoreStore
-
-    try:
-        if path.exists():
-            ScoreStore(path).close()
-            return
-        folder = path.parent
-        while not folder.exists():
-            folder = folder.parent
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot be used as the score store ({exc.strerror or exc})") from None
-    if not folder.is_dir():
-        raise OutputError(f"{path}: cannot create the score store: {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{path}: cannot create the score store: {folder} is not writable")
+    model = model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, precision, compile_backbone)
+    return model, out_value(out, out_dir, DEFAULT_OUT / protocol), store_argument(store, no_store)
 
 
 def _cell(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def _emit(
-    results: dict, as_json: bool, table: tuple[list[str], list[list]], title: str, out_dir: Path, store=None
-) -> None:
-    from ..scoring.metrics import json_safe
+def _stored_in(out: Path, stored: dict) -> Path | None:
+    """The score store this run used: ``--store``, none with ``--no-store``, else the library's default store if
+    the run made one."""
+    if "store" in stored:
+        return stored["store"]
+    default = out / STORE_NAME
+    return default if default.is_file() else None
+
+
+def _emit(results: dict, as_json: bool, table: tuple[list[str], list[list]], title: str, out: Path, stored: dict):
+    from ..ioutil import json_safe
     from ..stats.intervals import METHOD, ceiling_note
 
     if as_json:
@@ -180,10 +92,9 @@ def _emit(
                 console.print(f"{name}: {entry['reason']}", highlight=False, soft_wrap=True)
             for figure, why in (entry.get("undefined") or {}).items():
                 console.print(f"{name} {figure}: n/a, {why}", highlight=False, soft_wrap=True)
-    stored = f"; scores stored in {store}" if store is not None else ""
-    err.print(
-        f"wrote {out_dir / 'results.json'} and {out_dir / 'report.html'}{stored}", highlight=False, soft_wrap=True
-    )
+    store = _stored_in(out, stored)
+    note = f"; scores stored in {store}" if store is not None else ""
+    err.print(f"wrote {out / 'results.json'} and {out / 'report.html'}{note}", highlight=False, soft_wrap=True)
 
 
 @eval_app.command(
@@ -204,9 +115,10 @@ def clic(
     tile: TileOpt = None,
     tile_stride: StrideOpt = None,
     batch_size: BatchOpt = 8,
-    out_dir: Annotated[Path, _out_dir_opt("prfnet-eval/clic")] = Path("prfnet-eval/clic"),
+    out: EvalOutOpt = None,
+    out_dir: OutDirOpt = None,
     as_json: JsonOpt = False,
-    no_progress: QuietOpt = False,
+    no_progress: NoProgressOpt = False,
     max_pixels: MaxPixelsOpt = None,
     store: StoreOpt = None,
     no_store: NoStoreOpt = False,
@@ -221,10 +133,10 @@ def clic(
     from ..evaluation import evaluate_clic
     from ..evaluation.pages import clic_table
 
-    model = _model_loader(
-        checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision, compile_backbone
-    )
-    outputs, store_path = _outputs_and_store(out_dir, store, no_store)
+    model, out, stored = _prepare(
+        "clic", out, out_dir, store, no_store, checkpoint, device, random_init, backbone, tile, tile_stride, verbose,
+        precision, compile_backbone,
+    )  # fmt: skip
     results = evaluate_clic(
         csv,
         root,
@@ -232,15 +144,15 @@ def clic(
         metrics=[metrics],
         model=model,
         kinds=kinds,
-        out_dir=outputs,
+        out_dir=out,
         device=device,
         progress=not no_progress,
         batch_size=batch_size,
         max_pixels=max_pixels_value(max_pixels),
-        store=store_path,
         workers=workers,
+        **stored,
     )
-    _emit(results, as_json, clic_table(results, intervals=True), f"CLIC 2AFC: {csv}", out_dir, store_path)
+    _emit(results, as_json, clic_table(results, intervals=True), f"CLIC 2AFC: {csv}", out, stored)
 
 
 @eval_app.command(
@@ -257,9 +169,10 @@ def bapps(
     tile: TileOpt = None,
     tile_stride: StrideOpt = None,
     batch_size: BatchOpt = 64,
-    out_dir: Annotated[Path, _out_dir_opt("prfnet-eval/bapps")] = Path("prfnet-eval/bapps"),
+    out: EvalOutOpt = None,
+    out_dir: OutDirOpt = None,
     as_json: JsonOpt = False,
-    no_progress: QuietOpt = False,
+    no_progress: NoProgressOpt = False,
     max_pixels: MaxPixelsOpt = None,
     store: StoreOpt = None,
     no_store: NoStoreOpt = False,
@@ -273,15 +186,15 @@ def bapps(
     from ..evaluation import evaluate_bapps
     from ..evaluation.pages import bapps_table
 
-    model = _model_loader(
-        checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision, compile_backbone
-    )
-    outputs, store_path = _outputs_and_store(out_dir, store, no_store)
-    results = evaluate_bapps(
-        root, metrics=[metrics], model=model, out_dir=outputs, device=device, progress=not no_progress,
-        batch_size=batch_size, max_pixels=max_pixels_value(max_pixels), store=store_path, workers=workers,
+    model, out, stored = _prepare(
+        "bapps", out, out_dir, store, no_store, checkpoint, device, random_init, backbone, tile, tile_stride, verbose,
+        precision, compile_backbone,
     )  # fmt: skip
-    _emit(results, as_json, bapps_table(results, intervals=True), f"BAPPS 2AFC: {root}", out_dir, store_path)
+    results = evaluate_bapps(
+        root, metrics=[metrics], model=model, out_dir=out, device=device, progress=not no_progress,
+        batch_size=batch_size, max_pixels=max_pixels_value(max_pixels), workers=workers, **stored,
+    )  # fmt: skip
+    _emit(results, as_json, bapps_table(results, intervals=True), f"BAPPS 2AFC: {root}", out, stored)
 
 
 @eval_app.command(
@@ -306,9 +219,10 @@ def mos(
     tile: TileOpt = None,
     tile_stride: StrideOpt = None,
     batch_size: BatchOpt = 8,
-    out_dir: Annotated[Path, _out_dir_opt("prfnet-eval/mos")] = Path("prfnet-eval/mos"),
+    out: EvalOutOpt = None,
+    out_dir: OutDirOpt = None,
     as_json: JsonOpt = False,
-    no_progress: QuietOpt = False,
+    no_progress: NoProgressOpt = False,
     max_pixels: MaxPixelsOpt = None,
     store: StoreOpt = None,
     no_store: NoStoreOpt = False,
@@ -322,13 +236,13 @@ def mos(
     from ..evaluation import evaluate_mos
     from ..evaluation.pages import mos_table
 
-    model = _model_loader(
-        checkpoint, device, random_init, backbone, tile, tile_stride, verbose, precision, compile_backbone
-    )
-    outputs, store_path = _outputs_and_store(out_dir, store, no_store)
-    results = evaluate_mos(
-        dataset.lower(), root, csv, metrics=[metrics], model=model, out_dir=outputs, device=device,
-        progress=not no_progress, batch_size=batch_size, higher_better=not lower_better,
-        max_pixels=max_pixels_value(max_pixels), store=store_path, workers=workers,
+    model, out, stored = _prepare(
+        "mos", out, out_dir, store, no_store, checkpoint, device, random_init, backbone, tile, tile_stride, verbose,
+        precision, compile_backbone,
     )  # fmt: skip
-    _emit(results, as_json, mos_table(results, intervals=True), f"MOS correlations: {dataset}", out_dir, store_path)
+    results = evaluate_mos(
+        dataset.lower(), root, csv, metrics=[metrics], model=model, out_dir=out, device=device,
+        progress=not no_progress, batch_size=batch_size, higher_better=not lower_better,
+        max_pixels=max_pixels_value(max_pixels), workers=workers, **stored,
+    )  # fmt: skip
+    _emit(results, as_json, mos_table(results, intervals=True), f"MOS correlations: {dataset}", out, stored)

@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
-from .app import app, fail, setup_logging, warn_random_init
-from .infer import BackboneOpt, CheckpointOpt, RandomOpt, VerboseOpt
+from ..errors import ConfigError
+from .app import app, fail, setup_logging
+from .loading import model_loader
+from .options import BackboneOpt, CheckpointOpt, RandomOpt, VerboseOpt
 
 
 @app.command(epilog="Example: prfnet export --onnx prfnet.onnx --what compare -c prfnet.safetensors")
@@ -29,8 +31,6 @@ def export(
     """Export to ONNX (opset 17; dynamic batch, height and width; float32 RGB in [0, 1]); see docs/export.md."""
     from rich.markup import escape
 
-    from ..api import load_model
-    from ..errors import ConfigError
     from ..model.export import OPSET, WHAT, export_onnx, require_onnx
 
     setup_logging(verbose)
@@ -42,8 +42,6 @@ def export(
         raise fail(escape(str(exc))) from None  # "prfnet[onnx]" is not rich markup
     if onnx.is_dir():
         raise ConfigError(f"--onnx {onnx} is a directory; give a file name such as {onnx / 'prfnet.onnx'}")
-    if random_init and checkpoint is None:
-        warn_random_init()
-    model = load_model(checkpoint, "cpu", random_init, backbone, warn=False)
+    model = model_loader(checkpoint, "cpu", random_init, backbone)()
     path = export_onnx(model, onnx, what)
     typer.echo(f"wrote {path} ({what}, opset {OPSET}; dynamic batch, height, width)")

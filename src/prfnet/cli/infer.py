@@ -8,76 +8,35 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .app import app, err, setup_logging, warn_random_init
+from ..errors import ConfigError, OutputError
+from ..ioutil import atomic_write
+from .app import app, err, setup_logging
+from .loading import model_loader
+from .options import (
+    BackboneOpt,
+    BatchOpt,
+    CheckpointOpt,
+    DeviceOpt,
+    JsonOpt,
+    MaxPixelsOpt,
+    RandomOpt,
+    StrideOpt,
+    TileOpt,
+    VerboseOpt,
+    max_pixels_value,
+)
 
-CheckpointOpt = Annotated[
-    Path | None,
-    typer.Option("--checkpoint", "-c", envvar="PRFNET_CHECKPOINT", help="prfnet .safetensors checkpoint."),
-]
-DeviceOpt = Annotated[
-    str, typer.Option("--device", "-d", help="cpu, cuda, cuda:N, mps, xpu, ... (checked before loading).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout.")]
-RandomOpt = Annotated[
-    bool, typer.Option("--random-init", help="Untrained model for smoke tests: its answers mean NOTHING.")
-]
-BackboneOpt = Annotated[str, typer.Option("--backbone", help="Backbone of the --random-init model.")]
-TileOpt = Annotated[int | None, typer.Option("--tile", help="Tile side for large images (default: whole image).")]
-StrideOpt = Annotated[int | None, typer.Option("--tile-stride", help="Tile stride (default: the tile side).")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per backbone batch.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what is loaded.")]
-MaxPixelsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--max-pixels",
-        help="Largest image decoded, in pixels (width x height), checked on the file header before decoding "
-        "(a guard against decompression bombs). Default 178956970 (Pillow's limit); 0 or 'none': no limit.",
-    ),
-]
 PROGRESS_FROM = 4  # show a progress bar from this many images on
 
 
-def check_tiling(tile: int | None, stride: int | None) -> None:
-    """:class:`ConfigError` naming ``--tile`` / ``--tile-stride`` for values the model would refuse."""
-    from ..errors import ConfigError
-    from ..model.prfnet import MIN_SIDE
-
-    if tile is not None and tile < MIN_SIDE:
-        raise ConfigError(f"--tile must be >= {MIN_SIDE}, got {tile}")
-    if stride is not None and tile is None:
-        raise ConfigError(f"--tile-stride {stride} needs --tile (without --tile whole images are scored)")
-    if stride is not None and stride <= 0:
-        raise ConfigError(f"--tile-stride must be positive, got {stride}")
-    if stride is not None and stride > tile:
-        raise ConfigError(
-            f"--tile-stride ({stride}) must not exceed --tile ({tile}): pixels between tiles would never be compared"
-        )
-
-
-def max_pixels_value(value: str | None) -> int | None:
-    """``--max-pixels`` as ``load_image``'s ``max_pixels`` (default when not given); one-line error otherwise."""
-    from ..errors import ConfigError
-    from ..images import DEFAULT_MAX_PIXELS, parse_max_pixels
-
-    if value is None:
-        return DEFAULT_MAX_PIXELS
-    try:
-        return parse_max_pixels(value)
-    except ValueError as exc:
-        raise ConfigError(f"--max-pixels: {exc}") from None
-
-
 def _model(checkpoint, device, random_init, backbone, tile, stride, verbose):
-    from ..api import load_model
-
+    """The model of compare, score and rank, loaded now."""
     setup_logging(verbose)
-    check_tiling(tile, stride)
-    if random_init and checkpoint is None:
-        warn_random_init()
-    return load_model(checkpoint, device, random_init, backbone, tile, stride, warn=False)
+    return model_loader(checkpoint, device, random_init, backbone, tile, stride)()
 
 
 def _progress(total: int):
@@ -133,8 +92,6 @@ def compare(
 
     limit = max_pixels_value(max_pixels)
     if heatmap is not None and heatmap.exists() and not heatmap.is_dir():
-        from ..errors import ConfigError
-
         raise ConfigError(f"--heatmap {heatmap} exists and is not a directory")
     model = _model(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
     result = compare_files(model, ref, a, b, max_pixels=limit)
@@ -154,9 +111,7 @@ def _write_heatmaps(model, ref: Path, a: Path, b: Path, folder: Path, max_pixels
     import torch
     from PIL import Image
 
-    from ..errors import OutputError
     from ..images import load_image
-    from ..ioutil import atomic_write
     from ..model.maps import overlay
 
     imgs = [load_image(p, max_pixels=max_pixels, keep_8bit=True) for p in (ref, a, b)]
@@ -182,8 +137,6 @@ def _write_heatmaps(model, ref: Path, a: Path, b: Path, folder: Path, max_pixels
 
 
 def _print_table(rows, title: str):
-    from rich.console import Console
-
     table = Table(title=title)
     table.add_column("#", justify="right")
     table.add_column("score (lower = closer)", justify="right")

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .app import app
+from .options import JsonOpt
 
 
 @app.command(epilog="Example: prfnet metrics --list --json")
@@ -23,13 +24,11 @@ def metrics(
     list_: Annotated[
         bool, typer.Option("--list", "-l", help="List the metrics (the default, and so far the only, action).")
     ] = True,
-    as_json: Annotated[
-        bool,
-        typer.Option("--json", help='Print one JSON object {"metrics": [{name, direction, range, ...}, ...]}.'),
-    ] = False,
+    as_json: JsonOpt = False,
 ):
     """List the baseline metrics: name, direction (higher or lower = closer to the reference), score range,
-    whether it can run here (or why not) and its original reference. PRFNet itself is a distance: lower = closer.
+    whether it can run here (or why not) and its original reference (--json: {"metrics": [{name, direction, range,
+    ...}, ...]}). PRFNet itself is a distance: lower = closer.
 
     LPIPS and DISTS download torchvision's VGG16 ImageNet weights (528 MB) on first use; with $PRFNET_OFFLINE=1
     or no network they need the file in the folder the message names."""

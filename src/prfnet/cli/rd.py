@@ -2,8 +2,9 @@
 
 Inputs: ``--csv FILE``, ``--decoded DIR --originals DIR`` or ``--example`` (exactly one). Writes
 ``OUT/results/<codec>.json``, ``OUT/bd_rate.json``, ``OUT/rd_<metric>.png``, ``OUT/report.html`` and ``OUT/rd.json``
-as one set with ``OUT/manifest.json``; the score store (default ``OUT/scores.sqlite``) persists between runs. With
-``--json`` the summary (``rd.json``) is the only thing on stdout, otherwise the BD-rate table; messages go to stderr.
+as one set with ``OUT/manifest.json`` (``--out``/``-o``); the score store (``--store``; without it the library's
+default, ``OUT/scores.sqlite``; ``--no-store``: none) persists between runs. With ``--json`` the summary
+(``rd.json``) is the only thing on stdout, otherwise the BD-rate table; messages go to stderr.
 """
 
 from __future__ import annotations
@@ -13,23 +14,38 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-from .app import app, err, setup_logging, warn_random_init
-from .evaluate import BatchOpt, CompileOpt, PrecisionOpt, QuietOpt, check_precision
-from .infer import (
+from ..errors import CheckpointError, ConfigError, PRFNetError
+from ..outputs import check_output_dir
+from .app import app, err, setup_logging
+from .loading import model_loader
+from .options import (
+    AcceleratorOpt,
     BackboneOpt,
+    BatchOpt,
     CheckpointOpt,
+    CompileOpt,
     DeviceOpt,
+    DevicesOpt,
     JsonOpt,
     MaxPixelsOpt,
+    NoProgressOpt,
+    NoStoreOpt,
+    NumNodesOpt,
+    PrecisionOpt,
     RandomOpt,
+    StoreOpt,
+    StrategyOpt,
     StrideOpt,
     TileOpt,
     VerboseOpt,
-    check_tiling,
+    WorkersOpt,
+    devices_value,
     max_pixels_value,
+    store_argument,
 )
-from .train import AcceleratorOption, DevicesOption, NumNodesOption, StrategyOption
 
 EPILOG = (
     "Examples: prfnet rd --csv rd.csv -m prfnet,psnr,ms_ssim_rgb --anchor jpeg -c prfnet.safetensors --out rd-out | "
@@ -37,12 +53,10 @@ EPILOG = (
     "prfnet rd --example --random-init --backbone test_resnet --json"
 )
 EXAMPLE_FOLDER = "example"
-RANDOM_INIT_SEED = 0  # the --random-init model is seeded (its weights are its identity in the score store)
 
 
 def _input_items(csv: Path | None, decoded: Path | None, originals: Path | None, example: bool, out: Path):
     """(items, inputs description) of exactly one input mode; :class:`ConfigError` otherwise."""
-    from ..errors import ConfigError
     from ..rd import read_rd_csv, scan_rd_folders
 
     modes = [name for name, given in (("--csv", csv), ("--decoded/--originals", decoded or originals),
@@ -63,7 +77,6 @@ def _input_items(csv: Path | None, decoded: Path | None, originals: Path | None,
 
 def _example_complete(csv: Path) -> bool:
     """Whether ``csv`` (written last by make_example) is there and every file it lists exists."""
-    from ..errors import PRFNetError
     from ..rd import read_rd_csv
 
     if not csv.is_file():
@@ -77,7 +90,6 @@ def _example_complete(csv: Path) -> bool:
 
 def _example_csv(folder: Path) -> Path:
     """``folder/rd.csv``, written with :func:`prfnet.rd.example.make_example` unless a complete one is there."""
-    from ..outputs import check_output_dir
     from ..rd.example import make_example
 
     csv = folder / "rd.csv"
@@ -89,36 +101,11 @@ def _example_csv(folder: Path) -> Path:
     return make_example(folder)
 
 
-def _model_loader(names, checkpoint, device, random_init, backbone, tile, tile_stride, precision, compile_backbone):
-    """PRFNet loaded when the scoring asks for it, after the inputs are checked; the missing-checkpoint error
-    comes at once (before an example is written or an input read). The --random-init model is seeded."""
-    from ..api import NO_CHECKPOINT_HELP, load_model
-    from ..errors import CheckpointError
-
-    check_tiling(tile, tile_stride)
-    check_precision(precision, device)
-    options = {"warn": False, "precision": precision, "compile": compile_backbone}
-    if "prfnet" in names and checkpoint is None and not random_init:
-        raise CheckpointError(NO_CHECKPOINT_HELP)
-
-    def load():
-        if checkpoint is not None:
-            return load_model(checkpoint, device, random_init, backbone, tile, tile_stride, **options)
-        import torch
-
-        warn_random_init()
-        with torch.random.fork_rng(devices=[]):  # seeded: every DDP rank and every re-run get the same weights,
-            torch.manual_seed(RANDOM_INIT_SEED)  # so the store serves them (the global RNG is left as it was)
-            return load_model(None, device, random_init, backbone, tile, tile_stride, **options)
-
-    return load
-
-
 def _trainer(accelerator, devices, num_nodes, strategy) -> dict | None:
     """Lightning Trainer settings for the scoring, or ``None`` when no such option is given."""
     flags = {
         "accelerator": accelerator,
-        "devices": int(devices) if devices is not None and devices.strip().isdigit() else devices,
+        "devices": devices_value(devices),
         "num_nodes": num_nodes,
         "strategy": strategy,
     }
@@ -128,9 +115,6 @@ def _trainer(accelerator, devices, num_nodes, strategy) -> dict | None:
 
 def _print_summary(summary: dict) -> None:
     """The BD-rate table (codec rows, metric columns) and its notes on stdout; counts and paths on stderr."""
-    from rich.console import Console
-    from rich.table import Table
-
     from ..rd.run import bd_rate_cells
 
     console = Console()
@@ -157,11 +141,9 @@ def _print_summary(summary: dict) -> None:
         if not info["available"]:
             console.print(f"{name}: not scored, {info['reason']}", highlight=False, soft_wrap=True)
     store = summary["store"]
-    err.print(
-        f"scores: {store['from_store']} from the store, {store['computed']} computed (store: {store['path']})",
-        highlight=False,
-        soft_wrap=True,
-    )
+    where = f"store: {store['path']}" if store.get("path") is not None else "no score store"
+    err.print(f"scores: {store['from_store']} from the store, {store['computed']} computed ({where})",
+              highlight=False, soft_wrap=True)  # fmt: skip
     out = Path(summary["outputs"]["report"]).parent
     written = ["results/*.json", *(["bd_rate.json"] if summary["bd_rate"] is not None else []), "rd_*.png"]
     err.print(f"wrote {', '.join(str(out / w) for w in written)}, {out / 'report.html'} and {out / 'rd.json'}",
@@ -185,10 +167,9 @@ def rd(
     ] = "prfnet,psnr,ms_ssim_rgb,lpips,dists",
     anchor: Annotated[str | None, typer.Option("--anchor", help="BD-rate anchor codec (default: the first).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("prfnet-rd"),
-    store: Annotated[
-        Path | None, typer.Option("--store", help="Score store, SQLite (default: OUT/scores.sqlite; kept).")
-    ] = None,
-    workers: Annotated[int, typer.Option("--workers", min=0, help="Image-decoding worker processes.")] = 2,
+    store: StoreOpt = None,
+    no_store: NoStoreOpt = False,
+    workers: WorkersOpt = 2,
     batch_size: BatchOpt = 8,
     device: DeviceOpt = "cpu",
     checkpoint: CheckpointOpt = None,
@@ -208,32 +189,35 @@ def rd(
     ms_ssim_db: Annotated[
         bool, typer.Option("--ms-ssim-db", help="Also ms-ssim-rgb-db = -10 log10(1 - MS-SSIM) in the results.")
     ] = False,
-    devices: DevicesOption = None,
-    accelerator: AcceleratorOption = None,
-    num_nodes: NumNodesOption = None,
-    strategy: StrategyOption = None,
+    devices: DevicesOpt = None,
+    accelerator: AcceleratorOpt = None,
+    num_nodes: NumNodesOpt = None,
+    strategy: StrategyOpt = None,
     as_json: JsonOpt = False,
-    no_progress: QuietOpt = False,
+    no_progress: NoProgressOpt = False,
     max_pixels: MaxPixelsOpt = None,
     verbose: VerboseOpt = False,
 ):
     """Rate-distortion curves and BD-rate: score every decoded image against its original with every metric,
     plot mean quality against mean bpp per codec and report the BD-rate of each codec against the anchor
     (negative = fewer bits for the same quality). Inputs are checked before anything is scored."""
+    from ..api import NO_CHECKPOINT_HELP
     from ..rd.run import metric_names, run_rd
+    from ..scoring.metrics import PRFNET
 
     setup_logging(verbose)
     limit = max_pixels_value(max_pixels)
     names = metric_names(metrics)
-    model = _model_loader(
-        names, checkpoint, device, random_init, backbone, tile, tile_stride, precision, compile_backbone
-    )
+    stored = store_argument(store, no_store)
+    model = model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, precision, compile_backbone)
+    if PRFNET in names and checkpoint is None and not random_init:
+        raise CheckpointError(NO_CHECKPOINT_HELP)  # now, before an example is written or an input read
     items, inputs = _input_items(csv, decoded, originals, example, out)
     trainer = _trainer(accelerator, devices, num_nodes, strategy)
     summary = run_rd(
         items, names, out, anchor=anchor, model=model, device=device, batch_size=batch_size, workers=workers,
-        store=store, bd_rate=not no_bd_rate, bd_method=bd_method.lower(), bootstrap=bootstrap, ms_ssim_db=ms_ssim_db,
-        progress=not no_progress, max_pixels=limit, trainer=trainer, inputs=inputs,
+        bd_rate=not no_bd_rate, bd_method=bd_method.lower(), bootstrap=bootstrap, ms_ssim_db=ms_ssim_db,
+        progress=not no_progress, max_pixels=limit, trainer=trainer, inputs=inputs, **stored,
     )  # fmt: skip
     if trainer:
         from ..training.run import env_global_rank_is_zero

@@ -12,6 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .app import app, err, fail
+from .options import JsonOpt
 
 
 class SynthKind(str, Enum):
@@ -28,7 +29,17 @@ DEFAULT_VOTES = 3
     "--root data/synth/images --oracle data/synth/oracle.csv --kinds data/synth/kinds.csv",
 )
 def synth(
-    out: Annotated[Path, typer.Argument(help="Output folder (created; our own files in it are overwritten).")],
+    out_arg: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="OUT",
+            help="Output folder, as --out (created; our own files in it are overwritten).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (created; our own files in it are overwritten).")
+    ] = None,
     kind: Annotated[
         SynthKind,
         typer.Option(
@@ -54,9 +65,10 @@ def synth(
         int | None,
         typer.Option("--votes", help="--kind distortions only: oracle.csv rows per triplet (>= 1, default 3)."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
+    as_json: JsonOpt = False,
 ):
-    """Write a synthetic CLIC-format 2AFC set: OUT/images/*.png, validation.csv, oracle.csv, kinds.csv.
+    """Write a synthetic CLIC-format 2AFC set to OUT (or --out): OUT/images/*.png, validation.csv, oracle.csv,
+    kinds.csv.
 
     --kind distortions: labels known by construction (milder level closer; at equal MSE, barely visible closer).
 
@@ -66,6 +78,11 @@ def synth(
     """
     from ..synth import codec_set, distortion_set
 
+    if out is not None and out_arg is not None and out != out_arg:
+        raise fail(f"the output folder is given twice, differently: {out_arg} and --out {out}; give one")
+    out = out or out_arg
+    if out is None:
+        raise fail("give the output folder: prfnet synth OUT, or --out OUT")
     min_size = codec_set.MIN_SIZE if kind is SynthKind.codecs else distortion_set.MIN_SIZE
     refs = DEFAULT_REFS[kind] if refs is None else refs
     if refs < 1:
@@ -79,8 +96,6 @@ def synth(
     votes = DEFAULT_VOTES if votes is None else votes
     if votes < 1:
         raise fail(f"--votes must be >= 1, got {votes}")
-    if out.exists() and not out.is_dir():
-        raise fail(f"{out}: exists and is not a folder")
 
     with Progress(
         TextColumn(f"synthesising references ({kind.value})"),

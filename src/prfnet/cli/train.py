@@ -9,6 +9,20 @@ from typing import Annotated
 import typer
 
 from .app import app, err, setup_logging
+from .options import (
+    AcceleratorOpt,
+    ConfigOpt,
+    DataOpt,
+    DevicesOpt,
+    JsonOpt,
+    NoProgressOpt,
+    NumNodesOpt,
+    OverridesOpt,
+    StrategyOpt,
+    TrainPrecisionOpt,
+    VerboseOpt,
+    devices_value,
+)
 
 EPILOG = (
     "Examples: prfnet synth data/synth && prfnet train --config demo --data data/synth --out runs/demo | "
@@ -17,18 +31,10 @@ EPILOG = (
 )
 
 
-# the Lightning trainer options, shared by the commands that train (train, ablate)
-DevicesOption = Annotated[str | None, typer.Option("--devices", help="Devices per node: N, 'auto' or '0,1'.")]
-AcceleratorOption = Annotated[str | None, typer.Option("--accelerator", help="cpu, gpu or auto.")]
-NumNodesOption = Annotated[int | None, typer.Option("--num-nodes", min=1, help="Number of nodes (DDP).")]
-StrategyOption = Annotated[str | None, typer.Option("--strategy", help="auto, ddp, ... (Lightning strategies).")]
-PrecisionOption = Annotated[str | None, typer.Option("--precision", help="32-true, 16-mixed or bf16-mixed (AMP).")]
-
-
-def _trainer_overrides(accelerator, devices, num_nodes, strategy, precision) -> dict:
+def trainer_overrides(accelerator, devices, num_nodes, strategy, precision) -> dict:
     flags = {
         "trainer.accelerator": accelerator,
-        "trainer.devices": int(devices) if devices is not None and devices.strip().isdigit() else devices,
+        "trainer.devices": devices_value(devices),
         "trainer.num_nodes": num_nodes,
         "trainer.strategy": strategy,
         "trainer.precision": precision,
@@ -38,13 +44,8 @@ def _trainer_overrides(accelerator, devices, num_nodes, strategy, precision) -> 
 
 @app.command(epilog=EPILOG)
 def train(
-    config: Annotated[
-        str, typer.Option("--config", "-c", help="YAML config file, or a shipped config name: demo, clic2022.")
-    ],
-    data: Annotated[
-        Path | None,
-        typer.Option("--data", help="Data set folder (sets data.root; CLIC: DIR/images and DIR/oracle.csv)."),
-    ] = None,
+    config: ConfigOpt,
+    data: DataOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: runs/<config name>).")] = None,
     resume: Annotated[
         bool,
@@ -54,23 +55,21 @@ def train(
             "unless --data is given).",
         ),
     ] = False,
-    devices: DevicesOption = None,
-    accelerator: AcceleratorOption = None,
-    num_nodes: NumNodesOption = None,
-    strategy: StrategyOption = None,
-    precision: PrecisionOption = None,
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a config key: --set key.sub=value (YAML value); repeatable."),
-    ] = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document (outputs, best epoch).")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log data loading and step decisions.")] = False,
+    devices: DevicesOpt = None,
+    accelerator: AcceleratorOpt = None,
+    num_nodes: NumNodesOpt = None,
+    strategy: StrategyOpt = None,
+    precision: TrainPrecisionOpt = None,
+    overrides: OverridesOpt = None,
+    no_progress: NoProgressOpt = False,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ):
     """Train PRFNet in two steps: classification (BCE), then regression (MSE on the vote fraction).
 
     Step 2 starts from the step-1 weights. Writes checkpoints, metrics.csv, report.html and model.safetensors
-    to --out; --resume continues an interrupted or killed run from its newest readable checkpoint.
+    to --out; --resume continues an interrupted or killed run from its newest readable checkpoint. --json prints
+    the outputs' paths and the best validation epoch.
     """
     from ..training import load_train_config, parse_override, resolve_config_path
     from ..training import train as run_training
@@ -78,7 +77,7 @@ def train(
 
     setup_logging(verbose)
     values = dict(parse_override(text) for text in overrides or [])
-    values.update(_trainer_overrides(accelerator, devices, num_nodes, strategy, precision))
+    values.update(trainer_overrides(accelerator, devices, num_nodes, strategy, precision))
     cfg = load_train_config(config, values)
     out_dir = out or Path("runs") / resolve_config_path(config).stem
     result = run_training(cfg, data, out_dir, resume=resume, progress=not no_progress)

@@ -19,18 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..baselines import prefers_a
+from ..data import read_bapps
 from ..errors import DataError
 from ..images import DEFAULT_MAX_PIXELS
-from ..scoring.engine import check_files_exist, score_pairs
-from ..scoring.metrics import (
-    drop_failed,
-    metric_info,
-    select_metrics,
-    unavailable_info,
-    write_results,
-)
+from ..protocol import EVAL_OUTPUTS, ProtocolRun
 from ..stats.intervals import bapps_uncertainty
-from ..store import ScoreStore
+from ..store import DEFAULT_STORE, ScoreStore
+from .pages import bapps_report
 
 SUBSET_FOLDERS = ("ref", "p0", "p1", "judge")
 
@@ -41,8 +37,6 @@ def bapps_2afc_score(score_p0, score_p1, judge, higher_better: bool = False) -> 
     ``score_p0``, ``score_p1``: the metric's scores of p0 and p1 against the reference (its own
     direction given by ``higher_better``); ``judge``: fraction of humans who preferred p1, in [0, 1].
     """
-    from ..baselines import prefers_a
-
     pref_p0 = prefers_a(torch.as_tensor(score_p0), torch.as_tensor(score_p1), higher_better)
     pref_p0 = np.asarray(pref_p0.cpu(), dtype=float)
     judge = np.asarray(judge, dtype=float)
@@ -99,7 +93,7 @@ def evaluate_bapps(
     batch_size: int = 64,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     *,
-    store: ScoreStore | str | Path | None = None,
+    store: ScoreStore | str | Path | None = DEFAULT_STORE,
     workers: int = 0,
 ) -> dict:
     """2AFC score of each metric per BAPPS subset and per split; splits are never pooled.
@@ -114,14 +108,12 @@ def evaluate_bapps(
     split ``score_ci95``, ``mean_of_subsets_ci95``; per baseline with PRFNet, ``splits_paired_difference``
     ``{split: {"mean", "ci95", ...}}`` (and ``paired_difference`` with one split) on ``score``, PRFNet minus the
     baseline. Unavailable metrics have ``available: False`` and ``reason``. With ``out_dir``: ``results.json``
-    and ``report.html``. ``max_pixels``: see :func:`prfnet.load_image`. ``store`` (a
-    :class:`~prfnet.store.ScoreStore` or its path: stored scores are read, new ones added) and ``workers`` (image
-    decoding processes): see :func:`score_pairs`.
+    and ``report.html``. ``max_pixels``: see :func:`prfnet.load_image`. ``store`` (default ``out_dir/scores.sqlite``,
+    ``None``: none, or a :class:`~prfnet.store.ScoreStore` or its path: stored scores are read, new ones added;
+    :func:`prfnet.store.resolve_store`) and ``workers`` (image decoding processes): see
+    :func:`prfnet.scoring.engine.score_pairs`.
     """
-    from ..data import read_bapps
-    from ..outputs import EVAL_OUTPUTS, output_set
-
-    outputs = output_set(out_dir, EVAL_OUTPUTS)  # an unwritable out_dir fails now, not after the scoring
+    run = ProtocolRun(out_dir, EVAL_OUTPUTS, store)  # an unwritable out_dir fails now, not after the scoring
     splits = find_splits(root)
     subsets = {name: read_bapps(folder) for names in splits.values() for name, folder in names.items()}
     for name, items in subsets.items():
@@ -132,23 +124,13 @@ def evaluate_bapps(
         return [(str(Path(t.ref)), str(Path(getattr(t, which)))) for t in items]
 
     everything = [t for items in subsets.values() for t in items]
-    check_files_exist((p for t in everything for p in (t.ref, t.a, t.b)), str(root))  # before the model loads
-    selection = select_metrics(metrics, model=model, device=device)
-    scores = score_pairs(
-        pairs_of(everything, "a") + pairs_of(everything, "b"),
-        selection.metrics,
-        str(root),
-        device,
-        batch_size,
-        progress,
-        max_pixels,
-        store=store,
-        workers=workers,
-    )
-    drop_failed(selection, scores)
-    results: dict[str, dict] = {name: unavailable_info(reason) for name, reason in selection.unavailable.items()}
+    selection, scores = run.score(
+        pairs_of(everything, "a") + pairs_of(everything, "b"), str(root), metrics, model=model, device=device,
+        batch_size=batch_size, progress=progress, max_pixels=max_pixels, workers=workers,
+    )  # fmt: skip
     all_scores: dict[str, dict[str, np.ndarray]] = {}
-    for metric in selection.metrics:
+
+    def entry(metric) -> dict:
         per_triplet = all_scores[metric.name] = {
             name: bapps_2afc_score(
                 scores.lookup(metric.name, pairs_of(items, "a")),
@@ -167,23 +149,17 @@ def evaluate_bapps(
             }
             for split, names in splits.items()
         }
-        entry = {
-            **metric_info(metric),
+        fields = {
             "subsets": {name: float(s.mean()) for name, s in per_triplet.items()},
             "n_triplets": {name: len(items) for name, items in subsets.items()},
             "splits": per_split,
         }
         if len(per_split) == 1:
             (only,) = per_split.values()
-            entry.update(score=only["score"], mean_of_subsets=only["mean_of_subsets"])
-        results[metric.name] = entry
-    bapps_uncertainty(results, all_scores, splits)
-    results = {name: results[name] for name in selection.names}
-    if outputs is not None:
-        from .pages import bapps_report
+            fields.update(score=only["score"], mean_of_subsets=only["mean_of_subsets"])
+        return fields
 
-        report = bapps_report(results, root=Path(root), subsets=list(subsets))
-        with outputs.writing() as sink:  # staged, then moved into place with manifest.json last (prfnet.outputs)
-            write_results(sink.path("results.json"), results)
-            report.write(sink.path("report.html"))
+    results = run.entries(selection, entry, lambda results: bapps_uncertainty(results, all_scores, splits))
+    if run.outputs is not None:  # staged, then moved into place with manifest.json last (prfnet.outputs)
+        run.publish(results, bapps_report(results, root=Path(root), subsets=list(subsets)))
     return results

@@ -18,21 +18,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..baselines import prefers_a
+from ..data import read_clic_oracle, read_clic_triplets, write_clic_csv
+from ..data.clic import read_kinds
 from ..errors import DataError
 from ..images import DEFAULT_MAX_PIXELS
+from ..protocol import EVAL_OUTPUTS, ProtocolRun
 from ..report.html import Report
-from ..scoring.engine import check_files_exist, score_pairs
-from ..scoring.metrics import (
-    PRFNET,
-    PRFNetMetric,
-    drop_failed,
-    metric_info,
-    select_metrics,
-    unavailable_info,
-    write_results,
-)
+from ..report.plots import TripletExample
+from ..scoring.metrics import PRFNET, PRFNetMetric
 from ..stats.intervals import clic_uncertainty
-from ..store import ScoreStore
+from ..store import DEFAULT_STORE, ScoreStore
+from .pages import clic_report
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +52,6 @@ def _shown(key) -> str:
 
 def decisions(score_a: np.ndarray, score_b: np.ndarray, higher_better: bool) -> np.ndarray:
     """CLIC labels T (int array): 0 where the metric finds A closer or the scores tie, 1 where B is closer."""
-    from ..baselines import prefers_a
-
     pref = prefers_a(torch.as_tensor(score_a), torch.as_tensor(score_b), higher_better)
     return np.where(np.asarray(pref.cpu(), dtype=float) >= 0.5, T_A_CLOSER, T_B_CLOSER)
 
@@ -125,16 +120,12 @@ def accuracy_by_kind(
 
 def write_submission(path: str | Path, triplets: Sequence, decision_t: Sequence[int]) -> Path:
     """Official 4-column CSV ``O,A,B,T`` (one row per triplet, CSV order), written atomically."""
-    from ..data import write_clic_csv
-
     write_clic_csv(path, [(t, int(d)) for t, d in zip(triplets, decision_t, strict=True)])
     return Path(path)
 
 
 def score_submission(submission_csv: str | Path, oracle_csv: str | Path) -> float:
     """Official accuracy of an existing submission file against an oracle file (both ``O,A,B,T``)."""
-    from ..data import read_clic_oracle
-
     submission = read_clic_oracle(submission_csv).official
     return official_accuracy(submission, read_clic_oracle(oracle_csv).official, str(oracle_csv))
 
@@ -159,7 +150,7 @@ def evaluate_clic(
     extend_report: Callable[[Report], None] | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     *,
-    store: ScoreStore | str | Path | None = None,
+    store: ScoreStore | str | Path | None = DEFAULT_STORE,
     workers: int = 0,
 ) -> dict:
     """Evaluate metrics on CLIC-format 2AFC triplets.
@@ -173,12 +164,15 @@ def evaluate_clic(
             (default: :func:`prfnet.api.load_model`, i.e. ``$PRFNET_CHECKPOINT``).
         kinds: ``O,A,B,kind`` file (synthetic data) for ``accuracy_by_kind``.
         out_dir: if given, writes ``submission_<metric>.csv``, ``results.json`` and ``report.html`` as one set with
-            ``manifest.json`` (:mod:`prfnet.outputs`); checked for writability before anything is read or scored.
+            ``manifest.json`` (:mod:`prfnet.outputs`); checked for writability before anything is read or scored
+            (:class:`prfnet.protocol.ProtocolRun`).
         report_path, report_title: where the report goes (default ``out_dir/report.html``) and its title.
         extend_report: called with the report before it is written, to add sections (the demo's curves).
         max_pixels: the largest image decoded (:func:`prfnet.load_image`; ``None``: no limit).
-        store: a :class:`~prfnet.store.ScoreStore` or its path: scores stored for the same image contents and
-            metric identity are read, not computed, and new ones are committed per chunk (:func:`score_pairs`).
+        store: the score store (:func:`prfnet.store.resolve_store`): by default ``out_dir/scores.sqlite`` (none
+            without ``out_dir``), ``None`` for none, or a :class:`~prfnet.store.ScoreStore` or its path. Scores
+            stored for the same image contents and metric identity are read, not computed, and new ones are
+            committed per chunk (:func:`prfnet.scoring.engine.score_pairs`).
         workers: ``DataLoader`` processes decoding the images (0: in this process).
 
     Returns ``{metric: {...}}``; an available metric has ``accuracy`` (official scorer),
@@ -189,10 +183,7 @@ def evaluate_clic(
     ``calibration`` (:mod:`prfnet.stats.intervals`); an unavailable one has ``available: False`` and
     ``reason``.
     """
-    from ..data import read_clic_oracle, read_clic_triplets
-    from ..outputs import EVAL_OUTPUTS, output_set
-
-    outputs = output_set(out_dir, EVAL_OUTPUTS)  # an unwritable --out-dir fails now, not after the scoring
+    run = ProtocolRun(out_dir, EVAL_OUTPUTS, store)  # an unwritable out_dir fails now, not after the scoring
     csv = Path(csv)
     root = Path(root) if root is not None else csv.parent
     triplets = read_clic_triplets(csv)
@@ -204,20 +195,16 @@ def evaluate_clic(
         check_covered(submission_keys, oracle_data.official, f"{oracle} (triplets from {csv})")
     kind_map = None
     if kinds is not None:
-        from ..data.clic import read_kinds
-
         kind_map = read_kinds(kinds)
         if oracle_data is None:
             log.warning("--kinds %s is ignored without an oracle (accuracy_by_kind needs labels)", kinds)
 
     labeled = oracle_data.triplets if oracle_data is not None else []
     pairs = [(_resolve(root, t.ref), _resolve(root, x)) for t in [*triplets, *labeled] for x in (t.a, t.b)]
-    check_files_exist((p for pair in pairs for p in pair), str(csv))  # data errors before the model loads
-    selection = select_metrics(metrics, model=model, device=device)
-    scores = score_pairs(
-        pairs, selection.metrics, str(csv), device, batch_size, progress, max_pixels, store=store, workers=workers
-    )
-    drop_failed(selection, scores)
+    selection, scores = run.score(
+        pairs, str(csv), metrics, model=model, device=device, batch_size=batch_size, progress=progress,
+        max_pixels=max_pixels, workers=workers,
+    )  # fmt: skip
 
     def pair_scores(metric_name: str, items: Sequence) -> tuple[np.ndarray, np.ndarray]:
         return tuple(
@@ -228,39 +215,44 @@ def evaluate_clic(
     decided: dict[str, np.ndarray] = {}
     submissions: dict[str, dict[Key, int]] = {}
     labeled_decisions: dict[str, np.ndarray] = {}
-    results: dict[str, dict] = {name: unavailable_info(reason) for name, reason in selection.unavailable.items()}
-    for metric in selection.metrics:
+
+    def entry(metric) -> dict:
         score_a, score_b = pair_scores(metric.name, triplets)
-        t_csv = decisions(score_a, score_b, metric.higher_better)
-        entry = {**metric_info(metric), "n_triplets": len(triplets), "ties_predicted": int(np.sum(score_a == score_b))}
-        decided[metric.name] = t_csv
-        entry["submission"] = str(outputs.final(f"submission_{metric.name}.csv")) if outputs is not None else None
+        t_csv = decided[metric.name] = decisions(score_a, score_b, metric.higher_better)
         submission = submissions[metric.name] = {t.names(): int(d) for t, d in zip(triplets, t_csv, strict=True)}
         t_labeled = decisions(*pair_scores(metric.name, labeled), metric.higher_better) if labeled else None
         labeled_decisions[metric.name] = t_labeled
-        entry.update(_oracle_fields(submission, oracle_data, t_labeled, kind_map, str(oracle)))
-        results[metric.name] = entry
-    prob = prfnet_probabilities(*pair_scores(PRFNET, labeled)) if PRFNET in submissions and labeled else None
-    key_kinds = None
-    if kind_map is not None and oracle_data is not None:
-        key_kinds = [key_kind(k, kind_map) for k in oracle_data.official]
-    clic_uncertainty(results, oracle_data, submissions, labeled_decisions, key_kinds, prob)
-    results = {name: results[name] for name in selection.names}
+        path = run.final(f"submission_{metric.name}.csv")
+        return {
+            "n_triplets": len(triplets),
+            "ties_predicted": int(np.sum(score_a == score_b)),
+            "submission": str(path) if path is not None else None,
+            **_oracle_fields(submission, oracle_data, t_labeled, kind_map, str(oracle)),
+        }
 
-    if outputs is not None:
+    def intervals(results: dict) -> None:
+        prob = prfnet_probabilities(*pair_scores(PRFNET, labeled)) if PRFNET in submissions and labeled else None
+        key_kinds = None
+        if kind_map is not None and oracle_data is not None:
+            key_kinds = [key_kind(k, kind_map) for k in oracle_data.official]
+        clic_uncertainty(results, oracle_data, submissions, labeled_decisions, key_kinds, prob)
+
+    results = run.entries(selection, entry, intervals)
+    if run.outputs is not None:
         model = next((m.model for m in selection.metrics if isinstance(m, PRFNetMetric)), None)
         report = _build_report(results, csv, oracle, triplets, labeled, pair_scores, root, model)
         if report_title:
             report.title = report_title
         if extend_report is not None:
             extend_report(report)
-        with outputs.writing() as sink:  # staged, then moved into place with manifest.json last
+
+        def write_submissions(sink) -> None:
             for name, t_csv in decided.items():
                 write_submission(sink.path(f"submission_{name}.csv"), triplets, t_csv)
-            write_results(sink.path("results.json"), results)
-            if report_path is None:
-                report.write(sink.path("report.html"))
-        if report_path is not None:  # asked for outside the set
+
+        # staged, then moved into place with manifest.json last; report_path: the report goes outside the set
+        run.publish(results, report if report_path is None else None, write_submissions)
+        if report_path is not None:
             report.write(report_path)
     return results
 
@@ -288,8 +280,6 @@ def _oracle_fields(submission, oracle_data, t_labeled, kind_map, source: str) ->
 def _build_report(results, csv, oracle, triplets, labeled, pair_scores, root, model=None) -> Report:
     """report.html: table, bars, PRFNet reliability (with an oracle), example triplets and, with ``model`` (the
     evaluated PRFNet), its per-pixel maps of those triplets."""
-    from .pages import clic_report
-
     available = [name for name, r in results.items() if r["available"]]
     shown = PRFNET if PRFNET in available else (available[0] if available else None)
     reliability = None
@@ -313,8 +303,6 @@ def _build_report(results, csv, oracle, triplets, labeled, pair_scores, root, mo
 def _examples(metric_name, higher_better, items, score_a, score_b, root, per_outcome: int = 3) -> list:
     """With labels: the first ``per_outcome`` triplets the metric gets right and the first it gets wrong
     (ties excluded); without labels: the first ``per_outcome`` triplets."""
-    from ..report.plots import TripletExample
-
     labeled = bool(items) and hasattr(items[0], "label")
     prob = prfnet_probabilities(score_a, score_b) if metric_name == PRFNET else None
     t_pred = decisions(score_a, score_b, higher_better)

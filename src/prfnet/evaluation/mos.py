@@ -28,20 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import data
 from ..errors import ConfigError, DataError
 from ..images import DEFAULT_MAX_PIXELS
 from ..ioutil import atomic_write
-from ..scoring.engine import check_files_exist, score_pairs
-from ..scoring.metrics import (
-    drop_failed,
-    metric_info,
-    select_metrics,
-    unavailable_info,
-    write_results,
-)
+from ..protocol import EVAL_OUTPUTS, ProtocolRun
 from ..stats.correlation import MIN_FIT_POINTS, MIN_ITEMS, correlations
 from ..stats.intervals import mos_uncertainty
-from ..store import ScoreStore
+from ..store import DEFAULT_STORE, ScoreStore
+from .pages import mos_report
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +47,6 @@ def load_mos(dataset: str, root: str | Path | None = None, csv: str | Path | Non
     """A :class:`prfnet.data.MosSet` for ``dataset`` in :data:`DATASETS`: the folder ``root`` of a
     public set, or for ``dataset="csv"`` the file ``csv`` (header ``ref,dist,score``, image paths
     relative to the CSV's folder or absolute; ``higher_better`` gives the score direction)."""
-    from .. import data
-
     if dataset not in DATASETS:
         raise ConfigError(f"unknown MOS dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     if dataset == "csv":
@@ -86,7 +79,7 @@ def evaluate_mos(
     higher_better: bool = True,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     *,
-    store: ScoreStore | str | Path | None = None,
+    store: ScoreStore | str | Path | None = DEFAULT_STORE,
     workers: int = 0,
 ) -> dict:
     """Correlation of each metric with subjective scores.
@@ -99,12 +92,11 @@ def evaluate_mos(
     (every item's scores), ``results.json`` and ``report.html``. Fewer than 3 items is a :class:`DataError`
     (every correlation would be meaningless); with 3, SRCC and KRCC are reported and PLCC is ``null`` with its
     reason in ``undefined`` (see :func:`correlations`). ``max_pixels``: see :func:`prfnet.load_image`. ``store``
-    (a :class:`~prfnet.store.ScoreStore` or its path: stored scores are read, new ones added) and ``workers``
-    (image decoding processes): see :func:`score_pairs`.
+    (default ``out_dir/scores.sqlite``, ``None``: none, or a :class:`~prfnet.store.ScoreStore` or its path: stored
+    scores are read, new ones added; :func:`prfnet.store.resolve_store`) and ``workers`` (image decoding processes):
+    see :func:`prfnet.scoring.engine.score_pairs`.
     """
-    from ..outputs import EVAL_OUTPUTS, output_set
-
-    outputs = output_set(out_dir, EVAL_OUTPUTS)  # an unwritable out_dir fails now, not after the scoring
+    run = ProtocolRun(out_dir, EVAL_OUTPUTS, store)  # an unwritable out_dir fails now, not after the scoring
     mos = load_mos(dataset, root, csv, higher_better) if isinstance(dataset, str) else dataset
     source = str(csv or root or mos.root)
     if len(mos.items) < MIN_ITEMS:
@@ -113,29 +105,25 @@ def evaluate_mos(
             f"{MIN_ITEMS} (the fitted PLCC at least {MIN_FIT_POINTS})"
         )
     pairs = [(str(Path(mos.root) / it.ref), str(Path(mos.root) / it.dist)) for it in mos.items]
-    check_files_exist((p for pair in pairs for p in pair), source)  # data errors before the model loads
-    selection = select_metrics(metrics, model=model, device=device)
-    scores = score_pairs(
-        pairs, selection.metrics, source, device, batch_size, progress, max_pixels, store=store, workers=workers
-    )
-    drop_failed(selection, scores)
+    selection, scores = run.score(
+        pairs, source, metrics, model=model, device=device, batch_size=batch_size, progress=progress,
+        max_pixels=max_pixels, workers=workers,
+    )  # fmt: skip
     subjective = np.array([it.score for it in mos.items], dtype=float)
-    results: dict[str, dict] = {name: unavailable_info(reason) for name, reason in selection.unavailable.items()}
     columns: dict[str, np.ndarray] = {}
     oriented: dict[str, np.ndarray] = {}
-    for metric in selection.metrics:
+
+    def entry(metric) -> dict:
         columns[metric.name] = scores.lookup(metric.name, pairs)
         same = bool(metric.higher_better) == bool(mos.higher_better)
         oriented[metric.name] = np.asarray(columns[metric.name], dtype=float) * (1.0 if same else -1.0)
-        results[metric.name] = {**metric_info(metric), **correlations(columns[metric.name], subjective, same)}
-    mos_uncertainty(results, oriented, subjective, [it.ref for it in mos.items])
-    results = {name: results[name] for name in selection.names}
-    if outputs is not None:
-        from .pages import mos_report
+        return correlations(columns[metric.name], subjective, same)
 
+    def intervals(results: dict) -> None:
+        mos_uncertainty(results, oriented, subjective, [it.ref for it in mos.items])
+
+    results = run.entries(selection, entry, intervals)
+    if run.outputs is not None:  # staged, then moved into place with manifest.json last (prfnet.outputs)
         report = mos_report(results, source=source, mos=mos, columns=columns, subjective=subjective)
-        with outputs.writing() as sink:  # staged, then moved into place with manifest.json last (prfnet.outputs)
-            _write_scores_csv(sink.path("scores.csv"), mos, columns)
-            write_results(sink.path("results.json"), results)
-            report.write(sink.path("report.html"))
+        run.publish(results, report, lambda sink: _write_scores_csv(sink.path("scores.csv"), mos, columns))
     return results

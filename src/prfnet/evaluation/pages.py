@@ -19,6 +19,7 @@ from ..report.plots import (
     plot_reliability,
     plot_scatter_fit,
 )
+from ..stats.correlation import LogisticFit
 from ..stats.intervals import METHOD, ceiling_note, ceiling_of, difference_cell, with_ci
 
 PRFNET = "prfnet"
@@ -256,8 +257,6 @@ def bapps_report(results: dict, root: Path, subsets: list[str]) -> Report:
 
 def mos_report(results: dict, source: str, mos, columns: dict[str, np.ndarray], subjective: np.ndarray) -> Report:
     """Correlation table, SRCC bars and a scatter with the logistic fit of PRFNet (or the first metric)."""
-    from ..stats.correlation import LogisticFit
-
     report = Report("MOS correlation evaluation")
     direction_word = "higher = better" if mos.higher_better else "lower = better"
     report.add_text(f"Data: {source} ({len(mos.items)} distorted images, subjective scores {direction_word}).")

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError
 from ..images import load_image
 from ..model import PRFNet
-
-CHECKPOINT_ENV = "PRFNET_CHECKPOINT"
+from ..model.loading import load_model
 
 
 def frozen_model(model: PRFNet | str | Path | None, map_location: str | torch.device = "cpu") -> PRFNet:
     """``model`` itself (a :class:`PRFNet`, frozen IN PLACE: ``requires_grad_(False)``, eval mode) or the model
-    of the checkpoint file ``model`` (``None``: ``$PRFNET_CHECKPOINT``); :class:`CheckpointError` if neither."""
-    if model is None:
-        model = os.environ.get(CHECKPOINT_ENV) or None
-        if model is None:
-            raise CheckpointError(
-                f"no checkpoint given: pass a PRFNet or a .safetensors path, or set ${CHECKPOINT_ENV}"
-            )
+    of the checkpoint file ``model`` (``None``: ``$PRFNET_CHECKPOINT``), loaded on ``map_location`` by
+    :func:`prfnet.api.load_model`; :class:`CheckpointError` if neither."""
     if not isinstance(model, PRFNet):
-        model = PRFNet.from_pretrained(model, map_location=map_location)
+        model = load_model(model, map_location)
     return model.requires_grad_(False).eval()
 
 

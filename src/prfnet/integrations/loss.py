@@ -85,9 +85,9 @@ class PRFNetLoss(nn.Module):
         features. Returns self."""
         check_images(ref, names=("ref",))
         model = self.model
-        prepared = model._prepare(ref)
-        windows = model._windows(*ref.shape[-2:]) or [(slice(None), slice(None))]
-        with model._evaluating():
+        prepared = model.prepare(ref)
+        windows = model.windows(*ref.shape[-2:])
+        with model.evaluating():
             self._tiles = [((rows, cols), model.features(prepared[..., rows, cols])) for rows, cols in windows]
         self._ref, self._key = ref, self._cache_key(ref)
         return self
@@ -108,10 +108,10 @@ class PRFNetLoss(nn.Module):
         model = self.model
         x = dist.to(model.device, torch.float32)
         total = 0.0
-        with model._evaluating():
+        with model.evaluating():
             for (rows, cols), ref_feats in self._tiles:
                 total = total + model.pair_vector(ref_feats, model.features(x[..., rows, cols]))
-            d = model._distance(total / len(self._tiles))
+            d = model.distance(total / len(self._tiles))
         if self.reduction == "mean":
             return d.mean()
         if self.reduction == "sum":

@@ -92,15 +92,6 @@ class PRFNetArch(nn.Module):
         return self.net.score(ref=ref, dist=dist)
 
 
-def pyiqa_available() -> bool:
-    """Whether pyiqa can be imported here."""
-    try:
-        import pyiqa  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def register_pyiqa(name: str = NAME) -> bool:
     """Register PRFNet with pyiqa, so that ``pyiqa.create_metric(name, checkpoint=PATH)`` builds it (an FR metric,
     ``lower_better=True``, called ``metric(dist, ref)``). Returns False, changing nothing, when pyiqa is not

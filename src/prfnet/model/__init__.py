@@ -1,8 +1,9 @@
-"""PRFNet architecture: backbone, blocks, the model and its checkpoints."""
+"""PRFNet: backbone, blocks, the model, its checkpoints, and the one loader (:func:`.loading.load_model`)."""
 
 from .backbone import SE_RES2NET50, build_backbone
 from .blocks import ConcatPair, CrossSubtract, ProgressiveFusion, SingleScaleFusion
-from .prfnet import PRFNet, PRFNetConfig, Ranking, ReferenceFeatures, check_images
+from .config import PRFNetConfig
+from .prfnet import PRFNet, Ranking, ReferenceFeatures, check_images
 
 __all__ = [
     "SE_RES2NET50",

@@ -1,5 +1,9 @@
 """Multi-scale feature extractors built with timm, and how their SE gates and batch norms behave.
 
+The paper's feature extractor (arXiv 2401.06992: "multi-scale features using a pre-trained SE Res2Net50 network",
+shared by the reference and the distorted images) is ``seres2net50`` below; the identity-initialised SE gates and
+the freezable batch norms are ours (``docs/design.md``, decisions 6 and 7).
+
 The default, ``seres2net50``, is timm's Res2Net-50 (26w x 4s) with a squeeze-and-excitation module in
 every bottleneck. No public ImageNet weights exist for that exact network, so ``pretrained=True``
 loads timm's ``res2net50_26w_4s`` ImageNet weights into it; the SE modules are new. With the default
@@ -18,6 +22,8 @@ from pathlib import Path
 import timm
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from timm.layers import SEModule, make_divisible
 from timm.layers.norm_act import BatchNormAct2d
 from torch import nn
@@ -38,7 +44,8 @@ BACKBONE_NORMS = ("frozen", "batch")
 
 
 class IdentityInitSE(nn.Module):
-    """Squeeze-and-excitation whose gate is the identity at initialisation.
+    """Squeeze-and-excitation whose gate is the identity at initialisation (the "SE" of the paper's SE Res2Net50;
+    the initialisation is ours).
 
     (N, C, H, W) -> same shape: ``x * 2 * sigmoid(fc2(relu(fc1(mean_hw(x)))))``, gate in (0, 2). ``fc2``
     starts at zero, so every gate is exactly 1 and a network seeded with SE-free weights computes what
@@ -171,9 +178,6 @@ def build_backbone(
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     if not path.is_file():
         raise CheckpointError(f"backbone weights file not found: {path}")
     if path.suffix != ".safetensors":
@@ -217,8 +221,3 @@ def added_modules(net: nn.Module, name: str) -> list[nn.Module]:
 def feature_channels(net: nn.Module) -> list[int]:
     """Channels of each returned feature map, read from timm's feature info."""
     return list(net.feature_info.channels())
-
-
-def feature_strides(net: nn.Module) -> list[int]:
-    """Down-sampling factor of each returned feature map."""
-    return list(net.feature_info.reduction())

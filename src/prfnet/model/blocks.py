@@ -1,5 +1,11 @@
 """PRFNet's two blocks and their ablation baselines.
 
+The paper (arXiv 2401.06992, as ``docs/design.md`` sums it up: a pre-trained SE Res2Net50 -> cross
+subtraction -> progressive feature fusion -> quality prediction) names the *cross subtraction module*
+(:class:`CrossSubtract`) and the *progressive feature fusion block* (:class:`ProgressiveFusion`) without their
+internals; the layers inside them are our choices (``docs/design.md``, "Decisions the paper leaves open").
+:class:`ConcatPair` and :class:`SingleScaleFusion` are not in the paper: they are the ablations of those two.
+
 Shapes use N = batch, S = number of scales, C_s = backbone channels at scale s, H_s x W_s = the
 feature map size at scale s (scale 0 is the finest), D = ``pair_channels``, F = ``fusion_channels``.
 
@@ -24,12 +30,14 @@ Features = list[torch.Tensor]
 
 
 def unit_normalise(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
-    """(N, C, H, W) -> same shape, each spatial position's channel vector divided by its L2 norm."""
+    """(N, C, H, W) -> same shape, each spatial position's channel vector divided by its L2 norm (as in LPIPS; not
+    in the paper: it puts the backbone levels on one scale before the cross subtraction)."""
     return x / torch.sqrt((x * x).sum(dim=1, keepdim=True) + eps)
 
 
 class CrossSubtract(nn.Module):
-    """Compare reference and distorted features by subtraction, scale by scale.
+    """The paper's cross subtraction module: reference and distorted features compared by subtraction, scale by
+    scale, and the cross subtraction of the two pairs (the paper gives no layer-level detail; ours is below).
 
     ``in_channels``: {backbone level s: C_s} of the levels the fusion uses, finest first.
     ``forward(ref_feats, dist_feats)``: two lists of those S unit-normalised tensors (N, C_s, H_s, W_s) -> S
@@ -58,7 +66,7 @@ class CrossSubtract(nn.Module):
 
 
 class ConcatPair(CrossSubtract):
-    """Ablation baseline: no subtraction; ReLU(W_s [F_R, F_X]) from the concatenated features.
+    """Ablation baseline, not in the paper: no subtraction; ReLU(W_s [F_R, F_X]) from the concatenated features.
 
     Same shapes as :class:`CrossSubtract`; identical inputs no longer map to zero.
     """
@@ -76,7 +84,8 @@ class ConcatPair(CrossSubtract):
 
 
 class ChannelAttention(nn.Module):
-    """Squeeze-and-excitation gate: (N, C, H, W) -> same shape, each channel scaled by a gate in (0, 1)."""
+    """Squeeze-and-excitation gate: (N, C, H, W) -> same shape, each channel scaled by a gate in (0, 1). The
+    channel attention of each :class:`FusionStep` (our choice inside the paper's progressive fusion block)."""
 
     def __init__(self, channels: int, reduction: int = 4):
         super().__init__()
@@ -90,7 +99,8 @@ class ChannelAttention(nn.Module):
 
 
 class FusionStep(nn.Module):
-    """One progressive step: [coarser state resampled to H_s x W_s, pair map at s] -> (N, F, H_s, W_s)."""
+    """One step of the progressive fusion: [coarser state resampled to H_s x W_s, pair map at s] -> (N, F, H_s, W_s)
+    (two 3x3 convolutions and a channel gate: our layers inside the paper's progressive feature fusion block)."""
 
     def __init__(self, in_channels: int, out_channels: int, attention: bool = True):
         super().__init__()
@@ -103,7 +113,8 @@ class FusionStep(nn.Module):
 
 
 class ProgressiveFusion(nn.Module):
-    """Fuse S pair maps deep-to-shallow, one scale at a time, then average-pool.
+    """The paper's progressive feature fusion block: S pair maps fused deep-to-shallow, one scale at a time, then
+    average-pooled (the order and the steps are ours; the paper names the block, not its layers).
 
     State h = pair map at the coarsest scale; for s = S-2 .. 0: h = FusionStep_s([up(h), E_s]),
     ``up`` = bilinear resampling to (H_s, W_s). Input: S tensors (N, D, H_s, W_s). Output: (N, F) >= 0.
@@ -128,7 +139,8 @@ class ProgressiveFusion(nn.Module):
 
 
 class SingleScaleFusion(nn.Module):
-    """Ablation baseline: one backbone level only (default the coarsest), a conv step, then average-pool.
+    """Ablation baseline, not in the paper: one backbone level only (default the coarsest), a conv step, then
+    average-pool.
 
     Input: the one pair map of that level, as a list [(N, D, H_s, W_s)]; output (N, F) >= 0.
     """
@@ -146,7 +158,8 @@ class SingleScaleFusion(nn.Module):
 
 
 class PositiveLinear(nn.Module):
-    """(N, F) -> (N,): v . softplus(w). Non-negative weights keep the distance >= 0 and monotone in v."""
+    """The quality prediction (the paper's last stage): (N, F) -> (N,): v . softplus(w). Non-negative weights keep
+    the distance >= 0 and monotone in v; on v_B - v_A it gives the 2AFC logit."""
 
     def __init__(self, in_features: int):
         super().__init__()

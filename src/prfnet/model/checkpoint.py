@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 
-from ..errors import CheckpointError, ConfigError, InputError
-from ..ioutil import atomic_write
+from .._version import __version__
+from ..errors import CheckpointError, ConfigError
+from ..ioutil import atomic_write, file_sha256
 
 if TYPE_CHECKING:
     from .prfnet import PRFNet
@@ -19,15 +24,44 @@ FORMAT = "prfnet"
 FORMAT_VERSION = "2"
 #: format versions this prfnet reads; a newer file is refused (upgrade prfnet)
 READABLE_VERSIONS = ("1", "2")
+#: the config keys :meth:`PRFNet.from_pretrained` may override (inference-only settings)
 INFERENCE_OPTIONS = {"tile_size", "tile_stride"}
 #: config keys added after format 1, with the value that reproduces what a format-1 file computed
 FORMAT_1_DEFAULTS = {"se_gate": "sigmoid"}
 
 
+@dataclass(frozen=True)
+class CheckpointFile:
+    """The checkpoint file a model's weights were read from, as it was just before the read: its path, size in bytes
+    and modification time (ns). Set by :meth:`PRFNet.from_pretrained` as ``model.checkpoint_file``."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: str | Path) -> CheckpointFile:
+        """The file at ``path`` as it is now (``OSError`` if it cannot be stat'ed)."""
+        st = os.stat(path)
+        return cls(str(path), st.st_size, st.st_mtime_ns)
+
+    def unchanged(self) -> bool:
+        """Whether the file still has this size and modification time, so still holds the weights read from it."""
+        try:
+            return CheckpointFile.of(self.path) == self
+        except OSError:
+            return False
+
+    def sha256(self) -> str:
+        """SHA-256 (hex) of the file's bytes; reads the whole file (:class:`CheckpointError` if it cannot)."""
+        try:
+            return file_sha256(self.path)
+        except OSError as exc:
+            raise CheckpointError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+
+
 def save_checkpoint(model: PRFNet, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write ``model`` to ``path`` atomically (:func:`prfnet.ioutil.atomic_write`)."""
-    from safetensors.torch import save
-
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta.update(
         format=FORMAT,
@@ -42,8 +76,6 @@ def save_checkpoint(model: PRFNet, path: str | Path, metadata: dict[str, str] | 
 
 def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, torch.Tensor], dict[str, str]]:
     """(config dict, state dict, metadata) of a prfnet checkpoint; :class:`CheckpointError` otherwise."""
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path}: is a directory, not a checkpoint file (pass the .safetensors file)")
@@ -60,7 +92,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, torch.Tensor], di
     version = meta.get("format_version", "1")
     if version not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"{path}: checkpoint format_version {version!r} is newer than this prfnet (version {_prfnet_version()}) "
+            f"{path}: checkpoint format_version {version!r} is newer than this prfnet (version {__version__}) "
             f"reads (format {', '.join(READABLE_VERSIONS)}): upgrade prfnet to load it"
         )
     try:
@@ -68,12 +100,6 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, torch.Tensor], di
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: corrupt config in metadata ({exc})") from None
     return config, state, meta
-
-
-def _prfnet_version() -> str:
-    from .. import __version__
-
-    return __version__
 
 
 def _first(names: list[str], shown: int = 3) -> str:
@@ -101,13 +127,14 @@ def mismatch_summary(expected: dict[str, torch.Tensor], stored: dict[str, torch.
 
 
 def load_checkpoint(cls: type[PRFNet], path: str | Path, map_location="cpu", **overrides) -> PRFNet:
-    from .prfnet import PRFNetConfig
-
+    """A ``cls`` model (eval mode, on ``map_location``) from the checkpoint at ``path``, with the config keys
+    ``overrides`` (already checked by the caller) replaced; ``model.source`` and ``model.checkpoint_file`` name
+    the file. :class:`CheckpointError` for a file that is not a readable checkpoint of this architecture."""
+    try:
+        stamp = CheckpointFile.of(path)  # before the read: a file replaced meanwhile no longer matches it
+    except OSError:
+        stamp = None  # read_checkpoint says why
     config, state, _ = read_checkpoint(path)
-    unknown = set(overrides) - INFERENCE_OPTIONS
-    if unknown:
-        raise InputError(f"only {sorted(INFERENCE_OPTIONS)} can be overridden at load time, got {sorted(unknown)}")
-    PRFNetConfig(**overrides)  # a bad tile_size / tile_stride is the caller's ConfigError, not the checkpoint's
     for key, value in FORMAT_1_DEFAULTS.items():
         config.setdefault(key, value)
     config.update(overrides)
@@ -127,4 +154,5 @@ def load_checkpoint(cls: type[PRFNet], path: str | Path, map_location="cpu", **o
         first = str(exc).strip().splitlines()[0][:300]
         raise CheckpointError(f"{path}: weights do not match the stored config: {first}") from None
     model.source = str(path)
+    model.checkpoint_file = stamp
     return model.to(map_location).eval()

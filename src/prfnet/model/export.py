@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..ioutil import atomic_write
 
 #: ONNX opset of the exported graphs (supported by torch's TorchScript exporter and onnxruntime >= 1.16)
 OPSET = 17
@@ -57,8 +58,6 @@ def export_onnx(model, path: str | Path, what: str = "score", opset: int = OPSET
     """Write ``model``'s ``score`` or ``compare`` as an ONNX graph to ``path`` (written atomically); returns the
     path. See the module doc for inputs, outputs and dynamic axes. The model is exported on the CPU in eval mode
     and float32, then left in its former mode and device."""
-    from ..ioutil import atomic_write
-
     if what not in WHAT:
         raise ConfigError(f"--what must be one of {WHAT}, got {what!r}")
     if model.config.tile_size is not None:

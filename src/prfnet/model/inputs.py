@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import InputError
+from ..images import unit_float
 
 MIN_SIDE = 32  # the backbone's 5 stride-2 stages need 32 pixels
 
@@ -43,11 +44,6 @@ def check_images(*images: torch.Tensor, names: tuple[str, ...] | None = None, mi
     batches = {x.shape[0] for x in images} - {1}
     if len(batches) > 1:
         raise InputError(f"batch sizes differ: {[x.shape[0] for x in images]}")
-
-
-def unit_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 0..255 -> float32 value / 255 (the values :func:`prfnet.load_image` gives); float unchanged."""
-    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
 
 
 def same_dtype(images: list[torch.Tensor]) -> list[torch.Tensor]:

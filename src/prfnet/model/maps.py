@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .blocks import ProgressiveFusion, SingleScaleFusion
-from .inputs import check_images
+from .inputs import check_images, unit_float
 
 
 def unpooled_fusion(fusion: torch.nn.Module, maps: list[torch.Tensor]) -> torch.Tensor:
@@ -61,7 +61,7 @@ def _window_map(model, ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
     ref_feats, dist_feats = model.features(ref), model.features(dist)
     n = dist_feats[0].shape[0]
     ref_feats = [r.expand(n, *r.shape[1:]) for r in ref_feats]
-    with model._float32():
+    with model.autocast_off():
         h = unpooled_fusion(model.fusion, model.pair(ref_feats, dist_feats))
         cells = model.head(h.movedim(1, -1))  # (N, H_0, W_0): the linear head on each cell's fused vector
         return area_upsample(cells, tuple(ref.shape[-2:]))
@@ -72,10 +72,10 @@ def score_map(model, ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
     >= 0, float32, higher = farther from the reference there; ``map.mean(dim=(1, 2, 3)) == model.score(ref, dist)``
     (to float rounding, ~1e-7 relative). Tiled models: tile maps stitched (see the module doc). Runs in eval mode."""
     check_images(ref, dist, names=("ref", "dist"))
-    ref, dist = model._prepare(ref), model._prepare(dist)
+    ref, dist = model.prepare(ref), model.prepare(dist)
     height, width = ref.shape[-2:]
-    windows = model._windows(height, width) or [(slice(None), slice(None))]
-    with model._evaluating():
+    windows = model.windows(height, width)
+    with model.evaluating():
         out = None
         for rows, cols in windows:
             tile = _window_map(model, ref[..., rows, cols], dist[..., rows, cols])
@@ -101,8 +101,7 @@ def overlay(image: torch.Tensor, values: torch.Tensor, scale: float, diverging: 
     ``RdBu_r`` from -scale (blue) through 0 (white) to +scale (red)."""
     from matplotlib import colormaps
 
-    grey = image.detach().float().cpu()[0]
-    grey = grey / 255.0 if image.dtype == torch.uint8 else grey
+    grey = unit_float(image.detach().cpu()[0]).float()
     grey = (0.299 * grey[0] + 0.587 * grey[1] + 0.114 * grey[2]).clamp(0, 1).numpy()
     v = values.detach().float().cpu().numpy() / max(scale, 1e-12)
     v = (v + 1) / 2 if diverging else v

@@ -1,5 +1,12 @@
 """The PRFNet model: shared backbone -> cross subtract -> progressive fusion -> 2AFC / distance.
 
+The paper: "Progressive Feature Fusion Network for Enhancing Image Quality Assessment" (PRFNet, arXiv 2401.06992),
+2nd place in the CLIC 2022 image perceptual model track (0.781 accuracy on the CLIC-V validation set). Its pipeline
+(pre-trained SE Res2Net50 -> cross subtraction module -> progressive feature fusion block -> quality prediction)
+is :mod:`.backbone` -> :class:`~.blocks.CrossSubtract` -> :class:`~.blocks.ProgressiveFusion` ->
+:class:`~.blocks.PositiveLinear`; its two-step training (classification, then regression) is in
+:mod:`prfnet.training`. ``docs/design.md`` lists what the paper leaves open and what we chose.
+
 Conventions for every method: images are float tensors of shape (N, 3, H, W), RGB, values in
 [0, 1], H and W >= 32 (any size, not only multiples of 32). ImageNet normalisation happens inside.
 uint8 tensors are accepted too and taken as 0..255: they are converted to float32 / 255 only when the
@@ -30,58 +37,21 @@ from torch import nn
 from ..errors import ConfigError, InputError
 from . import maps
 from .backbone import (
-    BACKBONE_NORMS,
     IMAGENET_MEAN,
     IMAGENET_STD,
-    SE_GATES,
     SE_RES2NET50,
     build_backbone,
     feature_channels,
     freeze_norm_statistics,
 )
 from .blocks import FUSION_BLOCKS, PAIR_BLOCKS, PositiveLinear, unit_normalise
+from .checkpoint import INFERENCE_OPTIONS, CheckpointFile, load_checkpoint, save_checkpoint
+from .config import PRFNetConfig
 from .inference import InferencePolicy, compile_backbone, device_policy
-from .inputs import MIN_SIDE, check_images, same_dtype, unit_float
+from .inputs import check_images, same_dtype, unit_float
 from .tiling import tile_windows
 
 _PLAIN = InferencePolicy()
-
-
-@dataclass(frozen=True)
-class PRFNetConfig:
-    """Everything needed to rebuild the architecture (stored in every checkpoint)."""
-
-    backbone: str = SE_RES2NET50
-    pair_block: str = "cross_subtract"  # or "concat" (ablation)
-    fusion: str = "progressive"  # or "single_scale" (ablation)
-    pair_channels: int = 64
-    fusion_channels: int = 64
-    attention: bool = True
-    se_gate: str = "identity"  # or "sigmoid": timm's SE, gates near 0.5 at initialisation (format-1 models)
-    backbone_norm: str = "frozen"  # or "batch": batch statistics in training, shared by R, A and B
-    tile_size: int | None = None  # None: whole image; else square tiles of this side
-    tile_stride: int | None = None  # None: equal to tile_size (no overlap)
-
-    def __post_init__(self):
-        if self.pair_block not in PAIR_BLOCKS:
-            raise ConfigError(f"pair_block must be one of {sorted(PAIR_BLOCKS)}, got {self.pair_block!r}")
-        if self.fusion not in FUSION_BLOCKS:
-            raise ConfigError(f"fusion must be one of {sorted(FUSION_BLOCKS)}, got {self.fusion!r}")
-        if self.tile_size is not None and self.tile_size < MIN_SIDE:
-            raise ConfigError(f"tile_size must be >= {MIN_SIDE}, got {self.tile_size}")
-        if self.se_gate not in SE_GATES:
-            raise ConfigError(f"se_gate must be one of {SE_GATES}, got {self.se_gate!r}")
-        if self.backbone_norm not in BACKBONE_NORMS:
-            raise ConfigError(f"backbone_norm must be one of {BACKBONE_NORMS}, got {self.backbone_norm!r}")
-        if self.tile_stride is not None and self.tile_stride <= 0:
-            raise ConfigError(f"tile_stride must be positive, got {self.tile_stride}")
-        if self.tile_stride is not None and self.tile_size is None:
-            raise ConfigError("tile_stride needs tile_size")
-        if self.tile_stride is not None and self.tile_stride > self.tile_size:
-            raise ConfigError(
-                f"tile_stride ({self.tile_stride}) must not exceed tile_size ({self.tile_size}): "
-                "the pixels between tiles would never be compared"
-            )
 
 
 @dataclass
@@ -146,8 +116,13 @@ class PRFNet(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.freeze_norm_statistics(c.backbone_norm == "frozen")
-        #: the checkpoint file the weights came from (set by :meth:`from_pretrained`), for error messages
+        #: the checkpoint file the weights came from (set by :meth:`from_pretrained`), or a description, for messages
         self.source: str | None = None
+        #: the checkpoint file that holds exactly these weights (set by :meth:`from_pretrained`); None for a model
+        #: built in memory and from ``train(True)`` or ``load_state_dict`` on (the weights may change). A score
+        #: store's model identity is this file's SHA-256, computed only when a store asks
+        #: (:func:`prfnet.api.model_identity`)
+        self.checkpoint_file: CheckpointFile | None = None
         #: how eval-mode calls run the backbone (:meth:`optimize_for_inference`); the default changes nothing
         self.inference = InferencePolicy()
         self.inference_only = False  # set once the backbone is compiled with frozen weights: no training, no saving
@@ -181,7 +156,7 @@ class PRFNet(nn.Module):
 
     def train(self, mode: bool = True) -> PRFNet:
         if mode:  # weights may change from here on: they are no longer the checkpoint's (score store keys)
-            self.__dict__.pop("checkpoint_digest", None)
+            self.checkpoint_file = None
         if mode and getattr(self, "inference_only", False):
             raise ConfigError(
                 "this model's backbone is compiled with frozen weights (optimize_for_inference(compile=True)): it "
@@ -189,14 +164,24 @@ class PRFNet(nn.Module):
             )
         return super().train(mode)
 
+    def load_state_dict(self, *args, **kwargs):
+        """:meth:`torch.nn.Module.load_state_dict`; the weights are then no longer a checkpoint file's."""
+        result = super().load_state_dict(*args, **kwargs)
+        self.checkpoint_file = None
+        return result
+
     def will_tile(self, height: int, width: int) -> bool:
         """Whether images of this size are scored tile by tile (tiling on and a side above ``tile_size``)."""
-        return self._windows(height, width) is not None
-
-    def _windows(self, height: int, width: int) -> list[tuple[slice, slice]] | None:
         t = self.config.tile_size
-        if t is None or (height <= t and width <= t):
-            return None
+        return t is not None and (height > t or width > t)
+
+    def windows(self, height: int, width: int) -> list[tuple[slice, slice]]:
+        """The (rows, columns) windows an H x W image is scored in, row-major: the tiles of
+        :func:`~prfnet.model.tiling.tile_windows` when :meth:`will_tile`, else one window, the whole image. The
+        distance of an image is the mean of its windows' distances."""
+        if not self.will_tile(height, width):
+            return [(slice(None), slice(None))]
+        t = self.config.tile_size
         return tile_windows(height, width, t, self.config.tile_stride or t)
 
     def freeze_norm_statistics(self, frozen: bool) -> PRFNet:
@@ -207,8 +192,9 @@ class PRFNet(nn.Module):
         return self
 
     @contextmanager
-    def _evaluating(self) -> Iterator[None]:
-        """Eval mode for the duration, then every submodule's mode exactly as it was."""
+    def evaluating(self) -> Iterator[None]:
+        """A context in eval mode (frozen norm statistics, no dropout); on exit every submodule's mode is exactly as
+        it was. Gradients are not switched off (that is the caller's choice)."""
         modes = [(m, m.training) for m in self.modules()]
         self.eval()
         try:
@@ -217,13 +203,14 @@ class PRFNet(nn.Module):
             for module, mode in modes:
                 module.training = mode
 
-    def _float32(self):
-        """A context with autocast off: what runs inside stays in float32 under AMP."""
+    def autocast_off(self):
+        """A context with autocast off on the model's device type: what runs inside (everything after the backbone)
+        stays in float32 under AMP."""
         return torch.autocast(self.device.type, enabled=False)
 
-    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """On the model's device; float input as float32, uint8 kept as uint8 (converted per tile in
-        :meth:`features`)."""
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (N, 3, H, W) moved to the model's device: float input as float32 in [0, 1], uint8 kept as uint8
+        0..255 (converted per tile in :meth:`features`). No checks (see :func:`~prfnet.model.inputs.check_images`)."""
         return x.to(self.device) if x.dtype == torch.uint8 else x.to(self.device, torch.float32)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -240,7 +227,7 @@ class PRFNet(nn.Module):
             dtype = policy.autocast_dtype
             with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
                 maps = self.backbone(x)
-        with self._float32():
+        with self.autocast_off():
             return [unit_normalise(maps[s].float()) for s in self.levels]
 
     def pair_vector(self, ref_feats: list[torch.Tensor], dist_feats: list[torch.Tensor]) -> torch.Tensor:
@@ -248,11 +235,13 @@ class PRFNet(nn.Module):
         A reference batch of 1 broadcasts against N distorted images."""
         n = dist_feats[0].shape[0]
         ref_feats = [r.expand(n, *r.shape[1:]) for r in ref_feats]
-        with self._float32():
+        with self.autocast_off():
             return self.fusion(self.pair(ref_feats, dist_feats))
 
-    def _distance(self, v: torch.Tensor) -> torch.Tensor:
-        with self._float32():
+    def distance(self, v: torch.Tensor) -> torch.Tensor:
+        """Pair vectors (N, F) >= 0 (:meth:`pair_vector`, or a mean of them over tiles) -> distances (N,) >= 0,
+        float32, lower = closer: the linear head with positive weights, in float32."""
+        with self.autocast_off():
             return self.head(v)
 
     def _joint_features(self, images: list[torch.Tensor]) -> list[list[torch.Tensor]]:
@@ -270,7 +259,7 @@ class PRFNet(nn.Module):
         through the backbone in one call: with ``backbone_norm="batch"`` they share batch statistics, so
         an image-wide difference between A and B is never normalised away.
         """
-        windows = self._windows(*ref.shape[-2:]) or [(slice(None), slice(None))]
+        windows = self.windows(*ref.shape[-2:])
         sums = [0.0] * len(dists)
         for rows, cols in windows:
             if self.training or self.inference.joint_batch:
@@ -284,7 +273,7 @@ class PRFNet(nn.Module):
 
     # -- public API ------------------------------------------------------------------------------
     def _refuse_tiles(self, size: tuple[int, int], what: str) -> None:
-        if self._windows(*size) is not None:
+        if self.will_tile(*size):
             raise InputError(
                 f"{what} works on whole images, and this model tiles images larger than {self.config.tile_size} px "
                 f"(got {size[1]}x{size[0]}): call score(ref, dist) or rank(ref, candidates), which encode each "
@@ -296,36 +285,36 @@ class PRFNet(nn.Module):
         Whole images only: an image this model would tile raises :class:`InputError`."""
         check_images(ref, names=("ref",))
         self._refuse_tiles(tuple(ref.shape[-2:]), "encode()")
-        with self._evaluating():
-            return ReferenceFeatures(self.features(self._prepare(ref)), tuple(ref.shape[-2:]))
+        with self.evaluating():
+            return ReferenceFeatures(self.features(self.prepare(ref)), tuple(ref.shape[-2:]))
 
     def score(self, ref: torch.Tensor | ReferenceFeatures, dist: torch.Tensor) -> torch.Tensor:
         """Distance of ``dist`` (N, 3, H, W) to ``ref`` (a tensor or :meth:`encode` output): (N,) >= 0,
         float32, lower = closer. A reference batch of 1 is shared by all N distorted images."""
-        with self._evaluating():
+        with self.evaluating():
             if isinstance(ref, ReferenceFeatures):
                 check_images(dist, names=("dist",))
                 if tuple(dist.shape[-2:]) != ref.size:
                     raise InputError(f"dist size {tuple(dist.shape[-2:])} differs from the reference's {ref.size}")
                 self._refuse_tiles(ref.size, "score() with encoded reference features")
-                return self._distance(self.pair_vector(ref.feats, self.features(self._prepare(dist))))
+                return self.distance(self.pair_vector(ref.feats, self.features(self.prepare(dist))))
             check_images(ref, dist, names=("ref", "dist"))
-            (v,) = self._vectors(self._prepare(ref), [self._prepare(dist)])
-            return self._distance(v)
+            (v,) = self._vectors(self.prepare(ref), [self.prepare(dist)])
+            return self.distance(v)
 
     def forward(self, ref: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """2AFC logit (N,), float32: > 0 when A is closer to ``ref`` than B; equals d(ref, B) - d(ref, A).
         Antisymmetric: f(r, a, b) = -f(r, b, a). Follows the module's mode (the training path)."""
         check_images(ref, a, b, names=("ref", "A", "B"))
-        v_a, v_b = self._vectors(self._prepare(ref), [self._prepare(a), self._prepare(b)])
-        with self._float32():
+        v_a, v_b = self._vectors(self.prepare(ref), [self.prepare(a), self.prepare(b)])
+        with self.autocast_off():
             return self.head(self.pair.cross(v_a, v_b))
 
     def compare(self, ref: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Probability (N,) that A is closer to ``ref`` than B, float32: sigmoid of the logit, so in [0, 1]
         and exactly 0 or 1 once |logit| > ~17 (use ``model(ref, a, b)`` to order such cases);
         compare(r, a, b) + compare(r, b, a) = 1."""
-        with self._evaluating():
+        with self.evaluating():
             return torch.sigmoid(self(ref, a, b))
 
     def score_map(self, ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
@@ -353,27 +342,25 @@ class PRFNet(nn.Module):
         if ref.ndim != 4 or ref.shape[0] != 1:
             raise InputError(f"rank takes one reference of shape (1, 3, H, W), got {tuple(ref.shape)}")
         check_images(ref, *candidates, names=("ref", *(f"candidate {i}" for i in range(len(candidates)))))
-        ref = self._prepare(ref)
+        ref = self.prepare(ref)
         if stacked is not None:  # views of the caller's tensor, no copy
             chunks = list(stacked.split(batch_size))
         else:
             chunks = [
                 torch.cat(same_dtype(candidates[i : i + batch_size])) for i in range(0, len(candidates), batch_size)
             ]
-        with self._evaluating():
-            if self._windows(*ref.shape[-2:]) is None:
+        with self.evaluating():
+            if not self.will_tile(*ref.shape[-2:]):
                 ref_feats = self.features(ref)
-                vectors = [self.pair_vector(ref_feats, self.features(self._prepare(c))) for c in chunks]
+                vectors = [self.pair_vector(ref_feats, self.features(self.prepare(c))) for c in chunks]
             else:
-                vectors = self._vectors(ref, [self._prepare(c) for c in chunks])
-            scores = self._distance(torch.cat(vectors))
+                vectors = self._vectors(ref, [self.prepare(c) for c in chunks])
+            scores = self.distance(torch.cat(vectors))
         return Ranking(order=torch.argsort(scores, stable=True), scores=scores)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
         """Write weights and architecture config to one ``.safetensors`` file (no pickle)."""
-        from .checkpoint import save_checkpoint
-
         if self.inference_only:
             raise ConfigError(
                 "this model's backbone is compiled with frozen weights (optimize_for_inference(compile=True)): save "
@@ -384,7 +371,10 @@ class PRFNet(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path, map_location: str | torch.device = "cpu", **overrides) -> PRFNet:
         """Rebuild a model from :meth:`save_pretrained` output, in eval mode. ``overrides`` may
-        change inference-only settings (``tile_size``, ``tile_stride``)."""
-        from .checkpoint import load_checkpoint
-
+        change inference-only settings (``tile_size``, ``tile_stride``). ``model.source`` and
+        ``model.checkpoint_file`` name the file; the file is read once (it is not hashed here)."""
+        unknown = set(overrides) - INFERENCE_OPTIONS
+        if unknown:
+            raise InputError(f"only {sorted(INFERENCE_OPTIONS)} can be overridden at load time, got {sorted(unknown)}")
+        PRFNetConfig(**overrides)  # a bad tile_size / tile_stride is the caller's ConfigError, not the checkpoint's
         return load_checkpoint(cls, path, map_location, **overrides)

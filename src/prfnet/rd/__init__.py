@@ -1,7 +1,9 @@
 """Rate-distortion evaluation of codecs (``prfnet rd``, ``docs/rd.md``): inputs, curves, BD-rate, figures.
 
-Pure data: nothing here loads a model or decodes pixels (sizes come from image headers); the scores are
-computed elsewhere and passed to :func:`build_curves` in the order of the items.
+What this package exports is pure data: inputs (sizes from image headers, no pixels decoded), curves, BD-rates
+and figures from scores passed to :func:`build_curves` in the order of the items. :mod:`.run` (``run_rd``) scores
+the items through :mod:`prfnet.protocol` and the scoring engine (which loads the model, lazily); :mod:`.example`
+encodes the ``--example`` set with Pillow's codecs.
 """
 
 from .bdrate import akima_bd_rate, bd_rate_table

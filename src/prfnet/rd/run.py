@@ -10,6 +10,7 @@ Outputs (``docs/rd.md``), staged and published together with ``OUT/manifest.json
     OUT/rd.json                the summary that ``prfnet rd --json`` prints
 
 The score store (default ``OUT/scores.sqlite``) lies outside the set: it persists between runs and is never deleted.
+The run follows the protocol template (:class:`prfnet.protocol.ProtocolRun`) that ``prfnet eval`` uses too.
 """
 
 from __future__ import annotations
@@ -20,16 +21,21 @@ from pathlib import Path
 
 import numpy as np
 
+from ..baselines import BASELINE_NAMES
 from ..errors import ConfigError
 from ..images import DEFAULT_MAX_PIXELS
+from ..ioutil import atomic_write, json_safe, write_json
+from ..protocol import ProtocolRun
+from ..report.html import figure_png
+from ..scoring.metrics import PRFNET, parse_metric_names
+from ..store import DEFAULT_STORE
 from .bdrate import METHODS, bd_rate_table
 from .curves import MIN_BD_RATE_POINTS, RDCurves, build_curves, check_rd_items, compressai_results, result_key
+from .figures import percent_cell, plot_rd, rd_report
 from .inputs import RDItem
 
 #: top-level names of ``OUT`` a run of ``prfnet rd`` owns (stale ones of an earlier run are removed on publishing)
 RD_OUTPUTS = ("results", "bd_rate.json", "rd_*.png", "report.html", "rd.json")
-STORE_NAME = "scores.sqlite"
-DEFAULT_METRICS = "prfnet,psnr,ms_ssim_rgb,lpips,dists"
 DEFAULT_TITLE = "Rate-distortion evaluation"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
@@ -54,9 +60,6 @@ def codec_file_names(codecs: Sequence[str]) -> dict[str, str]:
 def metric_names(metrics: str | Sequence[str]) -> list[str]:
     """``"prfnet,psnr"`` (or a list of names) -> canonical names in order (``-`` = ``_``, ``all``/``baselines``
     expanded, duplicates dropped). :class:`ConfigError` for an unknown name, before any model is loaded."""
-    from ..baselines import BASELINE_NAMES
-    from ..scoring.metrics import PRFNET, parse_metric_names
-
     raw = [metrics] if isinstance(metrics, str) else list(metrics)
     names = list(dict.fromkeys(n.replace("-", "_") for n in parse_metric_names(",".join(raw))))
     unknown = [n for n in names if n != PRFNET and n not in BASELINE_NAMES]
@@ -67,48 +70,16 @@ def metric_names(metrics: str | Sequence[str]) -> list[str]:
     return names
 
 
-def _open_store(store, out_dir: Path):
-    """(an open ScoreStore, whether this function opened it) for ``None`` (``OUT/scores.sqlite``), a path or a
-    ScoreStore given as it is."""
-    from ..store import ScoreStore
-
-    if isinstance(store, ScoreStore):
-        return store, False
-    return ScoreStore(_store_path(store, out_dir)), True
-
-
-def _store_path(store, out_dir: Path) -> Path:
-    """Where the store is, without opening it (a multi-process run: only global rank 0 opens the store)."""
-    return Path(getattr(store, "path", None) or (out_dir / STORE_NAME if store is None else store))
-
-
-def _score(items, selection, source, store, *, device, batch_size, workers, progress, max_pixels, trainer):
-    """Score (original, decoded) of every item; returns (per-item scores {metric: (n_items,)}, counts of the scores
-    read from the store and computed, in all and per metric)."""
-    from ..scoring.engine import score_pairs
-    from ..scoring.metrics import drop_failed
-
-    pairs = [(str(it.original), str(it.decoded)) for it in items]
-    scores = score_pairs(
-        pairs, selection.metrics, source, device, batch_size, progress, max_pixels,
-        store=store, workers=workers, trainer=trainer,
-    )  # fmt: skip
-    if scores.partial:  # not global rank 0 of a multi-process run: rank 0 has every score and writes
-        return None, None
-    drop_failed(selection, scores)
-    if not selection.metrics:
-        reasons = "; ".join(f"{name}: {why}" for name, why in selection.unavailable.items())
-        raise ConfigError(f"no metric can score these images ({reasons})")
+def _counts(pairs, selection, scores) -> dict:
+    """How many scores the run needed, read from the store and computed, in all and per metric."""
     names = [m.name for m in selection.metrics]
-    n_pairs = len(set(pairs))
     by_metric = {n: {"from_store": int(scores.from_store[n]), "computed": int(scores.computed[n])} for n in names}
-    counts = {
-        "scores": n_pairs * len(names),
+    return {
+        "scores": len(set(pairs)) * len(names),
         "from_store": sum(c["from_store"] for c in by_metric.values()),
         "computed": sum(c["computed"] for c in by_metric.values()),
         "by_metric": by_metric,
     }
-    return {n: scores.lookup(n, pairs) for n in names}, counts
 
 
 def _keyed_bd(table: dict) -> dict:
@@ -130,36 +101,23 @@ def _rate_points(curves: RDCurves) -> dict[str, list[dict]]:
     }
 
 
-def _metrics_info(selection) -> dict[str, dict]:
-    info = {}
-    for name in selection.names:
-        metric = next((m for m in selection.metrics if m.name == name), None)
-        if metric is None:
-            info[name] = {"available": False, "reason": selection.unavailable.get(name, "not scored")}
-        else:
-            direction = "higher" if metric.higher_better else "lower"
-            info[name] = {"available": True, "higher_better": bool(metric.higher_better), "direction": direction}
-            info[name]["key"] = result_key(name)
-    return info
+def _metric_fields(metric) -> dict:
+    """The per-metric entry of the summary, beside ``available`` and ``higher_better``."""
+    return {"direction": "higher" if metric.higher_better else "lower", "key": result_key(metric.name)}
 
 
 def _write(sink, curves, bd, summary, file_names, *, ms_ssim_db: bool, title: str, notes: list[str]) -> None:
     """Write every output of the set into the staging folder of ``sink`` (an :class:`OutputSet`)."""
-    from ..ioutil import atomic_write
-    from ..report.html import figure_png
-    from ..scoring.metrics import write_results
-    from .figures import plot_rd, rd_report
-
     for codec in curves.codecs:
         results = compressai_results(curves, codec, ms_ssim_db=ms_ssim_db)
-        write_results(sink.path(f"results/{file_names[codec]}.json"), results)
+        write_json(sink.path(f"results/{file_names[codec]}.json"), results)
     if bd is not None:
-        write_results(sink.path("bd_rate.json"), _keyed_bd(bd))
+        write_json(sink.path("bd_rate.json"), _keyed_bd(bd))
     for metric in curves.metrics:
         with atomic_write(sink.path(f"rd_{metric}.png"), "wb") as f:
             f.write(figure_png(plot_rd(curves, metric)))  # 110 dpi
     rd_report(curves, bd, title, notes).write(sink.path("report.html"))
-    write_results(sink.path("rd.json"), summary)
+    write_json(sink.path("rd.json"), summary)
 
 
 def run_rd(
@@ -172,7 +130,7 @@ def run_rd(
     device: str = "cpu",
     batch_size: int = 8,
     workers: int = 0,
-    store=None,
+    store=DEFAULT_STORE,
     bd_rate: bool = True,
     bd_method: str = "akima",
     bootstrap: int = 1000,
@@ -194,10 +152,11 @@ def run_rd(
         anchor: the codec BD-rate is measured against (default: the first codec of ``items``).
         model: PRFNet, or a function of no argument returning it (called only if ``prfnet`` is asked for);
             ``None``: :func:`prfnet.api.load_model` (``$PRFNET_CHECKPOINT``).
-        store: the score store: ``None`` = ``out_dir/scores.sqlite``, a path, or an open
-            :class:`prfnet.store.ScoreStore`. It lies outside the output set and persists between runs.
+        store: the score store (:func:`prfnet.store.resolve_store`): by default ``out_dir/scores.sqlite``, ``None``
+            for none, a path, or an open :class:`prfnet.store.ScoreStore`. It lies outside the output set and
+            persists between runs.
         workers, trainer: image-decoding workers and Lightning Trainer settings (``accelerator``, ``devices``,
-            ``num_nodes``, ``strategy``) for :func:`prfnet.evaluation.score_pairs`; under DDP only global rank 0
+            ``num_nodes``, ``strategy``) for :func:`prfnet.scoring.engine.score_pairs`; under DDP only global rank 0
             writes outputs.
         bd_rate: ``False``: no BD-rate (and no minimum of 4 rate points per codec).
         bd_method, bootstrap, seed: :func:`prfnet.rd.bd_rate_table` (``bootstrap=0``: no interval).
@@ -208,12 +167,10 @@ def run_rd(
     nothing is written. Returns the summary written to ``out_dir/rd.json``: ``inputs``, ``n_images``, ``images``,
     ``codecs``, ``anchor``, ``rate_points`` ``{codec: [{"label", "mean_bpp"}]}`` (ascending bpp), ``metrics``
     ``{name: {"available", "higher_better", "direction", "key"} | {"available": False, "reason"}}``, ``store``
-    ``{"path", "scores", "from_store", "computed", "by_metric": {name: {"from_store", "computed"}}}`` (counts of
-    scores), ``bd_rate`` (the ``bd_rate.json`` table or ``None``), ``outputs`` (paths), ``notes``.
+    ``{"path" (``None`` without a store), "scores", "from_store", "computed", "by_metric": {name: {"from_store",
+    "computed"}}}`` (counts of scores), ``bd_rate`` (the ``bd_rate.json`` table or ``None``), ``outputs`` (paths),
+    ``notes``.
     """
-    from ..outputs import check_output_dir
-    from ..scoring.metrics import select_metrics
-
     items = list(items)
     codecs = list(dict.fromkeys(it.codec for it in items))
     anchor = anchor if anchor is not None else (codecs[0] if codecs else None)
@@ -224,42 +181,18 @@ def run_rd(
         raise ConfigError(f"bootstrap must be >= 0 resamples, got {bootstrap}")
     file_names = codec_file_names(codecs)
     names = metric_names(metrics)
-    out_dir = check_output_dir(out_dir)
-    selection = select_metrics(names, model=model, device=device)
-    if not selection.metrics:
-        reasons = "; ".join(f"{name}: {why}" for name, why in selection.unavailable.items())
-        raise ConfigError(f"none of the metrics can run here ({reasons})")
+    # every process of a multi-process run scores a share; only global rank 0 opens the store and writes outputs
+    run = ProtocolRun(out_dir, RD_OUTPUTS, store, check_store=not trainer)
+    out_dir = run.outputs.root
     source = (inputs or {}).get("csv") or (inputs or {}).get("decoded") or "the RD inputs"
-    if trainer:  # every process scores a share; only global rank 0 opens the store, gathers and writes the outputs
-        per_item, counts = _score(
-            items, selection, str(source), _store_path(store, out_dir), device=device, batch_size=batch_size,
-            workers=workers, progress=progress, max_pixels=max_pixels, trainer=trainer,
-        )  # fmt: skip
-        if per_item is None:
-            return {}
-        return _finish(items, selection, per_item, counts, _store_path(store, out_dir), out_dir, codecs, file_names,
-                       anchor=anchor, bd_rate=bd_rate, bd_method=bd_method, bootstrap=bootstrap, seed=seed,
-                       ms_ssim_db=ms_ssim_db, title=title, inputs=inputs)  # fmt: skip
-    score_store, opened = _open_store(store, out_dir)
-    try:
-        per_item, counts = _score(
-            items, selection, str(source), score_store, device=device, batch_size=batch_size, workers=workers,
-            progress=progress, max_pixels=max_pixels, trainer=None,
-        )  # fmt: skip
-    finally:
-        if opened:
-            score_store.close()
-    return _finish(items, selection, per_item, counts, score_store.path, out_dir, codecs, file_names, anchor=anchor,
-                   bd_rate=bd_rate, bd_method=bd_method, bootstrap=bootstrap, seed=seed, ms_ssim_db=ms_ssim_db,
-                   title=title, inputs=inputs)  # fmt: skip
-
-
-def _finish(items, selection, per_item, counts, store_path, out_dir, codecs, file_names, *, anchor, bd_rate,
-            bd_method, bootstrap, seed, ms_ssim_db, title, inputs) -> dict:  # fmt: skip
-    """Curves, BD-rate and the summary of the scored items; the outputs written as one set."""
-    from ..outputs import OutputSet
-    from ..scoring.metrics import json_safe
-
+    pairs = [(str(it.original), str(it.decoded)) for it in items]
+    selection, scores = run.score(
+        pairs, str(source), names, model=model, device=device, batch_size=batch_size, progress=progress,
+        max_pixels=max_pixels, workers=workers, trainer=trainer, require=True,
+    )  # fmt: skip
+    if scores.partial:  # not global rank 0 of a multi-process run: rank 0 has every score and writes
+        return {}
+    per_item = {m.name: scores.lookup(m.name, pairs) for m in selection.metrics}
     curves = build_curves(items, per_item, {m.name: bool(m.higher_better) for m in selection.metrics})
     bd = bd_rate_table(curves, anchor, method=bd_method, bootstrap=bootstrap, seed=seed) if bd_rate else None
     notes = [f"{name} not scored: {why}" for name, why in selection.unavailable.items()]
@@ -271,6 +204,7 @@ def _finish(items, selection, per_item, counts, store_path, out_dir, codecs, fil
         "summary": str(out_dir / "rd.json"),
         "manifest": str(out_dir / "manifest.json"),
     }
+    store_path = run.store_path
     summary = json_safe(
         {
             "inputs": inputs or {},
@@ -280,14 +214,14 @@ def _finish(items, selection, per_item, counts, store_path, out_dir, codecs, fil
             "codecs": curves.codecs,
             "anchor": anchor,
             "rate_points": _rate_points(curves),
-            "metrics": _metrics_info(selection),
-            "store": {"path": str(store_path), **counts},
+            "metrics": run.entries(selection, _metric_fields),
+            "store": {"path": str(store_path) if store_path is not None else None, **_counts(pairs, selection, scores)},
             "bd_rate": _keyed_bd(bd) if bd is not None else None,
             "outputs": outputs,
             "notes": notes,
         }
     )
-    with OutputSet(out_dir, RD_OUTPUTS) as sink:
+    with run.writing() as sink:
         _write(sink, curves, bd, summary, file_names, ms_ssim_db=ms_ssim_db, title=title, notes=notes)
     return summary
 
@@ -296,8 +230,6 @@ def bd_rate_cells(summary: dict) -> tuple[list[str], list[list[str]], list[str]]
     """The BD-rate table of a summary for a console: columns (codec, one per metric key), one row per codec with
     ``"est [lo, hi] %"`` cells (``anchor`` on the anchor's row, ``n/a`` where undefined), and one note line per
     (metric, codec) note of the table (those of an undefined value start with ``n/a:``)."""
-    from .figures import percent_cell
-
     bd = summary["bd_rate"]
     keys = list(bd["bd_rate"])
     rows, lines = [], []

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..images import load_image
+from ..images import load_image, unit_float
+from ..model.maps import overlay
 
 HIGHLIGHT = "prfnet"
 
@@ -193,7 +194,7 @@ def _full_image(image: str | Path | Tensor) -> Tensor:
 
 def _display(picture: np.ndarray, max_side: int) -> np.ndarray:
     """An (H, W, 3) uint8 picture as a float thumbnail (:func:`thumbnail`)."""
-    return thumbnail(torch.from_numpy(picture).permute(2, 0, 1).float() / 255.0, max_side)
+    return thumbnail(unit_float(torch.from_numpy(picture).permute(2, 0, 1)), max_side)
 
 
 def example_maps(example: TripletExample, model) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -215,8 +216,6 @@ def plot_example_maps(examples: Sequence[TripletExample], model, max_side: int =
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    from ..model.maps import overlay
-
     rows = [example_maps(ex, model) for ex in examples]  # every map first: a failure leaves no half figure
     fig = _figure(10.5, 2.7 * max(1, len(examples)))
     if not examples:
@@ -229,7 +228,7 @@ def plot_example_maps(examples: Sequence[TripletExample], model, max_side: int =
         spread = max(diff.abs().max().item(), 1e-12)
         d_a, d_b = map_a.double().mean().item(), map_b.double().mean().item()
         pictures = [
-            thumbnail(ref.float() / 255.0 if ref.dtype == torch.uint8 else ref, max_side),
+            thumbnail(unit_float(ref), max_side),
             _display(overlay(a, map_a, scale), max_side),
             _display(overlay(b, map_b, scale), max_side),
             _display(overlay(ref, diff, spread, diverging=True), max_side),

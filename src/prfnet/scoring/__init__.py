@@ -4,7 +4,8 @@ optionally across processes (Lightning ``Trainer.predict``) and resumably throug
 metric's own direction (``higher_better``); nothing is flipped here.
 """
 
-from .engine import PairScores, score_pairs
+from .engine import score_pairs
 from .metrics import MetricSelection, PRFNetMetric, parse_metric_names, select_metrics
+from .plan import PairScores
 
 __all__ = ["MetricSelection", "PRFNetMetric", "PairScores", "parse_metric_names", "score_pairs", "select_metrics"]

@@ -11,15 +11,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from ..api import finite_outputs, load_model, model_identity, resolve_device
 from ..baselines import BASELINE_NAMES, MetricUnavailable, get_metric
 from ..errors import ConfigError
-from .engine import PairScores
+from .plan import PairScores
+
+__all__ = [
+    "ALL",
+    "BASELINES",
+    "PRFNET",
+    "MetricSelection",
+    "PRFNetMetric",
+    "drop_failed",
+    "metric_info",
+    "parse_metric_names",
+    "select_metrics",
+    "unavailable_info",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +57,27 @@ class PRFNetMetric:
     def __init__(self, model):
         self.model = model
         self._encoded: tuple[str, object] | None = None  # (reference key, its ReferenceFeatures)
+        self._digests: dict = {}  # CheckpointFile -> its SHA-256: read once, when a score store first asks
 
     @property
     def about(self) -> str:
         return f"PRFNet distance ({getattr(self.model, 'source', None) or 'in-memory model'})"
+
+    @property
+    def identity(self) -> str:
+        """What a score store keys this metric's scores on: :func:`prfnet.api.model_identity` of the model as it is
+        now. The checkpoint file the model was loaded from (``model.checkpoint_file``) is hashed on the first call
+        only, and never when no store asks; a model built in memory (or trained since loading) hashes its weights
+        at every call."""
+        file = getattr(self.model, "checkpoint_file", None)
+        if file is not None and file not in self._digests and file.unchanged():
+            self._digests[file] = file.sha256()
+        return model_identity(self.model, self._digests.get(file))
+
+    def forget_reference(self) -> None:
+        """Drop the features of the reference :meth:`score_reference` keeps (freeing their memory): the next call
+        encodes its reference again (the model or the files may have changed since)."""
+        self._encoded = None
 
     def score_reference(self, key: str, ref: Tensor, dist: Tensor) -> Tensor:
         """``self(ref, dist)`` for one reference (1, 3, H, W) named ``key`` (e.g. its path): consecutive calls with
@@ -66,8 +95,6 @@ class PRFNetMetric:
                 scores = model.score(self._encoded[1], dist).float().cpu()
         finally:
             model.train(was_training)
-        from ..api import finite_outputs
-
         finite_outputs(model, scores, f"{dist.shape[0]} images against {key}")
         return scores
 
@@ -81,8 +108,6 @@ class PRFNetMetric:
                 scores = self.model.score(ref, dist).float().cpu()
         finally:
             self.model.train(was_training)
-        from ..api import finite_outputs
-
         finite_outputs(self.model, scores, f"a batch of {scores.numel()} image pairs")
         return scores
 
@@ -117,9 +142,9 @@ def parse_metric_names(text: str | Sequence[str]) -> list[str]:
 
 
 def _prfnet_model(model, device):
+    """``model`` (a PRFNet), ``model()`` (a loader function), or with ``None`` :func:`prfnet.api.load_model` on
+    ``device`` (``$PRFNET_CHECKPOINT``)."""
     if model is None:
-        from ..api import load_model
-
         return load_model(None, device)
     return model if isinstance(model, torch.nn.Module) else model()
 
@@ -134,8 +159,6 @@ def select_metrics(metrics: Sequence, model=None, device: str | None = "cpu") ->
     name is a :class:`ConfigError`; a device torch cannot use here is an :class:`InputError`.
     """
     if device is not None:
-        from ..api import resolve_device
-
         resolve_device(device)
     selection = MetricSelection()
     for item in [metrics] if isinstance(metrics, str) else metrics:
@@ -170,30 +193,3 @@ def metric_info(metric) -> dict:
 
 def unavailable_info(reason: str) -> dict:
     return {"available": False, "reason": reason}
-
-
-def json_safe(value):
-    """Recursively replace NaN/inf floats by ``None`` (strict JSON) and numpy scalars by Python ones."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def write_results(path: str | Path, results: dict) -> Path:
-    """``results`` as indented strict JSON, written atomically."""
-    import json
-
-    from ..ioutil import atomic_write
-
-    with atomic_write(path, encoding="utf-8") as f:
-        json.dump(json_safe(results), f, indent=2, allow_nan=False)
-        f.write("\n")
-    return Path(path)

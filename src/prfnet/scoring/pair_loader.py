@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import PRFNetError
 from ..images import DEFAULT_MAX_PIXELS, load_image
+from ..model.inputs import same_dtype
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,6 @@ def plan_chunks(pairs: Sequence[tuple[str, str]], rows: Sequence[int], batch_siz
             part = group[start : start + batch_size]
             chunks.append(PairChunk(ref, tuple(pairs[i][1] for i in part), tuple(part)))
     return chunks
-
-
-def _stack(images: list[torch.Tensor]) -> torch.Tensor:
-    """(1, 3, H, W) tensors of one size -> (N, 3, H, W); uint8 when all are uint8, else float32 in [0, 1]."""
-    if len({x.dtype for x in images}) > 1:
-        images = [x.float().div_(255.0) if x.dtype == torch.uint8 else x for x in images]
-    return torch.cat(images)
 
 
 class PairChunkDataset(Dataset):
@@ -77,7 +71,7 @@ class PairChunkDataset(Dataset):
                 dists.append(dist)
         except PRFNetError as exc:
             return {"index": index, "error": f"{exc} (listed in {self.source})"}
-        return {"index": index, "ref": ref, "dists": _stack(dists), "error": None}
+        return {"index": index, "ref": ref, "dists": torch.cat(same_dtype(dists)), "error": None}
 
 
 def chunk_loader(dataset: PairChunkDataset, workers: int = 0, pin_memory: bool = False, sampler=None) -> DataLoader:

@@ -17,6 +17,8 @@ import numpy as np
 from .bootstrap import Interval, difference_summary, grouped_means, percentile_interval
 from .calibration import brier_score, calibration_table, expected_calibration_error
 from .ceilings import clic_correct, clic_noise_ceiling
+from .correlation import LogisticFit
+from .resampled_correlations import correlation_replicates
 
 N_BOOT = 2000
 SEED = 0
@@ -231,9 +233,6 @@ def mos_uncertainty(results: dict, oriented: Mapping[str, np.ndarray], subjectiv
     ``oriented``: per metric its scores oriented like ``subjective`` (as :func:`prfnet.evaluation.correlations`
     correlates them). PLCC's interval keeps the logistic fitted on all items fixed in every resample.
     """
-    from .correlation import LogisticFit
-    from .resampled_correlations import correlation_replicates
-
     y, refs = np.asarray(subjective, dtype=np.float64), np.asarray(refs, dtype=object)
     cache: dict[tuple[str, bytes], tuple[float, np.ndarray, int]] = {}
 

@@ -16,30 +16,25 @@ Labels follow CLIC: T = 0 means A is closer to the reference O, T = 1 means B is
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import multiprocessing
-import os
 import re
-import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from numbers import Integral, Real
+from numbers import Real
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image
 
 from ..errors import ConfigError, DataError
-from ..ioutil import atomic_write
+from ..ioutil import atomic_write, write_json
 from ..stats.bootstrap import paired_difference
 from ..stats.ceilings import clic_correct, clic_noise_ceiling, judge_ceiling, official_dict
 from . import codecs as cd
 from . import distortions as sd
 from . import judge as jd
+from .common import balanced_flags, check_int, cpus, map_in_order, write_png, write_rows
 
 KINDS = ("psnr_close", "psnr_apart")
 MIN_SIZE = 256
@@ -51,7 +46,6 @@ TRIPLETS_PER_REFERENCE = 12
 EASY_FRACTION = 0.25  # share of each reference's triplets drawn from pairs >= NEAR_DB apart
 VOTES_MIN, VOTES_MAX = 3, 15
 SWAPPED_FRACTION = 1 / 3  # triplets with some of their votes written as (O, B, A, 1 - T)
-PNG_COMPRESS_LEVEL = 3
 MAX_WORKERS = 8  # default worker processes: the CPU count, at most this
 FILES_HEADER = ("image", "reference", "codec", "quality", "target_bpp", "bpp", "psnr", "judge_distance")
 
@@ -134,7 +128,7 @@ def _encode_reference(job: tuple[Path, int, np.ndarray, tuple[str, ...], tuple[f
     judge distance (worker function: the PNGs are written here, so that writing runs in parallel too)."""
     images_dir, index, img, codec_names, targets = job
     ref = f"ref_{index:03d}"
-    _write_png(images_dir / f"{ref}.png", img)
+    write_png(images_dir / f"{ref}.png", img)
     out = []
     for codec in codec_names:
         for target in targets:
@@ -143,32 +137,11 @@ def _encode_reference(job: tuple[Path, int, np.ndarray, tuple[str, ...], tuple[f
                 out.append(Encoded(codec, target, match.quality, match.bpp, math.nan, math.nan, None, match.reason))
                 continue
             name = f"{ref}_{codec}_{_target_label(target)}bpp.png"
-            _write_png(images_dir / name, match.image)
+            write_png(images_dir / name, match.image)
             psnr = round(sd.psnr(img, match.image), 4)
             distance = round(jd.judge_quality(img, match.image), 6)
             out.append(Encoded(codec, target, match.quality, match.bpp, psnr, distance, name))
     return out
-
-
-def _map_references(jobs: list, workers: int, progress: Callable[[int, int], None] | None) -> list[list[Encoded]]:
-    """:func:`_encode_reference` over ``jobs`` in order; ``workers`` > 1 forks processes (Linux only)."""
-    results: list[list[Encoded]] = []
-
-    def done(result: list[Encoded]) -> None:
-        results.append(result)
-        if progress is not None:
-            progress(len(results), len(jobs))
-
-    if workers > 1 and len(jobs) > 1 and sys.platform.startswith("linux"):
-        # fork: the workers inherit the imported modules (no re-import of torch); they only run
-        # numpy/scipy/Pillow. Each job is deterministic on its own, so results do not depend on `workers`.
-        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
-            for result in pool.imap(_encode_reference, jobs):
-                done(result)
-    else:
-        for job in jobs:
-            done(_encode_reference(job))
-    return results
 
 
 def _choose_pairs(encodes: list[Encoded], n: int, rng: np.random.Generator) -> list[tuple[Encoded, Encoded]]:
@@ -193,26 +166,6 @@ def _choose_pairs(encodes: list[Encoded], n: int, rng: np.random.Generator) -> l
     return [(usable[i], usable[j]) for i, j in chosen + rest[: n - len(chosen)]]
 
 
-def _write_png(path: Path, img: np.ndarray) -> None:
-    with atomic_write(path, "wb") as f:
-        Image.fromarray(img, mode="RGB").save(f, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-
-
-def _write_rows(path: Path, rows, header: Sequence[str] | None = None) -> None:
-    with atomic_write(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        if header is not None:
-            writer.writerow(header)
-        writer.writerows(rows)
-
-
-def _balanced_flags(n: int, rng: np.random.Generator) -> np.ndarray:
-    """n booleans, half of them True (the odd one out at random), in random order."""
-    flags = np.zeros(n, dtype=bool)
-    flags[: (n + int(rng.integers(2))) // 2] = True
-    return rng.permutation(flags)
-
-
 def _clic_rows(
     triplets: list[tuple[str, str, str, str]],
     distance: dict[tuple[str, str], float],
@@ -230,7 +183,7 @@ def _clic_rows(
     judge_closer_first = np.zeros(len(triplets), dtype=bool)
     for kind in KINDS:
         members = [i for i, t in enumerate(triplets) if t[3] == kind]
-        judge_closer_first[members] = _balanced_flags(len(members), rng)
+        judge_closer_first[members] = balanced_flags(len(members), rng)
     swapped = np.zeros(len(triplets), dtype=bool)
     swapped[rng.permutation(len(triplets))[: round(SWAPPED_FRACTION * len(triplets))]] = True
 
@@ -308,17 +261,6 @@ Targets a codec could not reach within 10% were left out: {len(unreached)}{missi
 """
 
 
-def _cpus() -> int:
-    """CPUs this process may run on (the affinity mask where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ConfigError(f"synthesize_codec_clic: {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 # ------------------------------------------------------------------------------------------- entry point
 
 
@@ -348,11 +290,11 @@ def synthesize_codec_clic(
     Raises ConfigError for bad arguments (CodecUnavailable for a codec Pillow lacks here), DataError if
     ``out_dir`` is not a writable folder.
     """
-    refs = _check_int("refs", refs, 1)
-    size = _check_int("size", size, MIN_SIZE)
-    seed = _check_int("seed", seed, 0)
-    triplets_per_ref = _check_int("triplets_per_ref", triplets_per_ref, 1)
-    workers = min(MAX_WORKERS, _cpus()) if workers is None else _check_int("workers", workers, 1)
+    refs = check_int("synthesize_codec_clic", "refs", refs, 1)
+    size = check_int("synthesize_codec_clic", "size", size, MIN_SIZE)
+    seed = check_int("synthesize_codec_clic", "seed", seed, 0)
+    triplets_per_ref = check_int("synthesize_codec_clic", "triplets_per_ref", triplets_per_ref, 1)
+    workers = min(MAX_WORKERS, cpus()) if workers is None else check_int("synthesize_codec_clic", "workers", workers, 1)
     targets = (targets_bpp,) if isinstance(targets_bpp, (Real, str)) else tuple(targets_bpp)
     if not targets or not all(isinstance(t, Real) and not isinstance(t, bool) and 0 < t < math.inf for t in targets):
         raise ConfigError(f"synthesize_codec_clic: targets_bpp must be positive numbers, got {targets_bpp!r}")
@@ -383,7 +325,7 @@ def synthesize_codec_clic(
     photos = sum(origin != "procedural" for origin, _ in references)
     jobs = [(images_dir, index, img, tuple(codec_names), targets) for index, (_, img) in enumerate(references)]
     try:
-        encoded = _map_references(jobs, workers, progress)
+        encoded = map_in_order(_encode_reference, jobs, workers, progress)
     except OSError as exc:
         raise DataError(f"{images_dir}: cannot write images ({exc.strerror or exc})") from None
 
@@ -457,12 +399,11 @@ def synthesize_codec_clic(
         )
     }
     try:
-        _write_rows(paths["val"], validation)
-        _write_rows(paths["oracle"], oracle)
-        _write_rows(paths["kinds"], kinds_rows)
-        _write_rows(paths["files"], files_rows, FILES_HEADER)
-        with atomic_write(paths["ceiling"], "w", encoding="utf-8") as f:
-            f.write(json.dumps(ceiling, indent=2, allow_nan=False) + "\n")
+        write_rows(paths["val"], validation)
+        write_rows(paths["oracle"], oracle)
+        write_rows(paths["kinds"], kinds_rows)
+        write_rows(paths["files"], files_rows, FILES_HEADER)
+        write_json(paths["ceiling"], ceiling)
         with atomic_write(paths["readme"], "w", encoding="utf-8") as f:
             f.write(_readme(refs, size, seed, codec_names, targets, counts, unreached))
     except OSError as exc:

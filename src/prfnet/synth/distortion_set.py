@@ -15,20 +15,18 @@ Labels follow CLIC: T = 0 means A is closer to the reference O, T = 1 means B is
 
 from __future__ import annotations
 
-import csv
 import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from numbers import Integral
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..ioutil import atomic_write
 from . import distortions as sd
+from .common import balanced_flags, check_int, write_png, write_rows
 
 KINDS = ("within_family", "matched_mse")
 MIN_SIZE = 64
@@ -50,7 +48,6 @@ ACCEPTED_PSNR_DB = (26.0, 42.0)  # ... and dropped if the barely visible distort
 MAX_CONTRAST_CHANGE = 0.2
 MAX_SHIFT_PX = 1.0
 MSE_MATCH_TOLERANCE = 0.005  # relative; the promise in the docs is 1%
-PNG_COMPRESS_LEVEL = 3  # lossless either way; 3 is ~2x faster than the default 6
 SWAPPED_FRACTION = 1 / 3  # triplets that get one of their vote rows written as (O, B, A, 1 - T)
 
 _OUR_IMAGE = re.compile(r"ref_\d{3,}(_[A-Za-z0-9_.]+)?\.png")
@@ -167,23 +164,6 @@ def _matched_mse(ref: str, img: np.ndarray, rng: np.random.Generator) -> list[Pa
     return pairs
 
 
-def _balanced_flags(n: int, rng: np.random.Generator) -> np.ndarray:
-    """n booleans, half of them True (the odd one out at random), in random order."""
-    flags = np.zeros(n, dtype=bool)
-    flags[: (n + int(rng.integers(2))) // 2] = True
-    return rng.permutation(flags)
-
-
-def _write_png(path: Path, img: np.ndarray) -> None:
-    with atomic_write(path, "wb") as f:
-        Image.fromarray(img, mode="RGB").save(f, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-
-
-def _write_rows(path: Path, rows) -> None:
-    with atomic_write(path, "w", newline="") as f:
-        csv.writer(f, lineterminator="\n").writerows(rows)
-
-
 def _readme(refs: int, size: int, seed: int, votes: int, counts: dict[str, int]) -> str:
     return f"""Synthetic CLIC-format 2AFC set written by `prfnet synth`
 (refs={refs}, size={size}, seed={seed}, votes={votes}).
@@ -217,7 +197,7 @@ def _clic_rows(triplets: list[tuple[str, str, str, str]], votes: int, seed: int)
     a_better = np.zeros(len(triplets), dtype=bool)
     for kind in KINDS:
         members = [i for i, t in enumerate(triplets) if t[3] == kind]
-        a_better[members] = _balanced_flags(len(members), rng)
+        a_better[members] = balanced_flags(len(members), rng)
     swapped = np.zeros(len(triplets), dtype=bool)
     if votes >= 2:
         swapped[rng.permutation(len(triplets))[: round(SWAPPED_FRACTION * len(triplets))]] = True
@@ -249,10 +229,15 @@ def synthesize_clic(
     ``images/ref_*.png`` removed. ``progress(done, total)`` is called after each reference.
     Raises ConfigError for bad arguments, DataError if ``out_dir`` is not a writable folder.
     """
-    for name, value, minimum in (("refs", refs, 1), ("size", size, MIN_SIZE), ("seed", seed, 0), ("votes", votes, 1)):
-        if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-            raise ConfigError(f"synthesize_clic: {name} must be an integer >= {minimum}, got {value!r}")
-    refs, size, seed, votes = int(refs), int(size), int(seed), int(votes)
+    refs, size, seed, votes = (
+        check_int("synthesize_clic", name, value, minimum)
+        for name, value, minimum in (
+            ("refs", refs, 1),
+            ("size", size, MIN_SIZE),
+            ("seed", seed, 0),
+            ("votes", votes, 1),
+        )
+    )
     out_dir = Path(out_dir)
     images_dir = out_dir / "images"
     if out_dir.exists() and not out_dir.is_dir():
@@ -279,7 +264,7 @@ def synthesize_clic(
                     images[better], images[worse] = better_img, worse_img
                     triplets.append((f"{ref}.png", f"{better}.png", f"{worse}.png", kind))
             for name, image in images.items():
-                _write_png(images_dir / f"{name}.png", image)
+                write_png(images_dir / f"{name}.png", image)
                 written.add(f"{name}.png")
             if progress is not None:
                 progress(index + 1, refs)
@@ -295,9 +280,9 @@ def synthesize_clic(
     counts = {kind: counts.get(kind, 0) for kind in KINDS}
     paths = {n: out_dir / f for n, f in (("val", "validation.csv"), ("oracle", "oracle.csv"), ("kinds", "kinds.csv"))}
     try:
-        _write_rows(paths["val"], validation)
-        _write_rows(paths["oracle"], oracle)
-        _write_rows(paths["kinds"], kinds_rows)
+        write_rows(paths["val"], validation)
+        write_rows(paths["oracle"], oracle)
+        write_rows(paths["kinds"], kinds_rows)
         with atomic_write(out_dir / "README.txt") as f:
             f.write(_readme(refs, size, seed, votes, counts))
     except OSError as exc:

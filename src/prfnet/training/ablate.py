@@ -8,6 +8,8 @@ Each variant (and seed) is an ordinary, resumable run folder made by :func:`prfn
                            resamples references, val agreement, the mean over seeds, the paired difference to paper
     ablation.png           accuracy with its interval per variant and seed
     report.html            a table of the above and the plot, self-contained
+    manifest.json          written last: the three files above with their sizes and SHA-256 (:mod:`prfnet.outputs`);
+                           the run folders are resumable work beside the set, not part of it
 
 Variants are config overrides (:data:`VARIANTS`, plus ``backbone=<timm name>``); seed ``k`` sets ``seed: k``.
 The validation hold-out of ``train`` is drawn from ``seed`` (``load_training_data``), so every variant of one seed is
@@ -19,7 +21,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +31,10 @@ from lightning.pytorch.callbacks import Callback
 
 from ..data import LabeledTriplet, TripletDataset
 from ..errors import ConfigError, DataError
-from ..ioutil import atomic_write
+from ..ioutil import atomic_write, json_safe, write_json
 from ..model import PRFNet
 from ..model.backbone import _timm_kwargs
-from ..outputs import check_output_dir
+from ..outputs import OutputSet
 from ..report.html import Report
 from ..stats.bootstrap import accuracy_ci, paired_difference
 from .config import TrainConfig, load_train_config
@@ -53,6 +54,8 @@ VARIANTS: dict[str, dict] = {
 BACKBONE_PREFIX = "backbone="
 REFERENCE = "paper"
 ABLATION_JSON, ABLATION_PNG, REPORT_HTML = "ablation.json", "ablation.png", "report.html"
+#: the sweep's own files, published together with ``manifest.json`` (the run folders beside them are resumable work)
+ABLATION_OUTPUTS = (ABLATION_JSON, ABLATION_PNG, REPORT_HTML)
 FORMAT, VERSION = "prfnet-ablation", 1
 #: settings that may change between a sweep and its rerun (where and how fast it runs, where the data lie)
 _HARDWARE_KEYS = {
@@ -163,24 +166,6 @@ def _check_previous(json_path: Path, config: TrainConfig) -> None:
         )
 
 
-def _strict(value):
-    """``value`` with every non-finite float replaced by None (``ablation.json`` is strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _strict(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_strict(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def _write_json(path: Path, document: dict) -> None:
-    with atomic_write(path, encoding="utf-8") as f:
-        f.write(json.dumps(_strict(document), indent=2, allow_nan=False) + "\n")
-
-
 # -- evaluation ------------------------------------------------------------------------------------
 @dataclass
 class RunScores:
@@ -275,8 +260,7 @@ def run_ablation(
         raise ConfigError(f"n_boot must be >= 1, got {n_boot}")
     zero = env_global_rank_is_zero()
     json_path = out_dir / ABLATION_JSON
-    if zero:
-        check_output_dir(out_dir, "ablation folder")
+    outputs = OutputSet(out_dir, ABLATION_OUTPUTS).check("ablation folder") if zero else None  # before any training
     _check_previous(json_path, config)
     document = {
         "format": FORMAT,
@@ -287,7 +271,7 @@ def run_ablation(
         "seeds": seeds,
     }
     if zero and not json_path.exists():
-        _write_json(json_path, document)  # marks the folder as this config's sweep from the start
+        write_json(json_path, document)  # marks the folder as this config's sweep from the start
 
     trained = []
     for (variant, seed), cfg in configs.items():
@@ -305,13 +289,14 @@ def run_ablation(
         return result  # DDP worker processes: rank 0 evaluates and writes
     scores = {key: evaluate_run(run_dir(out_dir, *key), cfg) for key, cfg in configs.items()}
     document.update(summarise(scores, names, seeds, n_boot), status="complete")
-    document = _strict(document)
-    _write_json(json_path, document)
+    document = json_safe(document)
     result.document = document
     fig = plot_ablation(document)
-    with atomic_write(result.plot_path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
-    write_report(result.report_path, document, fig)
+    with outputs.writing() as sink:  # staged, then published as one set with manifest.json last
+        write_json(sink.path(ABLATION_JSON), document)
+        with atomic_write(sink.path(ABLATION_PNG), "wb") as f:
+            fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+        write_report(sink.path(REPORT_HTML), document, fig)
     return result
 
 

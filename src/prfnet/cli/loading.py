@@ -1,0 +1,40 @@
+"""The one PRFNet loader of the command line: the options checked now, the model loaded when it is needed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .app import warn_random_init
+from .options import check_precision, check_tiling
+
+
+def model_loader(
+    checkpoint: Path | None,
+    device: str,
+    random_init: bool,
+    backbone: str,
+    tile: int | None = None,
+    tile_stride: int | None = None,
+    precision: str = "fp32",
+    compile: bool = False,
+) -> Callable[[], object]:
+    """A function of no argument returning the PRFNet of these options (:func:`prfnet.api.load_model`: the same
+    checkpoint rules, messages and ``--random-init`` seed for every command). ``--tile``, ``--tile-stride`` and
+    ``--precision`` are checked now, so a command fails on them before it reads or writes anything; the model is
+    loaded only when the returned function is called (a library function given it loads the model after its own
+    input and output checks, and only if a metric needs it). An untrained model prints the loud warning then."""
+    check_tiling(tile, tile_stride)
+    check_precision(precision, device)
+
+    def load():
+        from ..api import load_model
+
+        if random_init and checkpoint is None:
+            warn_random_init()
+        return load_model(
+            checkpoint, device, random_init, backbone, tile, tile_stride, warn=False, precision=precision,
+            compile=compile,
+        )  # fmt: skip
+
+    return load
