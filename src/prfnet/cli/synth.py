@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from enum import Enum
 from pathlib import Path
@@ -22,6 +23,8 @@ class SynthKind(str, Enum):
 
 DEFAULT_REFS = {SynthKind.distortions: 12, SynthKind.codecs: 16}
 DEFAULT_VOTES = 3
+#: the top-level names a synthetic set writes (either kind): a new set replaces these and keeps everything else
+SYNTH_OUTPUTS = ("images", "validation.csv", "oracle.csv", "kinds.csv", "README.txt", "files.csv", "ceiling.json")
 
 
 @app.command(
@@ -76,6 +79,7 @@ def synth(
 
     NOT human judgments, either kind.
     """
+    from ..outputs import OutputSet
     from ..synth import codec_set, distortion_set
 
     if out is not None and out_arg is not None and out != out_arg:
@@ -96,27 +100,40 @@ def synth(
     votes = DEFAULT_VOTES if votes is None else votes
     if votes < 1:
         raise fail(f"--votes must be >= 1, got {votes}")
+    outputs = OutputSet(out, SYNTH_OUTPUTS).check()  # before any work
 
-    with Progress(
-        TextColumn(f"synthesising references ({kind.value})"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=as_json or refs < 2,
-    ) as bar:
+    with (
+        outputs,
+        Progress(
+            TextColumn(f"synthesising references ({kind.value})"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=as_json or refs < 2,
+        ) as bar,
+    ):
         task = bar.add_task("refs", total=refs)
 
         def progress(done: int, _total: int) -> None:
             bar.update(task, completed=done)
 
+        staged = outputs.staging  # the set is written there, then published with its manifest
         if kind is SynthKind.codecs:
-            summary = codec_set.synthesize_codec_clic(out, refs=refs, size=size, seed=seed, progress=progress)
+            summary = codec_set.synthesize_codec_clic(staged, refs=refs, size=size, seed=seed, progress=progress)
         else:
             summary = distortion_set.synthesize_clic(
-                out, refs=refs, size=size, seed=seed, votes=votes, progress=progress
+                staged, refs=refs, size=size, seed=seed, votes=votes, progress=progress
             )
+    summary = dataclasses.replace(  # the paths where the files now are
+        summary,
+        **{
+            k: out / v.relative_to(staged)
+            for k, v in vars(summary).items()
+            if isinstance(v, Path) and v.is_relative_to(staged)
+        },
+    )
     if as_json:
         typer.echo(json.dumps(summary.as_dict(), allow_nan=False))
     else:
