@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import prfnet.outputs as outputs_module
+import prfnet.outputs.sets as outputs_module
 from prfnet.errors import DataError, OutputError
 from prfnet.outputs import MANIFEST, STAGING_PREFIX, OutputSet, verify_outputs
 
@@ -240,3 +240,97 @@ def test_publish_now_and_a_sub_view_are_listed_in_the_one_manifest(tmp_path):
         assert view.final("results.json") == root / "eval" / "results.json"
     listed = {entry["path"] for entry in verify_outputs(root)["files"]}
     assert listed == {"data/oracle.csv", "eval/results.json"}
+
+
+# ------------------------------------------------------------------------------------ what the user owns is never touched
+
+
+@pytest.mark.parametrize(
+    "theirs",
+    [
+        {"results.json": "my notes\n"},  # a file of the user's under one of our names
+        {"data/mine.txt": "mine\n"},  # a folder of the user's under one of our names
+        {"submission_psnr.csv": "mine\n"},  # a pattern of ours matching a user's file
+        {MANIFEST: '{"mine": true}\n'},  # a manifest.json that is not prfnet's
+    ],
+)
+def test_a_file_prfnet_did_not_write_is_refused_before_work_and_left_as_it_is(tmp_path, theirs):
+    root = tmp_path / "out"
+    for name, text in theirs.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        _write(root / name, text)
+    before = _snapshot(root)
+    with pytest.raises(OutputError, match="in the way: prfnet did not write it") as info:
+        OutputSet(root, OWN).check()
+    assert str(root / next(iter(theirs)).split("/")[0]) in str(info.value)
+    assert _snapshot(root) == before and not any(p.name.startswith(".") for p in root.iterdir())
+
+
+def test_files_of_an_earlier_run_are_replaced_and_stale_ones_removed(tmp_path):
+    root = tmp_path / "out"
+    _publish(root, {"results.json": "1\n", "submission_ssim.csv": "x\n", "data/a.txt": "a\n"})
+    _write(root / "notes.txt", "the user's, not of our kinds\n")
+    _publish(root, {"results.json": "2\n"})
+    assert (root / "results.json").read_text() == "2\n"
+    assert not (root / "submission_ssim.csv").exists() and not (root / "data").exists()
+    assert (root / "notes.txt").read_text() == "the user's, not of our kinds\n"
+
+
+@pytest.mark.parametrize("change", ["edit", "add"])
+def test_an_output_changed_by_the_user_since_it_was_published_is_theirs_now(tmp_path, change):
+    root = tmp_path / "out"
+    _publish(root, {"results.json": "1\n", "data/a.txt": "a\n"})
+    if change == "edit":
+        _write(root / "results.json", "edited by hand\n")
+    else:
+        _write(root / "data/added.txt", "added by hand\n")
+    before = _snapshot(root)
+    with pytest.raises(OutputError, match="in the way"):
+        _publish(root, {"results.json": "2\n"})
+    assert _snapshot(root) == before
+
+
+def test_a_file_put_in_the_way_during_the_run_is_refused_at_publication(tmp_path):
+    root = tmp_path / "out"
+    sink = OutputSet(root, OWN).open()
+    _write(sink.path("results.json"), "ours\n")
+    _write(root / "report.html", "the user's, written while the run was scoring\n")
+    with pytest.raises(OutputError, match="report.html is in the way"):
+        sink.commit()
+    sink.abort()
+    assert (root / "report.html").read_text().startswith("the user's")
+    assert not (root / "results.json").exists() and not list(root.glob(f"{STAGING_PREFIX}*"))
+
+
+def test_an_interrupted_publication_leaves_a_journal_that_the_next_run_trusts(tmp_path, monkeypatch):
+    root = tmp_path / "out"
+    _publish(root, {"results.json": "1\n", "data/a.txt": "a\n"})
+    sink = OutputSet(root, OWN).open()
+    _write(sink.path("results.json"), "2\n")
+    _write(sink.path("report.html"), "<p>2</p>\n")
+    real = OutputSet._move_into_place
+    moved = []
+
+    def die_after_the_first_move(self, name):
+        real(self, name)
+        moved.append(name)
+        raise KeyboardInterrupt  # as if killed half-way: one file moved, no manifest
+
+    monkeypatch.setattr(OutputSet, "_move_into_place", die_after_the_first_move)
+    with pytest.raises(KeyboardInterrupt):
+        sink.commit()
+    sink.abort()
+    monkeypatch.undo()
+    assert moved and not (root / MANIFEST).exists()  # no complete set, but the journal names every file
+    _publish(root, {"results.json": "3\n"})  # accepted: everything in the way was written by prfnet
+    assert (root / "results.json").read_text() == "3\n" and not (root / "data").exists()
+    assert not (root / ".prfnet-owned.json").exists()
+
+
+def test_an_input_below_an_output_name_is_refused(tmp_path):
+    root = tmp_path / "out"
+    _publish(root, {"data/table.csv": "ref,dist,score\n"})
+    outputs = OutputSet(root, OWN).check()
+    with pytest.raises(OutputError, match="lies where this run writes its output"):
+        outputs.refuse_inputs([root / "data" / "table.csv"], "--csv")
+    outputs.refuse_inputs([root / "elsewhere.csv", tmp_path / "x.png"])  # not of our kinds: fine
