@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny untrained model, small random images and a tiny CLIC data set (CPU, seconds)."""
+"""Shared fixtures and file writers: a tiny untrained model, small random images, a tiny CLIC data set, smooth
+noisy PNGs and a BAPPS tree (CPU, seconds)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from prfnet import PRFNet
+from prfnet import PRFNet, save_image
 
 TINY = "test_resnet"  # timm's 0.37M-parameter ResNet for tests
+SMOOTH_SIDE = 48  # default side of smooth_image
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n N`: N processes share the cores, one thread each
     torch.set_num_threads(1)
@@ -65,6 +67,53 @@ def make_clic_dir(root: Path) -> Path:
         rows.append(f"r{r}.png,r{r}_d0.png,r{r}_d1.png,{r % 2}")  # a dissenting vote for half of them
     (root / "oracle.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def write_png(path: Path, array: np.ndarray) -> None:
+    """An (H, W, 3) float image in [0, 1] (clipped, rounded to 8 bits) as a PNG; parent folders created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((np.clip(array, 0, 1) * 255 + 0.5).astype(np.uint8)).save(path)
+
+
+def smooth_image(seed: int, side: int = SMOOTH_SIDE) -> np.ndarray:
+    """A smooth colour image (gradients + a blob) in [0, 1], (side, side, 3); ``seed`` shifts its phase."""
+    y, x = np.mgrid[0:side, 0:side] / side
+    phase = seed * 0.7
+    return np.stack([0.5 + 0.4 * np.sin(3 * x + phase), 0.3 + 0.5 * y, 0.5 + 0.3 * np.cos(4 * x * y + phase)], -1)
+
+
+def noisy(img: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    """``img`` plus Gaussian noise of standard deviation ``sigma`` (not clipped)."""
+    return img + np.random.default_rng(seed).normal(0.0, sigma, img.shape)
+
+
+def make_bapps_tree(root: Path, splits: dict[str, dict[str, list[float]]]) -> None:
+    """``root/2afc/<split>/<subset>``: per judge value one smooth reference, p0 mildly noisy, p1 strongly noisy,
+    judge = the given fraction preferring p1."""
+    for split, subsets in splits.items():
+        for subset, values in subsets.items():
+            folder = root / "2afc" / split / subset
+            for i, judge in enumerate(values):
+                ref = smooth_image(i)
+                write_png(folder / "ref" / f"{i:06d}.png", ref)
+                write_png(folder / "p0" / f"{i:06d}.png", noisy(ref, 0.02, i))
+                write_png(folder / "p1" / f"{i:06d}.png", noisy(ref, 0.2, i))
+                (folder / "judge").mkdir(exist_ok=True)
+                np.save(folder / "judge" / f"{i:06d}.npy", np.array([judge]))
+
+
+def write_noisy_copies(folder: Path, seed: int, amounts: list[float]) -> dict[str, Path]:
+    """A random 64x72 reference ``ref.png``, an exact copy ``same.png`` and ``d<i>.png`` = the reference plus
+    ``amounts[i]`` x standard normal noise (clamped to [0, 1]), all drawn from one generator seeded ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    ref = torch.rand(1, 3, 64, 72, generator=g)
+    paths = {"ref": folder / "ref.png", "same": folder / "same.png"}
+    save_image(ref, paths["ref"])
+    save_image(ref, paths["same"])
+    for i, amount in enumerate(amounts):
+        paths[f"d{i}"] = folder / f"d{i}.png"
+        save_image((ref + amount * torch.randn(ref.shape, generator=g)).clamp(0, 1), paths[f"d{i}"])
+    return paths
 
 
 @pytest.fixture(scope="module")

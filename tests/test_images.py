@@ -140,12 +140,16 @@ def test_exif_orientation_of_a_camera_jpeg(tmp_path):
     assert x[:8, -8:].mean() > 0.85 and x[:8, :8].mean() < 0.15 and x[-8:, -8:].mean() < 0.15
 
 
-def test_unreadable_files_raise_errors_naming_the_file(tmp_path):
+@pytest.mark.parametrize("read", [load_image, image_size])
+def test_missing_and_unreadable_files_raise_errors_naming_the_file(tmp_path, read):
     with pytest.raises(ImageReadError, match="missing.png: file not found"):
-        load_image(tmp_path / "missing.png")
+        read(tmp_path / "missing.png")
     (tmp_path / "text.png").write_text("hello")
     with pytest.raises(ImageReadError, match="text.png"):
-        load_image(tmp_path / "text.png")
+        read(tmp_path / "text.png")
+
+
+def test_truncated_file_raises_an_error_naming_the_file(tmp_path):
     Image.fromarray(RGB).save(tmp_path / "full.png")
     data = (tmp_path / "full.png").read_bytes()
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
@@ -193,11 +197,3 @@ def test_save_image_is_atomic(tmp_path, monkeypatch):
 def test_image_size_reads_the_header(tmp_path, suffix):
     Image.fromarray(RGB).save(tmp_path / f"x{suffix}")
     assert image_size(tmp_path / f"x{suffix}") == (40, 24)
-
-
-def test_image_size_errors_name_the_file(tmp_path):
-    with pytest.raises(ImageReadError, match="missing.png: file not found"):
-        image_size(tmp_path / "missing.png")
-    (tmp_path / "text.png").write_text("hello")
-    with pytest.raises(ImageReadError, match="text.png"):
-        image_size(tmp_path / "text.png")

@@ -17,7 +17,7 @@ import yaml
 from PIL import Image
 from scipy import stats
 
-from prfnet import PRFNet, save_image
+from prfnet import PRFNet
 from prfnet.api import Comparison, compare_files
 from prfnet.cli import main
 from prfnet.data import Triplet
@@ -25,6 +25,7 @@ from prfnet.evaluation import evaluate_bapps, evaluate_clic, evaluate_mos
 from prfnet.images import load_image
 from prfnet.stats.correlation import fit_logistic
 from prfnet.training import load_train_config
+from tests.conftest import make_bapps_tree, noisy, smooth_image, write_noisy_copies, write_png
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -81,14 +82,7 @@ def terminal(monkeypatch):
 def files(tmp_path_factory, tiny_model):
     """A 64x72 reference, an exact copy and five noisier versions (d0 mildest), and the tiny model's checkpoint."""
     d = tmp_path_factory.mktemp("cli_imgs")
-    g = torch.Generator().manual_seed(3)
-    ref = torch.rand(1, 3, 64, 72, generator=g)
-    paths = {"ref": d / "ref.png", "same": d / "same.png"}
-    save_image(ref, paths["ref"])
-    save_image(ref, paths["same"])
-    for i, amount in enumerate([0.03, 0.1, 0.2, 0.3, 0.45]):
-        paths[f"d{i}"] = d / f"d{i}.png"
-        save_image((ref + amount * torch.randn(ref.shape, generator=g)).clamp(0, 1), paths[f"d{i}"])
+    paths = write_noisy_copies(d, 3, [0.03, 0.1, 0.2, 0.3, 0.45])
     paths["ckpt"] = tiny_model.save_pretrained(d / "tiny.safetensors")
     return {k: str(v) for k, v in paths.items()}
 
@@ -256,35 +250,12 @@ def test_eval_progress_bar_on_stderr_unless_no_progress(capsys, clic_dir, clic_c
 # -- eval bapps ------------------------------------------------------------------------------------------------------
 
 
-def _write_png(path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((np.clip(array, 0, 1) * 255 + 0.5).astype(np.uint8)).save(path)
-
-
-def _smooth(seed: int, side: int = 48) -> np.ndarray:
-    y, x = np.mgrid[0:side, 0:side] / side
-    p = 0.7 * seed
-    return np.stack([0.5 + 0.4 * np.sin(3 * x + p), 0.3 + 0.5 * y, 0.5 + 0.3 * np.cos(4 * x * y + p)], -1)
-
-
-def _noisy(img: np.ndarray, sigma: float, seed: int) -> np.ndarray:
-    return img + np.random.default_rng(seed).normal(0.0, sigma, img.shape)
-
-
 @pytest.fixture(scope="module")
 def bapps_root(tmp_path_factory):
     """2afc/val/{cnn,traditional}: p0 mildly noisy, p1 strongly noisy; judge = fraction preferring p1."""
-    root = tmp_path_factory.mktemp("bapps") / "2afc"
-    for subset, judges in {"cnn": [0.2, 0.6], "traditional": [0.0]}.items():
-        folder = root / "val" / subset
-        for i, judge in enumerate(judges):
-            ref = _smooth(i)
-            _write_png(folder / "ref" / f"{i:06d}.png", ref)
-            _write_png(folder / "p0" / f"{i:06d}.png", _noisy(ref, 0.02, i))
-            _write_png(folder / "p1" / f"{i:06d}.png", _noisy(ref, 0.2, i))
-            (folder / "judge").mkdir(exist_ok=True)
-            np.save(folder / "judge" / f"{i:06d}.npy", np.array([judge]))
-    return root
+    base = tmp_path_factory.mktemp("bapps")
+    make_bapps_tree(base, {"val": {"cnn": [0.2, 0.6], "traditional": [0.0]}})
+    return base / "2afc"
 
 
 def test_eval_bapps_json_files_and_table(capsys, bapps_root, files, tmp_path):
@@ -334,9 +305,9 @@ def mos_csv(tmp_path_factory):
     d = tmp_path_factory.mktemp("mos")
     rows = ["ref,dist,score"]
     for r, sigmas in enumerate([(0.01, 0.03, 0.07, 0.15), (0.02, 0.05, 0.1, 0.2)]):
-        _write_png(d / f"r{r}.png", _smooth(r))
+        write_png(d / f"r{r}.png", smooth_image(r))
         for level, sigma in enumerate(sigmas):
-            _write_png(d / f"r{r}_{level}.png", _noisy(_smooth(r), sigma, 10 * r + level))
+            write_png(d / f"r{r}_{level}.png", noisy(smooth_image(r), sigma, 10 * r + level))
             rows.append(f"r{r}.png,r{r}_{level}.png,{sigma}")
     (d / "dmos.csv").write_text("\n".join(rows) + "\n")
     return d / "dmos.csv"
@@ -414,9 +385,9 @@ def test_eval_mos_failed_logistic_fit_falls_back_to_pearson(capsys, caplog, tmp_
     """A step (only the best image has a high score) sends the logistic's slope to zero: curve_fit gives up.
     PLCC is then the linear correlation, the fit is reported unconverged, and a warning says so."""
     rows = ["ref,dist,score"]
-    _write_png(tmp_path / "r.png", _smooth(0))
+    write_png(tmp_path / "r.png", smooth_image(0))
     for level, (sigma, score) in enumerate(zip((0.01, 0.04, 0.1, 0.2), (1.0, 0.0, 0.0, 0.0), strict=True)):
-        _write_png(tmp_path / f"d{level}.png", _noisy(_smooth(0), sigma, level))
+        write_png(tmp_path / f"d{level}.png", noisy(smooth_image(0), sigma, level))
         rows.append(f"r.png,d{level}.png,{score}")
     (tmp_path / "mos.csv").write_text("\n".join(rows) + "\n")
     psnr = np.array([_psnr(tmp_path / "r.png", tmp_path / f"d{i}.png") for i in range(4)])

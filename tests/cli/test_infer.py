@@ -11,19 +11,13 @@ import torch
 
 from prfnet import PRFNet, load_image, save_image
 from prfnet.cli import main
+from tests.conftest import write_noisy_copies
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("imgs")
-    g = torch.Generator().manual_seed(0)
-    ref = torch.rand(1, 3, 64, 72, generator=g)
-    paths = {"ref": d / "ref.png", "same": d / "same.png"}
-    save_image(ref, paths["ref"])
-    save_image(ref, paths["same"])
-    for i, amount in enumerate([0.05, 0.2, 0.4]):
-        paths[f"d{i}"] = d / f"d{i}.png"
-        save_image((ref + amount * torch.randn(ref.shape, generator=g)).clamp(0, 1), paths[f"d{i}"])
+    paths = write_noisy_copies(d, 0, [0.05, 0.2, 0.4])
     save_image(torch.rand(1, 3, 64, 64), d / "small.png")
     paths["small"] = d / "small.png"
     (d / "broken.png").write_text("no image")

@@ -50,19 +50,23 @@ def test_clic_triplets_tolerate_blank_lines_and_whitespace(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("content", "line", "needle"),
+    ("reader", "name", "content", "line", "needle"),
     [
-        ("o.png,a.png,b.png\no.png,a.png\n", 2, "expected 3 fields"),
-        ("o.png,a.png,b.png\n\no.png,a.png,b.png,0\n", 3, "read_clic_oracle"),
-        ("O,A,B\no.png,a.png,b.png\n", 1, "header"),
-        ("\noriginal,distorted_1,distorted_2\no.png,a.png,b.png\n", 2, "header"),
-        ("o.png,,b.png\n", 1, "empty image name"),
+        (read_clic_triplets, "validation.csv", "o.png,a.png,b.png\no.png,a.png\n", 2, "expected 3 fields"),
+        (read_clic_triplets, "validation.csv", "o.png,a.png,b.png\n\no.png,a.png,b.png,0\n", 3, "read_clic_oracle"),
+        (read_clic_triplets, "validation.csv", "O,A,B\no.png,a.png,b.png\n", 1, "header"),
+        (read_clic_triplets, "validation.csv", "\noriginal,distorted_1,distorted_2\no.png,a.png,b.png\n", 2, "header"),
+        (read_clic_triplets, "validation.csv", "o.png,,b.png\n", 1, "empty image name"),
+        (read_clic_oracle, "oracle.csv", "o,a,b,0\no,a,b,2\n", 2, "T must be 0"),
+        (read_clic_oracle, "oracle.csv", "o,a,b,0\n\n\no,a,b\n", 4, "expected 4 fields"),
+        (read_clic_oracle, "oracle.csv", "O,A,B,T\no,a,b,0\n", 1, "header"),
+        (read_clic_oracle, "oracle.csv", "ref,a,b,label\n", 1, "header"),
     ],
 )
-def test_clic_triplets_errors_name_file_and_line(tmp_path, content, line, needle):
-    path = text(tmp_path / "validation.csv", content)
+def test_clic_reader_errors_name_file_and_line(tmp_path, reader, name, content, line, needle):
+    path = text(tmp_path / name, content)
     with pytest.raises(DataError) as info:
-        read_clic_triplets(path)
+        reader(path)
     message = str(info.value)
     assert str(path) in message and f"line {line}" in message and needle in message
 
@@ -97,23 +101,6 @@ def test_clic_oracle_aggregates_repeats_swaps_and_conflicts(tmp_path):
     assert by_key["r1,x,y"].label == 1.0
     assert by_key["r2,p,q"].p_a == 0.0 and by_key["r2,p,q"].votes == 2 and by_key["r2,p,q"].label == 0.0
     assert by_key["r3,u,v"].p_a == 0.5 and by_key["r3,u,v"].label == 0.5
-
-
-@pytest.mark.parametrize(
-    ("content", "line", "needle"),
-    [
-        ("o,a,b,0\no,a,b,2\n", 2, "T must be 0"),
-        ("o,a,b,0\n\n\no,a,b\n", 4, "expected 4 fields"),
-        ("O,A,B,T\no,a,b,0\n", 1, "header"),
-        ("ref,a,b,label\n", 1, "header"),
-    ],
-)
-def test_clic_oracle_errors_name_file_and_line(tmp_path, content, line, needle):
-    path = text(tmp_path / "oracle.csv", content)
-    with pytest.raises(DataError) as info:
-        read_clic_oracle(path)
-    message = str(info.value)
-    assert str(path) in message and f"line {line}" in message and needle in message
 
 
 def test_write_clic_csv_round_trips(tmp_path):

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from prfnet.api import NO_CHECKPOINT_HELP
 from prfnet.cli import main
@@ -30,24 +29,8 @@ from prfnet.images import load_image
 from prfnet.scoring.engine import score_pairs
 from prfnet.scoring.metrics import PRFNetMetric
 from prfnet.stats.correlation import correlations, fit_logistic, logistic4
-
-SIDE = 48
-
-
-def _write_png(path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((np.clip(array, 0, 1) * 255 + 0.5).astype(np.uint8)).save(path)
-
-
-def _reference(seed: int, side: int = SIDE) -> np.ndarray:
-    """A smooth colour image (gradients + a blob) in [0, 1], (side, side, 3)."""
-    y, x = np.mgrid[0:side, 0:side] / side
-    phase = seed * 0.7
-    return np.stack([0.5 + 0.4 * np.sin(3 * x + phase), 0.3 + 0.5 * y, 0.5 + 0.3 * np.cos(4 * x * y + phase)], -1)
-
-
-def _noisy(img: np.ndarray, sigma: float, seed: int) -> np.ndarray:
-    return img + np.random.default_rng(seed).normal(0.0, sigma, img.shape)
+from tests.conftest import SMOOTH_SIDE as SIDE
+from tests.conftest import make_bapps_tree, noisy, smooth_image, write_png
 
 
 def _write_csv(path, rows) -> None:
@@ -59,10 +42,10 @@ def clic(tmp_path):
     """Two references with three noise levels each; humans always prefer the less noisy image."""
     images = tmp_path / "images"
     for r in range(2):
-        ref = _reference(r)
-        _write_png(images / f"r{r}.png", ref)
+        ref = smooth_image(r)
+        write_png(images / f"r{r}.png", ref)
         for level, sigma in enumerate((0.02, 0.08, 0.2)):
-            _write_png(images / f"r{r}_n{level}.png", _noisy(ref, sigma, 10 * r + level))
+            write_png(images / f"r{r}_n{level}.png", noisy(ref, sigma, 10 * r + level))
     triplets = [("r0", 0, 1), ("r0", 2, 1), ("r0", 0, 2), ("r1", 1, 0), ("r1", 1, 2), ("r1", 0, 1)]
     csv_rows = [(f"{r}.png", f"{r}_n{a}.png", f"{r}_n{b}.png") for r, a, b in triplets]
     oracle_rows = [(*row, 0 if row[1] < row[2] else 1) for row in csv_rows]  # file names sort by noise level
@@ -164,8 +147,8 @@ def test_evaluate_clic_submissions_accuracies_and_outputs(clic, tiny_model):
 def test_each_pair_is_scored_and_decoded_once_in_equal_size_batches(clic, monkeypatch):
     import prfnet.scoring.pair_loader as pair_loader
 
-    _write_png(clic / "images" / "big.png", _reference(5, 64))
-    _write_png(clic / "images" / "big_n.png", _noisy(_reference(5, 64), 0.1, 1))
+    write_png(clic / "images" / "big.png", smooth_image(5, 64))
+    write_png(clic / "images" / "big_n.png", noisy(smooth_image(5, 64), 0.1, 1))
     decoded: list[str] = []
     monkeypatch.setattr(pair_loader, "load_image", lambda p, **kw: decoded.append(p) or load_image(p, **kw))
     pairs = [("r0.png", "r0_n0.png"), ("r0.png", "r0_n1.png"), ("r0.png", "r0_n0.png"), ("big.png", "big_n.png")]
@@ -212,22 +195,8 @@ def test_bapps_score_hand_computed():
     assert bapps_2afc_score(d0, d1, judge, higher_better=True) == pytest.approx([0.25, 0.75, 0.5])
 
 
-def _bapps_tree(root, splits: dict[str, dict[str, list[float]]]) -> None:
-    """``root/2afc/<split>/<subset>``: p0 mildly noisy, p1 strongly noisy, judge = given fraction preferring p1."""
-    for split, subsets in splits.items():
-        for subset, values in subsets.items():
-            folder = root / "2afc" / split / subset
-            for i, judge in enumerate(values):
-                ref = _reference(i)
-                _write_png(folder / "ref" / f"{i:06d}.png", ref)
-                _write_png(folder / "p0" / f"{i:06d}.png", _noisy(ref, 0.02, i))
-                _write_png(folder / "p1" / f"{i:06d}.png", _noisy(ref, 0.2, i))
-                (folder / "judge").mkdir(exist_ok=True)
-                np.save(folder / "judge" / f"{i:06d}.npy", np.array([judge]))
-
-
 def test_evaluate_bapps_per_subset_and_overall(tmp_path):
-    _bapps_tree(tmp_path, {"val": {"cnn": [0.2, 0.6], "traditional": [0.0]}})
+    make_bapps_tree(tmp_path, {"val": {"cnn": [0.2, 0.6], "traditional": [0.0]}})
     results = evaluate_bapps(tmp_path / "2afc", metrics=["psnr"], out_dir=tmp_path / "out", progress=False)
     psnr = results["psnr"]  # PSNR prefers p0 everywhere: score = 1 - judge
     assert psnr["subsets"] == {"val/cnn": pytest.approx(0.6), "val/traditional": pytest.approx(1.0)}
@@ -247,7 +216,7 @@ def test_evaluate_bapps_per_subset_and_overall(tmp_path):
 def test_evaluate_bapps_keeps_train_and_val_apart(tmp_path):
     """A 2afc root holds train/* (2 judges) and val/* (5 judges): each split is summarised on its own, and no
     figure pools train with val."""
-    _bapps_tree(
+    make_bapps_tree(
         tmp_path,
         {
             "train": {"cnn": [0.0, 0.5], "traditional": [1.0, 1.0, 0.5]},  # PSNR: 0.75 and 1/6
@@ -350,9 +319,9 @@ def test_logistic_fit_recovers_a_noiseless_curve(increasing):
 def test_evaluate_mos_csv_in_both_directions(tmp_path):
     rows = ["ref,dist,score"]
     for r, sigmas in enumerate([(0.01, 0.03, 0.07, 0.15), (0.02, 0.05, 0.1, 0.2)]):
-        _write_png(tmp_path / f"r{r}.png", _reference(r))
+        write_png(tmp_path / f"r{r}.png", smooth_image(r))
         for level, sigma in enumerate(sigmas):
-            _write_png(tmp_path / f"r{r}_{level}.png", _noisy(_reference(r), sigma, level))
+            write_png(tmp_path / f"r{r}_{level}.png", noisy(smooth_image(r), sigma, level))
             rows.append(f"r{r}.png,r{r}_{level}.png,{sigma}")  # the noise level as a DMOS: lower = better
     (tmp_path / "dmos.csv").write_text("\n".join(rows) + "\n")
     dmos = evaluate_mos("csv", csv=tmp_path / "dmos.csv", metrics=["psnr"], higher_better=False, progress=False)

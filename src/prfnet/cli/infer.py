@@ -146,6 +146,18 @@ def _print_table(rows, title: str):
     Console().print(table)
 
 
+def _score_command(ref, images, ranked: bool, title: str, as_json: bool, batch_size, max_pixels, *model_options):
+    """The body of ``score`` (``ranked=False``: input order) and ``rank`` (best first): --max-pixels checked before
+    the model loads, then a JSON list of {"path", "score"} or a table titled ``title``."""
+    limit = max_pixels_value(max_pixels)
+    model = _model(*model_options)
+    rows = _scored(ref, images, batch_size, model, ranked=ranked, max_pixels=limit)
+    if as_json:
+        typer.echo(json.dumps([{"path": p, "score": s} for p, s in rows], allow_nan=False))
+    else:
+        _print_table(rows, title)
+
+
 @app.command(epilog="Example: prfnet score ref.png q20.jpg q40.jpg q60.jpg -c prfnet.safetensors --json")
 def score(
     ref: Annotated[Path, typer.Argument(help="Reference image.")],
@@ -162,13 +174,10 @@ def score(
     verbose: VerboseOpt = False,
 ):
     """Distance of each DIST to REF (>= 0, lower = closer), in input order."""
-    limit = max_pixels_value(max_pixels)
-    model = _model(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
-    rows = _scored(ref, dists, batch_size, model, ranked=False, max_pixels=limit)
-    if as_json:
-        typer.echo(json.dumps([{"path": p, "score": s} for p, s in rows], allow_nan=False))
-    else:
-        _print_table(rows, f"distance to {ref}")
+    _score_command(
+        ref, dists, False, f"distance to {ref}", as_json, batch_size, max_pixels,
+        checkpoint, device, random_init, backbone, tile, tile_stride, verbose,
+    )  # fmt: skip
 
 
 @app.command(epilog="Example: prfnet rank ref.png candidates/*.png -c prfnet.safetensors --json")
@@ -187,10 +196,7 @@ def rank(
     verbose: VerboseOpt = False,
 ):
     """Rank CANDIDATES by distance to REF, best (closest) first; reference features computed once."""
-    limit = max_pixels_value(max_pixels)
-    model = _model(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
-    rows = _scored(ref, candidates, batch_size, model, ranked=True, max_pixels=limit)
-    if as_json:
-        typer.echo(json.dumps([{"path": p, "score": s} for p, s in rows], allow_nan=False))
-    else:
-        _print_table(rows, f"ranking against {ref} (best first)")
+    _score_command(
+        ref, candidates, True, f"ranking against {ref} (best first)", as_json, batch_size, max_pixels,
+        checkpoint, device, random_init, backbone, tile, tile_stride, verbose,
+    )  # fmt: skip

@@ -59,6 +59,17 @@ def _field(path: Path, line: int, fields: list[str], index: int, column: str) ->
     return fields[index]
 
 
+def _named_rows(path: Path, columns: tuple[str, str, str]) -> Iterator[tuple[int, str, str, float]]:
+    """(line, first, second, score) of each row of a CSV whose header names ``columns`` (two image columns, then
+    the score column; any order in the file, extra columns ignored); fields checked in the order of ``columns``."""
+    rows = csv_rows(path)
+    cols = _header_columns(path, rows, columns)
+    first, second, score = columns
+    for line, fields in rows:
+        a, b = (_field(path, line, fields, cols[c], c) for c in (first, second))
+        yield line, a, b, parse_float(_field(path, line, fields, cols[score], score), path, line, score)
+
+
 def _found(found: Path | None, root: Path, name: str, path: Path, line: int) -> str:
     """``found`` relative to ``root`` (posix), or a DataError naming the label file, line and image."""
     if found is None or not found.is_file():
@@ -74,12 +85,8 @@ def read_kadid(root: str | Path) -> MosSet:
     root = require_dir(root, "KADID-10k folder").resolve()
     path = require_file(root / "dmos.csv", "KADID-10k dmos.csv")
     images = CaseInsensitiveFolder(require_dir(root / "images", "KADID-10k images folder"))
-    rows = csv_rows(path)
-    cols = _header_columns(path, rows, ("dist_img", "ref_img", "dmos"))
     items = []
-    for line, fields in rows:
-        dist, ref = (_field(path, line, fields, cols[c], c) for c in ("dist_img", "ref_img"))
-        score = parse_float(_field(path, line, fields, cols["dmos"], "dmos"), path, line, "dmos")
+    for line, dist, ref, score in _named_rows(path, ("dist_img", "ref_img", "dmos")):
         ref_rel, dist_rel = (_found(images.find(n), root, n, path, line) for n in (ref, dist))
         items.append(MosItem(ref_rel, dist_rel, score))
     return MosSet(items, higher_better=True, root=root, name="kadid")
@@ -164,12 +171,8 @@ def read_mos_csv(path: str | Path, higher_better: bool = True, root: str | Path 
     """
     path = require_file(path, "MOS CSV file").resolve()
     root = require_dir(root, "MOS image root folder").resolve() if root is not None else path.parent
-    rows = csv_rows(path)
-    cols = _header_columns(path, rows, ("ref", "dist", "score"))
     items = []
-    for line, fields in rows:
-        ref, dist = (_field(path, line, fields, cols[c], c) for c in ("ref", "dist"))
-        score = parse_float(_field(path, line, fields, cols["score"], "score"), path, line, "score")
+    for line, ref, dist, score in _named_rows(path, ("ref", "dist", "score")):
         for name in (ref, dist):
             if not (root / name).is_file():
                 raise DataError(f"{path}, line {line}: image {name!r} not found (paths are relative to {root})")

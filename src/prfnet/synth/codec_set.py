@@ -17,10 +17,9 @@ Labels follow CLIC: T = 0 means A is closer to the reference O, T = 1 means B is
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
 from typing import NamedTuple
@@ -34,7 +33,17 @@ from ..stats.ceilings import clic_correct, clic_noise_ceiling, judge_ceiling, of
 from . import codecs as cd
 from . import distortions as sd
 from . import judge as jd
-from .common import balanced_flags, check_int, cpus, map_in_order, write_png, write_rows
+from .common import (
+    SetSummary,
+    balanced_flags,
+    check_int,
+    cpus,
+    images_folder,
+    map_in_order,
+    remove_stale_images,
+    write_png,
+    write_rows,
+)
 
 KINDS = ("psnr_close", "psnr_apart")
 MIN_SIZE = 256
@@ -48,8 +57,6 @@ VOTES_MIN, VOTES_MAX = 3, 15
 SWAPPED_FRACTION = 1 / 3  # triplets with some of their votes written as (O, B, A, 1 - T)
 MAX_WORKERS = 8  # default worker processes: the CPU count, at most this
 FILES_HEADER = ("image", "reference", "codec", "quality", "target_bpp", "bpp", "psnr", "judge_distance")
-
-_OUR_IMAGE = re.compile(r"ref_\d{3,}(_[A-Za-z0-9_.]+)?\.png")
 
 
 class Encoded(NamedTuple):
@@ -66,7 +73,7 @@ class Encoded(NamedTuple):
 
 
 @dataclass(frozen=True)
-class CodecSynthSummary:
+class CodecSynthSummary(SetSummary):
     """What :func:`synthesize_codec_clic` wrote. ``kinds`` counts triplets (unordered) per kind;
     ``judge_accuracy``, ``noise_ceiling`` and ``psnr_accuracy`` are official-scorer accuracies over all
     ``n_keys`` keys (details per kind in ``ceiling.json``)."""
@@ -99,16 +106,9 @@ class CodecSynthSummary:
     size: int
     seed: int
 
-    def as_dict(self) -> dict:
-        """JSON-ready dict (paths as strings)."""
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
-
     def line(self) -> str:
         """One-line human summary."""
-        kinds = ", ".join(f"{n} {k}" for k, n in self.kinds.items())
-        return (
-            f"wrote {self.triplets} triplets ({kinds}) over {self.references} references "
-            f"({self.photo_references} photo crops, {self.procedural_references} procedural), "
+        return self._opening() + (
             f"{self.images} images ({len(self.codecs)} codecs x {len(self.targets_bpp)} bpp targets, "
             f"{self.unreached} unreached left out), {self.oracle_rows} simulated vote rows; "
             f"on {self.n_keys} keys: noise ceiling {self.noise_ceiling:.3f}, hidden judge {self.judge_accuracy:.3f}, "
@@ -312,14 +312,7 @@ def synthesize_codec_clic(
         )
     codec_names = list(dict.fromkeys(codec_names))
 
-    out_dir = Path(out_dir)
-    images_dir = out_dir / "images"
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DataError(f"{out_dir}: exists and is not a folder")
-    try:
-        images_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"{images_dir}: cannot create folder ({exc.strerror or exc})") from None
+    out_dir, images_dir = images_folder(out_dir)
 
     references = sd.reference_images(refs, size, seed)
     photos = sum(origin != "procedural" for origin, _ in references)
@@ -351,9 +344,7 @@ def synthesize_codec_clic(
         for x, y in _choose_pairs(encodes, triplets_per_ref, rng):
             kind = "psnr_close" if abs(x.psnr - y.psnr) < CLOSE_DB else "psnr_apart"
             triplets.append((o, x.name, y.name, kind))
-    for stale in images_dir.iterdir():
-        if _OUR_IMAGE.fullmatch(stale.name) and stale.name not in written and stale.is_file():
-            stale.unlink()
+    remove_stale_images(images_dir, written)
     if not triplets:
         raise DataError(f"no usable codec pairs: every reference had fewer than two codecs at a target ({unreached})")
 

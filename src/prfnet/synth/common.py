@@ -5,18 +5,64 @@ from __future__ import annotations
 import csv
 import multiprocessing
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..ioutil import atomic_write
 
+OUR_IMAGE = re.compile(r"ref_\d{3,}(_[A-Za-z0-9_.]+)?\.png")  # the images a set writes (and may remove as stale)
 PNG_COMPRESS_LEVEL = 3  # lossless either way; 3 is ~2x faster than the default 6
+
+
+class SetSummary:
+    """What the summaries of both synthetic sets share (mixed into their frozen dataclasses): the JSON form and
+    the opening of the one-line summary."""
+
+    triplets: int
+    references: int
+    photo_references: int
+    procedural_references: int
+    kinds: dict[str, int]
+
+    def as_dict(self) -> dict:
+        """JSON-ready dict (paths as strings)."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+    def _opening(self) -> str:
+        kinds = ", ".join(f"{n} {k}" for k, n in self.kinds.items())
+        return (
+            f"wrote {self.triplets} triplets ({kinds}) over {self.references} references "
+            f"({self.photo_references} photo crops, {self.procedural_references} procedural), "
+        )
+
+
+def images_folder(out_dir: str | Path) -> tuple[Path, Path]:
+    """(``out_dir``, ``out_dir/images``), the latter created; DataError if ``out_dir`` is a file or the folder
+    cannot be created."""
+    out_dir = Path(out_dir)
+    images_dir = out_dir / "images"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"{out_dir}: exists and is not a folder")
+    try:
+        images_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{images_dir}: cannot create folder ({exc.strerror or exc})") from None
+    return out_dir, images_dir
+
+
+def remove_stale_images(images_dir: Path, written: set[str]) -> None:
+    """Delete the files in ``images_dir`` named like ours (:data:`OUR_IMAGE`) that this run did not write."""
+    for stale in images_dir.iterdir():
+        if OUR_IMAGE.fullmatch(stale.name) and stale.name not in written and stale.is_file():
+            stale.unlink()
 
 
 def write_png(path: Path, img: np.ndarray) -> None:

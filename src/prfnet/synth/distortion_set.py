@@ -15,10 +15,9 @@ Labels follow CLIC: T = 0 means A is closer to the reference O, T = 1 means B is
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ import numpy as np
 from ..errors import DataError
 from ..ioutil import atomic_write
 from . import distortions as sd
-from .common import balanced_flags, check_int, write_png, write_rows
+from .common import SetSummary, balanced_flags, check_int, images_folder, remove_stale_images, write_png, write_rows
 
 KINDS = ("within_family", "matched_mse")
 MIN_SIZE = 64
@@ -50,13 +49,12 @@ MAX_SHIFT_PX = 1.0
 MSE_MATCH_TOLERANCE = 0.005  # relative; the promise in the docs is 1%
 SWAPPED_FRACTION = 1 / 3  # triplets that get one of their vote rows written as (O, B, A, 1 - T)
 
-_OUR_IMAGE = re.compile(r"ref_\d{3,}(_[A-Za-z0-9_.]+)?\.png")
 
 Pair = tuple[str, np.ndarray, str, np.ndarray]  # (better name, better image, worse name, worse image)
 
 
 @dataclass(frozen=True)
-class SynthSummary:
+class SynthSummary(SetSummary):
     """What :func:`synthesize_clic` wrote. ``kinds`` counts triplets (unordered) per kind."""
 
     out_dir: Path
@@ -77,18 +75,9 @@ class SynthSummary:
     seed: int
     votes: int
 
-    def as_dict(self) -> dict:
-        """JSON-ready dict (paths as strings)."""
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
-
     def line(self) -> str:
         """One-line human summary."""
-        kinds = ", ".join(f"{n} {k}" for k, n in self.kinds.items())
-        return (
-            f"wrote {self.triplets} triplets ({kinds}) over {self.references} references "
-            f"({self.photo_references} photo crops, {self.procedural_references} procedural), "
-            f"{self.images} images, {self.oracle_rows} oracle rows -> {self.out_dir}"
-        )
+        return self._opening() + f"{self.images} images, {self.oracle_rows} oracle rows -> {self.out_dir}"
 
 
 def _family_image(family: str, img: np.ndarray, level: float, field: np.ndarray) -> tuple[str, np.ndarray]:
@@ -238,14 +227,7 @@ def synthesize_clic(
             ("votes", votes, 1),
         )
     )
-    out_dir = Path(out_dir)
-    images_dir = out_dir / "images"
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DataError(f"{out_dir}: exists and is not a folder")
-    try:
-        images_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"{images_dir}: cannot create folder ({exc.strerror or exc})") from None
+    out_dir, images_dir = images_folder(out_dir)
 
     triplets: list[tuple[str, str, str, str]] = []  # (O, better, worse, kind)
     written: set[str] = set()
@@ -270,9 +252,7 @@ def synthesize_clic(
                 progress(index + 1, refs)
     except OSError as exc:
         raise DataError(f"{images_dir}: cannot write images ({exc.strerror or exc})") from None
-    for stale in images_dir.iterdir():
-        if _OUR_IMAGE.fullmatch(stale.name) and stale.name not in written and stale.is_file():
-            stale.unlink()
+    remove_stale_images(images_dir, written)
 
     validation, kinds_rows, oracle = _clic_rows(triplets, votes, seed)
 
