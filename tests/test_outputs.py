@@ -242,7 +242,7 @@ def test_publish_now_and_a_sub_view_are_listed_in_the_one_manifest(tmp_path):
     assert listed == {"data/oracle.csv", "eval/results.json"}
 
 
-# ------------------------------------------------------------------------------------ what the user owns is never touched
+# ------------------------------------------------------------------------------- what the user owns is never touched
 
 
 @pytest.mark.parametrize(
