@@ -1,8 +1,10 @@
 """Shared fixtures and file writers: a tiny untrained model, small random images, a tiny CLIC data set, smooth
-noisy PNGs and a BAPPS tree (CPU, seconds)."""
+noisy PNGs and a BAPPS tree, text and flat PNG writers, the adapters' ramp model and batches, and published output
+sets (CPU, seconds)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import torch
 from PIL import Image
 
 from prfnet import PRFNet, save_image
+from prfnet.outputs import MANIFEST, OutputSet
 
 TINY = "test_resnet"  # timm's 0.37M-parameter ResNet for tests
 SMOOTH_SIDE = 48  # default side of smooth_image
@@ -114,6 +117,90 @@ def write_noisy_copies(folder: Path, seed: int, amounts: list[float]) -> dict[st
         paths[f"d{i}"] = folder / f"d{i}.png"
         save_image((ref + amount * torch.randn(ref.shape, generator=g)).clamp(0, 1), paths[f"d{i}"])
     return paths
+
+
+def save_tiny_checkpoint(path: Path, seed: int) -> Path:
+    """An untrained ``TINY`` PRFNet (weights drawn after ``torch.manual_seed(seed)``, head weights N(0, 1) so
+    that scores differ between images) saved to ``path``; returns the path."""
+    torch.manual_seed(seed)
+    model = PRFNet(TINY)
+    with torch.no_grad():
+        model.head.weight.normal_()
+    return model.save_pretrained(path)
+
+
+def make_pairs(folder: Path, refs: int = 2, dists: int = 5, side: int = 64, seed: int = 0) -> list[tuple[str, str]]:
+    """``refs`` random references ``r<i>.png`` with ``dists`` noisy versions ``r<i>_d<k>.png`` each (noise
+    0.03 x (k + 1)): the (reference, distorted) path pairs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for r in range(refs):
+        ref = rng.random((side, side, 3))
+        write_png(folder / f"r{r}.png", ref)
+        for k in range(dists):
+            write_png(folder / f"r{r}_d{k}.png", ref + rng.normal(0.0, 0.03 * (k + 1), ref.shape))
+            pairs.append((str(folder / f"r{r}.png"), str(folder / f"r{r}_d{k}.png")))
+    return pairs
+
+
+def write_text(path: Path, content: str) -> Path:
+    """``content`` written to ``path`` as UTF-8 (parent folders created); returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
+def flat_png(path: Path, value: int = 0, size: int = 8) -> Path:
+    """A ``size`` x ``size`` RGB PNG of the one grey level ``value`` (parent folders created); returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size, size, 3), value, dtype=np.uint8)).save(path)
+    return path
+
+
+def ramp_model() -> PRFNet:
+    """A new tiny model (seed 0) whose head weights rise evenly from -1 to 2: softplus gives positive weights, not
+    all equal (the adapters and the loss are tested on it)."""
+    torch.manual_seed(0)
+    model = PRFNet(TINY)
+    with torch.no_grad():
+        model.head.weight.copy_(torch.linspace(-1.0, 2.0, model.head.weight.numel()))
+    return model
+
+
+def noisy_batch(n: int, size: int, sigma: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random references (n, 3, size, size) in [0, 1] and the same plus ``sigma`` x standard normal noise,
+    clamped to [0, 1]; both drawn from one generator seeded ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    ref = torch.rand(n, 3, size, size, generator=g)
+    return ref, (ref + sigma * torch.randn(ref.shape, generator=g)).clamp(0, 1)
+
+
+def save_triplet_files(folder: Path, ref: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> dict[str, Path]:
+    """``ref.png``, ``a.png`` and ``b.png`` in ``folder``, from (1, 3, H, W) tensors; ``{"ref": path, ...}``."""
+    paths = {}
+    for name, img in (("ref", ref), ("a", a), ("b", b)):
+        paths[name] = folder / f"{name}.png"
+        save_image(img, paths[name])
+    return paths
+
+
+#: the output kinds of the OutputSet tests (tests/outputs): two files, a pattern and a folder
+OUTPUT_KINDS = ("results.json", "report.html", "submission_*.csv", "data")
+
+
+def publish_outputs(root: Path, files: dict[str, str]) -> dict:
+    """One :class:`prfnet.outputs.OutputSet` of ``OUTPUT_KINDS`` published into ``root`` with ``files`` (name ->
+    text); returns its manifest."""
+    with OutputSet(root, OUTPUT_KINDS) as sink:
+        for name, text in files.items():
+            write_text(sink.path(name), text)
+    return json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+
+
+def file_snapshot(root: Path) -> dict[str, bytes]:
+    """Every file below ``root`` (POSIX relative path -> bytes)."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")

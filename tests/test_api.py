@@ -1,5 +1,6 @@
-"""The one model loader (prfnet.model.loading, re-exported by prfnet.api) and the model identity of the score store:
-a seeded --random-init, $PRFNET_CHECKPOINT, devices, and the checkpoint hashed only when a store asks."""
+"""The file-level functions of ``prfnet.api`` and the model identity of the score store: the checkpoint hashed only
+when a store asks, read once per metric, and the weights hashed once they may differ from the file. The loader it
+re-exports: ``tests/model/test_loading.py``."""
 
 from __future__ import annotations
 
@@ -9,34 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import prfnet.api
 import prfnet.model.checkpoint
 from prfnet import PRFNet
-from prfnet.api import CHECKPOINT_ENV, NO_CHECKPOINT_HELP, compare_files, load_model, model_identity
-from prfnet.errors import CheckpointError, InputError
-from prfnet.integrations._common import frozen_model
+from prfnet.api import compare_files, load_model, model_identity
 from prfnet.scoring.metrics import PRFNetMetric, select_metrics
 from prfnet.scoring.plan import metric_identity
-
-TINY = "test_resnet"
-SRC = Path(prfnet.api.__file__).resolve().parent
-
-
-def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+from tests.conftest import save_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(3)
-    model = PRFNet(TINY)
-    with torch.no_grad():
-        model.head.weight.normal_()
-    return model.save_pretrained(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", 3)
 
 
 @pytest.fixture(scope="module")
@@ -50,49 +37,6 @@ def files(tmp_path_factory) -> dict[str, str]:
         paths[name] = str(folder / f"{name}.png")
         Image.fromarray(image).save(paths[name])
     return paths
-
-
-def test_random_init_is_seeded_the_same_for_every_caller_and_leaves_the_global_rng_alone():
-    torch.manual_seed(123)
-    state = torch.random.get_rng_state()
-    one = load_model(None, random_init=True, backbone=TINY, warn=False)
-    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random stream is untouched
-    torch.manual_seed(7)  # whatever the caller seeded, the untrained weights are the same
-    two = load_model(None, random_init=True, backbone=TINY, warn=False)
-    assert _same_weights(one, two)
-    other = load_model(None, random_init=True, backbone=TINY, warn=False, seed=1)
-    assert not _same_weights(one, other)
-    assert one.source == f"the --random-init {TINY} model" and one.checkpoint_file is None
-
-
-def test_the_checkpoint_comes_from_the_argument_or_prfnet_checkpoint(checkpoint, monkeypatch):
-    assert CHECKPOINT_ENV == "PRFNET_CHECKPOINT"
-    monkeypatch.delenv(CHECKPOINT_ENV, raising=False)
-    with pytest.raises(CheckpointError) as err:
-        load_model()
-    assert str(err.value) == NO_CHECKPOINT_HELP
-    with pytest.raises(CheckpointError):
-        frozen_model(None)  # the integrations load through the same loader
-    monkeypatch.setenv(CHECKPOINT_ENV, str(checkpoint))
-    from_env, given = load_model(), load_model(checkpoint)
-    assert from_env.source == str(checkpoint) and _same_weights(from_env, given)
-    assert _same_weights(frozen_model(None), given)
-    assert not any(p.requires_grad for p in frozen_model(None).parameters())
-
-
-def test_checkpoint_env_is_defined_once_in_the_package():
-    defined = [
-        str(path.relative_to(SRC))
-        for path in SRC.rglob("*.py")
-        if f'= "{CHECKPOINT_ENV}"' in path.read_text(encoding="utf-8")
-    ]
-    assert defined == [os.path.join("model", "loading.py")]
-
-
-def test_bad_devices_are_input_errors(checkpoint):
-    for device in ("bogus", "meta", "cuda:99"):
-        with pytest.raises(InputError, match="device"):
-            load_model(checkpoint, device=device)
 
 
 def test_compare_never_hashes_the_checkpoint(checkpoint, files, monkeypatch):

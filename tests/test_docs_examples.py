@@ -631,6 +631,9 @@ class Shell:
                 shutil.rmtree(action.memo, ignore_errors=True)
                 shutil.copytree(snapshot, action.memo)
                 return out, err, True
+            # a fresh machine has no output folder yet (the workspace's stand-in model for later blocks is not the
+            # command's: prfnet refuses to replace a file it did not write)
+            shutil.rmtree(action.memo, ignore_errors=True)
             part = action.command
         tokens = shlex.split(part)
         if tokens[0] == "export":

@@ -25,6 +25,7 @@ LAYERS = {
     "data": 3,
     "stats": 3,
     "report": 3,
+    "trainer_settings": 3,
     "baselines": 4,
     "integrations": 4,
     "synth": 4,

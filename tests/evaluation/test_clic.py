@@ -1,5 +1,5 @@
-"""Evaluation protocols: CLIC official-scorer semantics, majority accuracy, submissions, caching,
-BAPPS 2AFC score, MOS correlations and logistic fit, and the ``prfnet eval`` command line."""
+"""The CLIC protocol (prfnet.evaluation.clic): official-scorer semantics, majority accuracy, submissions, pairs
+scored once, unusable baselines, and ``prfnet eval clic`` on the command line."""
 
 from __future__ import annotations
 
@@ -13,24 +13,12 @@ from prfnet.api import NO_CHECKPOINT_HELP
 from prfnet.cli import main
 from prfnet.data import read_clic_oracle
 from prfnet.errors import DataError
-from prfnet.evaluation import (
-    bapps_2afc_score,
-    decisions,
-    evaluate_bapps,
-    evaluate_clic,
-    evaluate_mos,
-    find_splits,
-    majority_accuracy,
-    official_accuracy,
-    score_submission,
-)
-from prfnet.evaluation.pages import bapps_table
+from prfnet.evaluation import decisions, evaluate_clic, majority_accuracy, official_accuracy, score_submission
 from prfnet.images import load_image
 from prfnet.scoring.engine import score_pairs
 from prfnet.scoring.metrics import PRFNetMetric
-from prfnet.stats.correlation import correlations, fit_logistic, logistic4
 from tests.conftest import SMOOTH_SIDE as SIDE
-from tests.conftest import make_bapps_tree, noisy, smooth_image, write_png
+from tests.conftest import noisy, smooth_image, write_png
 
 
 def _write_csv(path, rows) -> None:
@@ -184,151 +172,6 @@ def test_prfnet_metric_is_the_model_score_and_shares_an_expanded_reference(tiny_
     prob = PRFNetMetric.probability_a(shared[0], shared[1])
     with torch.no_grad():
         assert float(prob) == pytest.approx(float(tiny_model.compare(ref, dist[:1], dist[1:2])), abs=1e-5)
-
-
-# -- BAPPS -----------------------------------------------------------------------------------------
-
-
-def test_bapps_score_hand_computed():
-    d0, d1, judge = [0.1, 0.5, 0.3], [0.2, 0.4, 0.3], [0.25, 0.25, 0.9]
-    assert bapps_2afc_score(d0, d1, judge, higher_better=False) == pytest.approx([0.75, 0.25, 0.5])
-    assert bapps_2afc_score(d0, d1, judge, higher_better=True) == pytest.approx([0.25, 0.75, 0.5])
-
-
-def test_evaluate_bapps_per_subset_and_overall(tmp_path):
-    make_bapps_tree(tmp_path, {"val": {"cnn": [0.2, 0.6], "traditional": [0.0]}})
-    results = evaluate_bapps(tmp_path / "2afc", metrics=["psnr"], out_dir=tmp_path / "out", progress=False)
-    psnr = results["psnr"]  # PSNR prefers p0 everywhere: score = 1 - judge
-    assert psnr["subsets"] == {"val/cnn": pytest.approx(0.6), "val/traditional": pytest.approx(1.0)}
-    assert psnr["score"] == pytest.approx((0.8 + 0.4 + 1.0) / 3)
-    assert psnr["mean_of_subsets"] == pytest.approx(0.8)
-    assert psnr["n_triplets"] == {"val/cnn": 2, "val/traditional": 1}
-    assert list(psnr["splits"]) == ["val"] and psnr["splits"]["val"]["n_triplets"] == 3
-    assert (tmp_path / "out" / "report.html").is_file()
-    # a split folder or a subset folder: the same split, named after its folder
-    assert evaluate_bapps(tmp_path / "2afc" / "val", metrics=["psnr"], progress=False)["psnr"]["score"] == (
-        pytest.approx(psnr["score"])
-    )
-    one = evaluate_bapps(tmp_path / "2afc" / "val" / "cnn", metrics=["psnr"], progress=False)["psnr"]
-    assert one["subsets"] == {"cnn": pytest.approx(0.6)} and list(one["splits"]) == ["val"]
-
-
-def test_evaluate_bapps_keeps_train_and_val_apart(tmp_path):
-    """A 2afc root holds train/* (2 judges) and val/* (5 judges): each split is summarised on its own, and no
-    figure pools train with val."""
-    make_bapps_tree(
-        tmp_path,
-        {
-            "train": {"cnn": [0.0, 0.5], "traditional": [1.0, 1.0, 0.5]},  # PSNR: 0.75 and 1/6
-            "val": {"cnn": [0.2, 0.6], "traditional": [0.0]},  # PSNR: 0.6 and 1.0
-        },
-    )
-    assert find_splits(tmp_path / "2afc") == {
-        "train": {n: tmp_path / "2afc" / n for n in ("train/cnn", "train/traditional")},
-        "val": {n: tmp_path / "2afc" / n for n in ("val/cnn", "val/traditional")},
-    }
-    out = tmp_path / "out"
-    psnr = evaluate_bapps(tmp_path / "2afc", metrics=["psnr"], out_dir=out, progress=False)["psnr"]
-    assert psnr["subsets"] == {
-        "train/cnn": pytest.approx(0.75),
-        "train/traditional": pytest.approx(1 / 6),
-        "val/cnn": pytest.approx(0.6),
-        "val/traditional": pytest.approx(1.0),
-    }
-    assert psnr["splits"] == {
-        "train": {
-            "score": pytest.approx((1.0 + 0.5 + 0.0 + 0.0 + 0.5) / 5),
-            "mean_of_subsets": pytest.approx((0.75 + 1 / 6) / 2),
-            "n_triplets": 5,
-            "subsets": ["train/cnn", "train/traditional"],
-        },
-        "val": {
-            "score": pytest.approx((0.8 + 0.4 + 1.0) / 3),
-            "mean_of_subsets": pytest.approx(0.8),
-            "n_triplets": 3,
-            "subsets": ["val/cnn", "val/traditional"],
-        },
-    }
-    assert "score" not in psnr and "mean_of_subsets" not in psnr  # nothing over train + val
-    pooled = {(0.5 + 2.2) / 8, (0.75 + 1 / 6 + 0.6 + 1.0) / 4}  # what pooling would give
-    on_disk = json.loads((out / "results.json").read_text())["psnr"]
-    assert on_disk["splits"]["val"]["score"] == pytest.approx(2.2 / 3) and "score" not in on_disk
-    columns, rows = bapps_table({"psnr": psnr})  # the table (terminal and report): per-split columns only
-    assert columns[2:-1] == [*psnr["subsets"], "train: all", "train: mean", "val: all", "val: mean"]
-    assert rows[0][-5:-1] == pytest.approx([0.4, (0.75 + 1 / 6) / 2, 2.2 / 3, 0.8])
-    assert not any(isinstance(v, float) and v == pytest.approx(p) for v in rows[0] for p in pooled)
-    html = (out / "report.html").read_text()
-    assert "<th>train: all</th>" in html and "score over the val triplets" in html and "<th>all</th>" not in html
-
-
-# -- MOS -------------------------------------------------------------------------------------------
-
-
-def _pearson(x, y) -> float:
-    """Pearson's r from its definition (no scipy)."""
-    dx, dy = np.asarray(x, float) - np.mean(x), np.asarray(y, float) - np.mean(y)
-    return float((dx * dy).sum() / np.sqrt((dx * dx).sum() * (dy * dy).sum()))
-
-
-def test_correlations_give_known_answers_on_constructed_data():
-    # x = 1..5 against y = 2 1 4 3 5: rank differences -1 1 -1 1 0, so SRCC = 1 - 6 * 4 / (5 * (25 - 1)) = 0.8;
-    # of the 10 pairs, (1, 2) and (3, 4) are discordant: KRCC = (8 - 2) / 10 = 0.6
-    small = correlations([1, 2, 3, 4, 5], [2, 1, 4, 3, 5])
-    assert (small["n"], small["srcc"], small["krcc"]) == (5, pytest.approx(0.8), pytest.approx(0.6))
-    # with a tie in y (1 1 2 3 against 1 2 3 4): Spearman on average ranks (1.5 1.5 3 4) gives
-    # 4.5 / sqrt(5 * 4.5) = sqrt(0.9); Kendall's tau-b: 5 concordant pairs, 1 tied in y only,
-    # (5 - 0) / sqrt(6 * (6 - 1)) = 5 / sqrt(30)
-    tied = correlations([1, 2, 3, 4], [1, 1, 2, 3])
-    assert tied["srcc"] == pytest.approx(np.sqrt(0.9)) and tied["krcc"] == pytest.approx(5 / np.sqrt(30))
-
-    # a noiseless, strongly curved monotone relation: rank correlations are exactly 1, and the fitted VQEG
-    # logistic maps x onto y, so PLCC is 1 where the linear correlation is far from it
-    x = np.linspace(-4, 4, 41)
-    y = 1 + 4 / (1 + np.exp(-3 * x))
-    assert _pearson(x, y) < 0.95
-    out = correlations(x, y)
-    assert out["srcc"] == pytest.approx(1.0) and out["krcc"] == pytest.approx(1.0)
-    assert out["plcc"] == pytest.approx(1.0, abs=1e-6)
-
-    # orientation: a distance (lower = better) against MOS (higher = better) is negated first, so a perfect
-    # distance has +1 everywhere; without that flag its correlations are -1
-    # (the logistic is fitted decreasing there, docs/evaluation.md, so PLCC alone does not show the sign)
-    distance = 10 - x
-    flipped = correlations(distance, y, same_direction=False)
-    assert (flipped["srcc"], flipped["krcc"]) == (pytest.approx(1.0), pytest.approx(1.0))
-    assert flipped["plcc"] == pytest.approx(1.0, abs=1e-6)
-    unflipped = correlations(distance, y)
-    assert (unflipped["srcc"], unflipped["krcc"]) == (pytest.approx(-1.0), pytest.approx(-1.0))
-    assert unflipped["plcc"] == pytest.approx(1.0, abs=1e-6)
-    assert unflipped["fit"]["params"][0] < unflipped["fit"]["params"][1]  # b1 < b2: decreasing
-    # the same distance against DMOS (also lower = better) needs no flip
-    assert correlations(distance, 6 - y)["srcc"] == pytest.approx(1.0)
-
-
-@pytest.mark.parametrize("increasing", [True, False])
-def test_logistic_fit_recovers_a_noiseless_curve(increasing):
-    x = np.linspace(-30, 50, 120)
-    params = (90.0, 10.0, 12.0, 6.0) if increasing else (10.0, 90.0, 12.0, 6.0)
-    y = logistic4(x, *params)
-    fit = fit_logistic(x, y)
-    assert fit.converged
-    assert np.abs(fit(x) - y).max() < 1e-3 * np.ptp(y)
-    assert correlations(x, y)["plcc"] == pytest.approx(1.0, abs=1e-6)
-
-
-def test_evaluate_mos_csv_in_both_directions(tmp_path):
-    rows = ["ref,dist,score"]
-    for r, sigmas in enumerate([(0.01, 0.03, 0.07, 0.15), (0.02, 0.05, 0.1, 0.2)]):
-        write_png(tmp_path / f"r{r}.png", smooth_image(r))
-        for level, sigma in enumerate(sigmas):
-            write_png(tmp_path / f"r{r}_{level}.png", noisy(smooth_image(r), sigma, level))
-            rows.append(f"r{r}.png,r{r}_{level}.png,{sigma}")  # the noise level as a DMOS: lower = better
-    (tmp_path / "dmos.csv").write_text("\n".join(rows) + "\n")
-    dmos = evaluate_mos("csv", csv=tmp_path / "dmos.csv", metrics=["psnr"], higher_better=False, progress=False)
-    assert dmos["psnr"]["srcc"] == pytest.approx(1.0)  # PSNR falls with the noise: oriented positive
-    assert dmos["psnr"]["n"] == 8
-    as_mos = evaluate_mos("csv", csv=tmp_path / "dmos.csv", metrics=["psnr"], higher_better=True, progress=False)
-    assert as_mos["psnr"]["srcc"] == pytest.approx(-1.0)
 
 
 # -- command line ----------------------------------------------------------------------------------

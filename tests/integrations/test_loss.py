@@ -9,25 +9,18 @@ import torch
 import prfnet
 from prfnet import InputError, PRFNet
 from prfnet.integrations.loss import PRFNetLoss
-from tests.conftest import TINY
+from tests.conftest import noisy_batch, ramp_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture()
 def model() -> PRFNet:
-    torch.manual_seed(0)
-    m = PRFNet(TINY)
-    with torch.no_grad():
-        m.head.weight.copy_(torch.linspace(-1.0, 2.0, m.head.weight.numel()))  # positive softplus, not all equal
-    return m
+    return ramp_model()
 
 
 def _pair(n: int = 2, size: int = 64, seed: int = 3):
-    g = torch.Generator().manual_seed(seed)
-    ref = torch.rand(n, 3, size, size, generator=g)
-    dist = (ref + 0.15 * torch.randn(ref.shape, generator=g)).clamp(0, 1)
-    return ref, dist
+    return noisy_batch(n, size, 0.15, seed)
 
 
 def _grad(loss: PRFNetLoss, dist: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""What training computes is what evaluation computes: batch norms, SE gates, modes, precision, ablations.
+"""What training computes is what evaluation computes: batch norms, SE gates, modes, precision, ablations; and the
+optimizers of a step (SGD's momentum and weight decay per parameter group, warm-up, constant and cosine rates).
 
 CPU only; the tiny ``test_resnet`` backbone except where SE-Res2Net50's own structure is the point.
 """
@@ -6,6 +7,7 @@ CPU only; the tiny ``test_resnet`` backbone except where SE-Res2Net50's own stru
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -20,7 +22,9 @@ from safetensors.torch import load_file, save_file
 from prfnet import PRFNet
 from prfnet.model.backbone import IdentityInitSE, added_modules
 from prfnet.training import load_train_config, train
+from prfnet.training.curves import read_metrics_csv
 from tests.conftest import TINY
+from tests.training.test_datamodule import STEPS, Record, tiny
 from tests.training.test_run import TINY as TINY_RUN
 from tests.training.test_run import _same
 
@@ -218,3 +222,52 @@ def test_every_ablation_trains_under_two_process_ddp(clic_dir, tmp_path, name):
     assert Path(json.loads(done.stdout)["model"]) == out / "model.safetensors"
     rank0, rank1 = (load_file(out / f"rank{k}.safetensors") for k in (0, 1))
     assert _same(rank0, rank1)
+
+
+def test_sgd_applies_momentum_and_weight_decay_at_each_groups_rate(clic_dir, tmp_path):
+    lr, momentum, decay, mult = 0.05, 0.5, 0.01, 0.2
+    steps = {"optimizer": "sgd", "lr": lr, "momentum": momentum, "weight_decay": decay, "backbone_lr_mult": mult}
+    changes = {f"steps.classification.{k}": v for k, v in steps.items()}
+    config = tiny(**changes, **{"steps.classification.scheduler": "constant", "steps.classification.epochs": 1})
+    config = load_train_config(config.to_dict(), {"steps.regression.epochs": 0, "data.batch_size": 2})
+    record = Record(params=True)
+    train(config, clic_dir, tmp_path / "run", progress=False, callbacks=[record])
+
+    assert record.optimizers["classification"] is torch.optim.SGD
+    first, second = record.steps  # 4 triplets, batch size 2
+    buffers = {}
+    for step in (first, second):
+        assert step["groups"] == {
+            "heads": {"lr": lr, "weight_decay": decay, "betas": None, "momentum": momentum},
+            "backbone": {"lr": lr * mult, "weight_decay": decay, "betas": None, "momentum": momentum},
+        }
+        assert len(step["before"]) > 10 and any(n.startswith("backbone.") for n in step["before"])
+        for name, (before, grad) in step["before"].items():
+            d_p = grad + decay * before
+            buffers[name] = momentum * buffers[name] + d_p if name in buffers else d_p
+            rate = lr * mult if name.startswith("backbone.") else lr
+            torch.testing.assert_close(step["after"][name], before - rate * buffers[name], rtol=0, atol=2e-7)
+
+
+def test_warm_up_constant_and_cosine_learning_rates_per_step(clic_dir, tmp_path):
+    steps = {
+        "classification": {"lr": 0.01, "scheduler": "constant", "warmup_steps": 3, "epochs": 2},
+        "regression": {"lr": 0.001, "scheduler": "cosine", "warmup_steps": 2, "min_lr_ratio": 0.2, "epochs": 2},
+    }
+    changes = {f"steps.{s}.{k}": v for s, values in steps.items() for k, v in values.items()}
+    record = Record()
+    result = train(
+        tiny(**changes, **{"data.batch_size": 1}), clic_dir, tmp_path / "run", progress=False, callbacks=[record]
+    )
+
+    # 4 triplets, batch size 1: 8 optimizer steps per training step; warm-up from lr / W to lr over W steps
+    warm_constant = [1 / 3, 2 / 3, 1, 1, 1, 1, 1, 1]
+    cosine = [0.5, 1.0] + [0.2 + 0.8 * 0.5 * (1 + math.cos(math.pi * k / 6)) for k in range(6)]  # over 8 - 2 steps
+    expected = {"classification": [0.01 * f for f in warm_constant], "regression": [0.001 * f for f in cosine]}
+    for step in STEPS:
+        used = [s["groups"] for s in record.steps if s["step"] == step]
+        assert [g["heads"]["lr"] for g in used] == pytest.approx(expected[step], rel=1e-9)
+        assert [g["backbone"]["lr"] for g in used] == pytest.approx([0.1 * x for x in expected[step]], rel=1e-9)
+    rows = read_metrics_csv(result.metrics_csv)  # lr: the epoch's mean over its steps
+    means = [sum(expected[r["step"]][4 * r["epoch"] : 4 * r["epoch"] + 4]) / 4 for r in rows]
+    assert [r["lr"] for r in rows] == pytest.approx(means, rel=1e-6)

@@ -1,4 +1,5 @@
-"""Two-step training: configs, a tiny end-to-end run, step 2 from step 1, resume after Ctrl-C, DDP on CPU.
+"""Two-step training (``prfnet.training.run``): a tiny end-to-end run, step 2 from step 1, resume after Ctrl-C, DDP
+on CPU. The configs: ``test_config.py``; the data: ``test_datamodule.py``.
 
 Everything runs on CPU with timm's ``test_resnet`` backbone, 64 px images and a handful of triplets.
 """
@@ -22,9 +23,8 @@ from safetensors.torch import load_file
 
 from prfnet import ConfigError, PRFNet, load_image
 from prfnet.cli import main
-from prfnet.training import load_train_config, parse_override, shipped_configs, train
+from prfnet.training import load_train_config, train
 from prfnet.training.curves import read_metrics_csv
-from prfnet.training.datamodule import EpochSampler, load_training_data
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -47,59 +47,6 @@ def tiny_config(overrides: dict | None = None):
     return load_train_config(TINY, overrides)
 
 
-# -- configs -------------------------------------------------------------------------------------
-def test_shipped_configs_load_and_are_consistent():
-    assert {"demo", "clic2022"} <= set(shipped_configs())
-    paper = load_train_config("clic2022")
-    assert paper.model.backbone == "seres2net50" and paper.model.pretrained_backbone
-    assert paper.steps.classification.epochs > 0 and paper.steps.regression.epochs > 0
-    assert paper.steps.regression.lr < paper.steps.classification.lr
-    demo = load_train_config("demo")
-    assert demo.model.backbone in ("test_resnet", "resnet10t") and not demo.model.pretrained_backbone
-    assert demo.trainer.accelerator == "cpu" and demo.data.format == "clic"
-
-
-def test_overrides_are_applied_and_typed():
-    assert parse_override("data.crop=64") == ("data.crop", 64)
-    assert parse_override("data.val.crop=null") == ("data.val.crop", None)
-    config = load_train_config("demo", dict([parse_override("steps.regression.lr=1e-5"), ("data.crop", 96)]))
-    assert config.steps.regression.lr == pytest.approx(1e-5) and isinstance(config.steps.regression.lr, float)
-    assert config.data.crop == 96
-
-
-@pytest.mark.parametrize(
-    ("change", "words"),
-    [
-        ({"data": {"fromat": "clic"}}, ["data.fromat", "data.format"]),
-        ({"stepz": {}}, ["stepz"]),
-        ({"data": {"crop": "big"}}, ["data.crop", "big"]),
-        ({"data": {"format": "jpeg"}}, ["data.format", "jpeg"]),
-        ({"steps": {"classification": {"epochs": -1}}}, ["steps.classification.epochs"]),
-        ({"steps": {"classification": {"epochs": 0}, "regression": {"epochs": 0}}}, ["nothing to train"]),
-        ({"trainer": {"devices": True}}, ["trainer.devices"]),
-        ({"trainer": {"checkpoint_every_n_steps": 0}}, ["trainer.checkpoint_every_n_steps", ">= 1"]),
-    ],
-)
-def test_bad_configs_name_the_key(change, words):
-    with pytest.raises(ConfigError) as info:
-        load_train_config(change)
-    assert all(w in str(info.value) for w in words), str(info.value)
-
-
-def test_bad_yaml_file_and_unknown_override_name_the_file(tmp_path):
-    path = tmp_path / "typo.yaml"
-    path.write_text("data:\n  batch_szie: 4\n")
-    with pytest.raises(ConfigError, match=r"typo\.yaml.*data\.batch_szie.*data\.batch_size"):
-        load_train_config(path)
-    path.write_text("data: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"typo\.yaml, line \d+: not valid YAML"):
-        load_train_config(path)
-    with pytest.raises(ConfigError, match="model.backbon"):
-        load_train_config("demo", {"model.backbon": "resnet10t"})
-    with pytest.raises(ConfigError, match="not found"):
-        load_train_config(tmp_path / "missing.yaml")
-
-
 def test_cli_bad_config_or_data_is_one_line_exit_2(clic_dir, tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["train", "--config", "demo", "--set", "data.format=jpeg", "--out", str(out)]) == 2
@@ -116,22 +63,6 @@ def test_cli_bad_config_or_data_is_one_line_exit_2(clic_dir, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "r0_missing.png" in err and len(err.splitlines()) == 1
     assert not out.exists()  # nothing written for a run that could not start
-
-
-def test_mos_csv_pairs_are_split_by_reference(clic_dir, tmp_path):
-    lines = ["ref,dist,score"]
-    for r in range(4):
-        lines += [f"images/r{r}.png,images/r{r}_d0.png,{4 + r}", f"images/r{r}.png,images/r{r}_d1.png,{1 + r}"]
-    (clic_dir / "scores.csv").write_text("\n".join(lines) + "\n")
-    settings = tiny_config({"data.format": "mos", "data.train": "scores.csv", "data.root": str(clic_dir)}).data
-    data = load_training_data(settings, seed=0)
-    assert len(data.train) == 3 and len(data.val) == 1
-    assert not {t.ref for t in data.train} & {t.ref for t in data.val}
-    for t in data.train + data.val:  # the higher score (the mild d0) is the closer image
-        assert t.p_a == (1.0 if t.a.endswith("_d0.png") else 0.0)
-        assert Path(t.ref).is_absolute() and Path(t.a).is_file()
-    with pytest.raises(ConfigError, match="data.train"):
-        load_training_data(tiny_config({"data.format": "mos", "data.root": str(clic_dir)}).data)
 
 
 # -- training ------------------------------------------------------------------------------------
@@ -263,19 +194,6 @@ def test_same_seed_same_weights(clic_dir, tmp_path):
     first = train(config, clic_dir, tmp_path / "a", progress=False)
     second = train(config, clic_dir, tmp_path / "b", progress=False)
     assert _same(load_file(first.model_path), load_file(second.model_path))
-
-
-def test_data_order_depends_on_seed_and_epoch_only():
-    items = list(range(20))
-
-    def order(seed, epoch):
-        sampler = EpochSampler(items, num_replicas=1, rank=0, shuffle=True, seed=seed)
-        sampler.set_epoch(epoch)
-        return list(sampler)
-
-    assert order(0, 3) == order(0, 3)
-    assert order(0, 3) != order(0, 4) and order(0, 3) != order(1, 3)
-    assert sorted(order(0, 3)) == items
 
 
 class InterruptAt(Callback):

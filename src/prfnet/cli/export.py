@@ -32,6 +32,7 @@ def export(
     from rich.markup import escape
 
     from ..model.export import OPSET, WHAT, export_onnx, require_onnx
+    from ..outputs import check_output_dir
 
     setup_logging(verbose)
     if what not in WHAT:
@@ -42,6 +43,7 @@ def export(
         raise fail(escape(str(exc))) from None  # "prfnet[onnx]" is not rich markup
     if onnx.is_dir():
         raise ConfigError(f"--onnx {onnx} is a directory; give a file name such as {onnx / 'prfnet.onnx'}")
+    check_output_dir(onnx.parent, "the folder of --onnx")  # writable, no file in the way: before the model loads
     model = model_loader(checkpoint, "cpu", random_init, backbone)()
     path = export_onnx(model, onnx, what)
     typer.echo(f"wrote {path} ({what}, opset {OPSET}; dynamic batch, height, width)")

@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..errors import ConfigError, OutputError
 from ..ioutil import atomic_write
 from .app import app, err, setup_logging
 from .loading import model_loader
@@ -91,12 +90,16 @@ def compare(
     from ..api import compare_files
 
     limit = max_pixels_value(max_pixels)
-    if heatmap is not None and heatmap.exists() and not heatmap.is_dir():
-        raise ConfigError(f"--heatmap {heatmap} exists and is not a directory")
+    outputs = None
+    if heatmap is not None:  # before the model loads: a folder we can write, nothing of the user's in the way
+        from ..outputs import OutputSet
+
+        outputs = OutputSet(heatmap, HEATMAPS).check("--heatmap folder")
+        outputs.refuse_inputs([ref, a, b])
     model = _model(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
     result = compare_files(model, ref, a, b, max_pixels=limit)
     if heatmap is not None:
-        written = _write_heatmaps(model, ref, a, b, heatmap, limit)
+        written = _write_heatmaps(model, ref, a, b, outputs, limit)
         err.print(f"heatmaps: {', '.join(map(str, written))}", highlight=False, soft_wrap=True)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), allow_nan=False))
@@ -106,8 +109,12 @@ def compare(
     typer.echo(f"score B: {result.score_b:.6f}  {b}")
 
 
-def _write_heatmaps(model, ref: Path, a: Path, b: Path, folder: Path, max_pixels) -> list[Path]:
-    """Write heatmap_a.png, heatmap_b.png and heatmap_diff.png (RGB, the images' size) into ``folder``."""
+#: the pictures of ``compare --heatmap DIR``, published as one set
+HEATMAPS = ("heatmap_a.png", "heatmap_b.png", "heatmap_diff.png")
+
+
+def _write_heatmaps(model, ref: Path, a: Path, b: Path, outputs, max_pixels) -> list[Path]:
+    """Write heatmap_a.png, heatmap_b.png and heatmap_diff.png (RGB, the images' size) as the set ``outputs``."""
     import torch
     from PIL import Image
 
@@ -119,20 +126,22 @@ def _write_heatmaps(model, ref: Path, a: Path, b: Path, folder: Path, max_pixels
         map_a, map_b = (m[0, 0] for m in model.compare_maps(*imgs))
     diff = map_a - map_b
     scale = max(map_a.max().item(), map_b.max().item())
-    pictures = {
-        "heatmap_a.png": overlay(imgs[1], map_a, scale),
-        "heatmap_b.png": overlay(imgs[2], map_b, scale),
-        "heatmap_diff.png": overlay(imgs[0], diff, diff.abs().max().item(), diverging=True),
-    }
-    written = []
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
+    pictures = dict(
+        zip(
+            HEATMAPS,
+            (
+                overlay(imgs[1], map_a, scale),
+                overlay(imgs[2], map_b, scale),
+                overlay(imgs[0], diff, diff.abs().max().item(), diverging=True),
+            ),
+            strict=True,
+        )
+    )
+    with outputs.writing() as sink:  # one set: staged, then published with its manifest (or nothing on a full disk)
         for name, pixels in pictures.items():
-            with atomic_write(folder / name, "wb") as f:
+            with atomic_write(sink.path(name), "wb") as f:
                 Image.fromarray(pixels).save(f, format="PNG")
-            written.append(folder / name)
-    except OSError as exc:
-        raise OutputError(f"--heatmap {folder}: cannot write ({exc.strerror or exc})") from None
+    written = [outputs.final(name) for name in pictures]
     return written
 
 

@@ -202,8 +202,11 @@ def rd(
     plot mean quality against mean bpp per codec and report the BD-rate of each codec against the anchor
     (negative = fewer bits for the same quality). Inputs are checked before anything is scored."""
     from ..api import NO_CHECKPOINT_HELP
-    from ..rd.run import metric_names, run_rd
+    from ..outputs import OutputSet
+    from ..rd.run import RD_OUTPUTS, metric_names, run_rd
     from ..scoring.metrics import PRFNET
+    from ..trainer_settings import check_trainer_arguments
+    from ..training.run import env_global_rank_is_zero
 
     setup_logging(verbose)
     limit = max_pixels_value(max_pixels)
@@ -212,18 +215,18 @@ def rd(
     model = model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, precision, compile_backbone)
     if PRFNET in names and checkpoint is None and not random_init:
         raise CheckpointError(NO_CHECKPOINT_HELP)  # now, before an example is written or an input read
-    items, inputs = _input_items(csv, decoded, originals, example, out)
     trainer = _trainer(accelerator, devices, num_nodes, strategy)
+    if trainer:
+        check_trainer_arguments(trainer)  # before an example is written or an input read
+    outputs = OutputSet(out, RD_OUTPUTS).check() if env_global_rank_is_zero() else out  # the same: once, now
+    items, inputs = _input_items(csv, decoded, originals, example, out)
     summary = run_rd(
-        items, names, out, anchor=anchor, model=model, device=device, batch_size=batch_size, workers=workers,
+        items, names, outputs, anchor=anchor, model=model, device=device, batch_size=batch_size, workers=workers,
         bd_rate=not no_bd_rate, bd_method=bd_method.lower(), bootstrap=bootstrap, ms_ssim_db=ms_ssim_db,
         progress=not no_progress, max_pixels=limit, trainer=trainer, inputs=inputs, **stored,
     )  # fmt: skip
-    if trainer:
-        from ..training.run import env_global_rank_is_zero
-
-        if not env_global_rank_is_zero():
-            return  # DDP worker processes stay quiet
+    if trainer and not env_global_rank_is_zero():
+        return  # DDP worker processes stay quiet
     if as_json:
         typer.echo(json.dumps(summary, allow_nan=False))
     else:

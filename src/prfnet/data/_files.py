@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ..errors import DataError
 
+#: added to "too many fields" errors of files with numbers: the likeliest cause
+DECIMAL_COMMA_HINT = "; a decimal comma (0,75) splits a number in two: write 0.75, or quote the field"
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
@@ -55,12 +57,29 @@ def csv_rows(path: Path, delimiter: str = ",") -> Iterator[tuple[int, list[str]]
         yield number, [field.strip() for field in fields]
 
 
+def check_field_count(path: Path, line: int, fields: list[str], header: list[str], header_line: int = 1) -> None:
+    """:class:`DataError` naming file, line and both counts when a row has more or fewer fields than its header (a
+    number written with a decimal comma, ``0,75``, splits into two fields and would otherwise be read wrong)."""
+    if len(fields) == len(header):
+        return
+    hint = (
+        "; a decimal comma (0,75) splits a number in two: write 0.75, or quote the field"
+        if len(fields) > len(header)
+        else ""
+    )
+    raise DataError(
+        f"{path}, line {line}: {len(fields)} fields, but the header (line {header_line}) has {len(header)}: "
+        f"{','.join(header)}{hint}"
+    )
+
+
 def parse_float(text: str, path: Path, line: int, column: str) -> float:
     """``float(text)``, or a :class:`DataError` naming file, line and column."""
     try:
         value = float(text)
     except ValueError:
-        raise DataError(f"{path}, line {line}: {column} must be a number, got {text!r}") from None
+        comma = "; write 0.75, not 0,75 (a decimal comma)" if "," in text else ""
+        raise DataError(f"{path}, line {line}: {column} must be a number, got {text!r}{comma}") from None
     if value != value or value in (float("inf"), float("-inf")):
         raise DataError(f"{path}, line {line}: {column} must be finite, got {text!r}")
     return value

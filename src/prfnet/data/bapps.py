@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ._files import IMAGE_SUFFIXES, csv_rows, parse_float, require_dir, require_file
+from ._files import DECIMAL_COMMA_HINT, IMAGE_SUFFIXES, csv_rows, parse_float, require_dir, require_file
 from .triplets import LabeledTriplet
 
 BAPPS_FOLDERS = ("ref", "p0", "p1", "judge")
@@ -134,6 +134,7 @@ def _read_pieapp_csv(path: Path, probability: str) -> list[LabeledTriplet]:
         if len(fields) not in (4, 5):
             raise DataError(
                 f"{path}, line {line}: expected ref,A,B,raw_prob[,processed_prob], got {len(fields)} fields"
+                + (DECIMAL_COMMA_HINT if len(fields) > 5 else "")
             )
         if probability == "raw" or len(fields) == 4:
             text, column = fields[3], "raw_prob"

@@ -44,7 +44,8 @@ class PRFNetLoss(nn.Module):
 
     ``forward(dist, ref=None)``: ``dist`` (N, 3, H, W) float, nominally in [0, 1] (values an optimiser steps
     slightly outside are not refused; clamp them if your images must stay in range); ``ref`` (1 or N, 3, H, W)
-    in [0, 1], or ``None`` for the reference of :meth:`set_reference`. Returns the distance, lower = closer,
+    in [0, 1], or ``None`` for the reference of :meth:`set_reference`. A NaN or infinite ``dist`` is an
+    :class:`~prfnet.errors.InputError`, as at every other entry point. Returns the distance, lower = closer,
     with gradients with respect to ``dist`` only. Tiling (``model.set_tiling``) is honoured as in
     :meth:`PRFNet.score`: the distance is the mean over tiles.
     """
@@ -99,6 +100,8 @@ class PRFNetLoss(nn.Module):
             raise InputError("PRFNetLoss: no reference: call loss(dist, ref) or loss.set_reference(ref) first")
         if not isinstance(dist, torch.Tensor) or dist.ndim != 4 or dist.shape[1] != 3 or not dist.is_floating_point():
             raise InputError(f"dist: expected a float tensor (N, 3, H, W), got {getattr(dist, 'shape', type(dist))}")
+        if dist.numel() and not torch.isfinite(dist.detach()).all():
+            raise InputError("dist: contains NaN or infinite values (a diverged optimisation step?)")
         if dist.shape[-2:] != self._ref.shape[-2:]:
             size, ref_size = tuple(dist.shape[-2:]), tuple(self._ref.shape[-2:])
             raise InputError(f"dist size {size} differs from the reference's {ref_size}")

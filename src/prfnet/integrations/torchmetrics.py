@@ -91,3 +91,8 @@ class PRFNetDistance(Metric):
         if self.reduction == "sum":
             return self.total
         return self.total / self.count
+
+    def plot(self, val=None, ax=None):
+        """torchmetrics' plot of one value (or a sequence of values, e.g. one per epoch) of :meth:`compute`: a
+        ``(figure, axes)`` pair from matplotlib; ``val=None`` plots the current value. Lower = closer, from 0."""
+        return self._plot(val, ax)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError, OutputError
 from ..ioutil import atomic_write
 
 #: ONNX opset of the exported graphs (supported by torch's TorchScript exporter and onnxruntime >= 1.16)
@@ -57,7 +57,8 @@ def require_onnx() -> None:
 def export_onnx(model, path: str | Path, what: str = "score", opset: int = OPSET) -> Path:
     """Write ``model``'s ``score`` or ``compare`` as an ONNX graph to ``path`` (written atomically); returns the
     path. See the module doc for inputs, outputs and dynamic axes. The model is exported on the CPU in eval mode
-    and float32, then left in its former mode and device."""
+    and float32, then left in its former mode and device. Weights that are not finite are a :class:`CheckpointError`
+    (``compare`` would refuse their outputs); a write that fails (full disk) an :class:`OutputError`."""
     if what not in WHAT:
         raise ConfigError(f"--what must be one of {WHAT}, got {what!r}")
     if model.config.tile_size is not None:
@@ -65,6 +66,17 @@ def export_onnx(model, path: str | Path, what: str = "score", opset: int = OPSET
     if getattr(model, "inference_only", False):
         raise ConfigError("export the original checkpoint, not a model compiled with optimize_for_inference")
     require_onnx()
+    bad = [
+        name
+        for name, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and not tensor.isfinite().all()
+    ]
+    if bad:
+        source = getattr(model, "source", None) or "the model"
+        raise CheckpointError(
+            f"{source}: {len(bad)} weight tensors hold NaN or infinite values (first: {bad[0]}): its weights have "
+            "diverged or are corrupt; export another checkpoint"
+        )
     device, modes = model.device, [(m, m.training) for m in model.modules()]
     inference = model.inference
     names = ["ref", "dist"] if what == "score" else ["ref", "a", "b"]
@@ -87,6 +99,8 @@ def export_onnx(model, path: str | Path, what: str = "score", opset: int = OPSET
                 opset_version=opset,
                 dynamo=False,
             )
+    except OSError as exc:  # a full disk, a folder that vanished: the atomic write left nothing behind
+        raise OutputError(f"--onnx {path}: cannot write the graph ({exc.strerror or exc})") from None
     finally:
         model.inference = inference
         model.to(device)

@@ -16,6 +16,15 @@ into the same folder; a staging folder is known to be alive by an advisory lock 
 (where there is no ``flock``: by being younger than :data:`STALE_AFTER_S`). Moves into place are serialised by a
 lock on ``OUT`` itself, and SIGINT/SIGTERM are held back while they happen, so two runs into one folder leave the
 set of one of them, whole.
+
+**What the user owns is never touched.** A run replaces or removes an entry of its kinds only if prfnet wrote it:
+listed, with the same size and SHA-256, in the folder's manifest (``files``, and ``earlier_files``: what earlier
+runs of other kinds into the same folder left there) or in the journal ``OUT/.prfnet-owned.json`` that a
+publication writes before it moves anything and removes once its manifest is in place (so that an interrupted
+publication leaves nothing the next run would take for the user's). Anything else of those names (a ``scores.csv``
+of the user's, an edited ``report.html``, a ``data/`` folder with a file added) is an
+:class:`~prfnet.errors.OutputError` in one line when the set is checked, before any work, and again at publication;
+:meth:`OutputSet.refuse_inputs` refuses an input that lies where the set writes.
 """
 
 from .folder import STAGING_PREFIX, check_output_dir, reset_command, set_command

@@ -1,5 +1,6 @@
-"""Which files of an output folder prfnet wrote: those its manifest lists (or the journal of a publication that was
-interrupted), with the same size and SHA-256. Nothing else is ever replaced or removed."""
+"""Which files of an output folder prfnet wrote: those its manifest lists (the set, and what earlier runs of other kinds
+left), or the journal of a publication that was interrupted, with the same size and SHA-256. Nothing else is ever
+replaced or removed."""
 
 from __future__ import annotations
 
@@ -40,8 +41,9 @@ def verify_outputs(root: str | Path) -> dict:
     return manifest
 
 
-#: written before a publication moves anything, removed once the new manifest is in place: what a publication that
-#: was interrupted (SIGKILL, power loss) had put in place or was about to replace, so that the next run knows it
+#: written before a publication moves anything (the manifest goes first), removed once the new manifest is in place:
+#: every file of the folder that is prfnet's meanwhile, so that a publication interrupted by SIGKILL or power loss
+#: leaves nothing that the next run would take for the user's
 JOURNAL = ".prfnet-owned.json"
 
 
@@ -54,15 +56,15 @@ def _listed(path: Path) -> dict[str, set[tuple[int, str]]]:
     if not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT:
         return {}
     listed: dict[str, set[tuple[int, str]]] = {}
-    for entry in document.get("files", []):
+    for entry in [*document.get("files", []), *document.get("earlier_files", [])]:
         if isinstance(entry, dict) and isinstance(entry.get("path"), str) and isinstance(entry.get("size"), int):
             listed.setdefault(entry["path"], set()).add((entry["size"], str(entry.get("sha256"))))
     return listed
 
 
 def owned_files(root: Path) -> dict[str, set[tuple[int, str]]]:
-    """The files of ``root`` that prfnet wrote, as its manifest and a pending journal list them (with the size and
-    SHA-256 each had then)."""
+    """The files of ``root`` that prfnet wrote, as its manifest (``files``: the set; ``earlier_files``: what earlier
+    runs of other kinds left) and the journal of an interrupted publication list them (with their size and SHA-256)."""
     owned = _listed(root / JOURNAL)
     for rel, versions in _listed(root / MANIFEST).items():
         owned.setdefault(rel, set()).update(versions)

@@ -155,7 +155,8 @@ class OutputSet:
         try:
             with locked(root_fd) if root_fd is not None else contextlib.nullcontext(), signals_held():
                 self._refuse_foreign([name])
-                self._write_journal([self._entry(self.staging, rel) for rel in files_below(self.staging, name)])
+                new = [self._entry(self.staging, rel) for rel in files_below(self.staging, name)]
+                self._write_journal(self._kept(set()) + new)  # until the set is committed, it says what is ours
                 (self.root / MANIFEST).unlink(missing_ok=True)
                 self._move_into_place(name)
                 fsync_directory(self.root)
@@ -182,16 +183,18 @@ class OutputSet:
             "command": command() or "python",
             "files": files,
         }
-        with atomic_write(self.staging / f".{MANIFEST}", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2, allow_nan=False)
-            f.write("\n")
         keep = {*names, *self._published}
         root_fd = open_dir(self.root)
         try:
             with locked(root_fd) if root_fd is not None else contextlib.nullcontext(), signals_held():
                 # replaced or removed below: only what prfnet wrote (checked again: the run may have taken hours)
-                self._refuse_foreign([n for n in self._own_entries() if n not in self._published])
-                self._write_journal(files)
+                present = [n for n in self._own_entries() if n not in self._published]
+                self._refuse_foreign(present)
+                manifest["earlier_files"] = self._kept({*names, *present, *self._published})
+                self._write_journal(self._kept(set()) + files)  # the old and the new: ours while nothing is complete
+                with atomic_write(self.staging / f".{MANIFEST}", encoding="utf-8") as f:
+                    json.dump(manifest, f, indent=2, allow_nan=False)
+                    f.write("\n")
                 (self.root / MANIFEST).unlink(missing_ok=True)
                 for name in names:
                     self._move_into_place(name)
@@ -236,17 +239,19 @@ class OutputSet:
     def _refuse_foreign(self, names: list[str]) -> None:
         refuse_foreign(self.root, names)
 
-    def _write_journal(self, new_files: list[dict]) -> None:
-        """Before anything moves: every file prfnet owns in ``root`` now, and the files about to be put there."""
-        owned = [
-            {"path": p, "size": s, "sha256": h} for p, versions in owned_files(self.root).items() for s, h in versions
+    def _kept(self, touched: set[str]) -> list[dict]:
+        """The files prfnet wrote into ``root`` earlier outside the top-level names ``touched`` (which this publication
+        replaces or removes): listed in the new manifest as ``earlier_files``, so they stay prfnet's to replace."""
+        return [
+            {"path": rel, "size": size, "sha256": sha}
+            for rel, versions in sorted(owned_files(self.root).items())
+            if rel.split("/")[0] not in touched and rel != MANIFEST
+            for size, sha in sorted(versions)
         ]
-        journal = {
-            "format": MANIFEST_FORMAT,
-            "version": MANIFEST_VERSION,
-            "run_id": self.run_id,
-            "files": owned + new_files,
-        }
+
+    def _write_journal(self, entries: list[dict]) -> None:
+        """Before anything moves (and the manifest goes): every file of ``root`` that is prfnet's during the move."""
+        journal = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "run_id": self.run_id, "files": entries}
         with atomic_write(self.root / JOURNAL, encoding="utf-8") as f:
             json.dump(journal, f, allow_nan=False)
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data._files import check_field_count
 from ..errors import DataError, ImageReadError
 from ..images import image_size
 
@@ -68,7 +69,8 @@ def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         raise DataError(f"{path}: not a UTF-8 CSV file ({exc})") from None
 
 
-def _header(path: Path, rows: Iterator[tuple[int, list[str]]]) -> dict[str, int]:
+def _header(path: Path, rows: Iterator[tuple[int, list[str]]]) -> tuple[dict[str, int], list[str], int]:
+    """(column -> index, the header's fields, its line)."""
     first = next(rows, None)
     expected = f"{','.join(REQUIRED_COLUMNS)} and bpp or bitstream_path"
     if first is None:
@@ -83,7 +85,7 @@ def _header(path: Path, rows: Iterator[tuple[int, list[str]]]) -> dict[str, int]
             f"{path}, line {line}: header must name the columns {expected}; missing {', '.join(missing)} "
             f"(got {','.join(fields)})"
         )
-    return {name: names.index(name) for name in (*REQUIRED_COLUMNS, *RATE_COLUMNS) if name in names}
+    return {name: names.index(name) for name in (*REQUIRED_COLUMNS, *RATE_COLUMNS) if name in names}, fields, line
 
 
 def _value(fields: list[str], columns: dict[str, int], name: str) -> str:
@@ -125,19 +127,21 @@ def read_rd_csv(path: str | Path) -> list[RDItem]:
 
     Header (any column order, case-insensitive, other columns ignored): ``codec,image,rate_point,decoded_path,
     original_path`` and ``bpp`` or ``bitstream_path`` (or both: a row's ``bpp`` wins where given, else
-    bpp = 8 x bitstream bytes / (width x height of the original from its header)). Relative paths are relative to
-    the CSV's folder. :class:`DataError` naming the file and line (the header is line 1) for a missing column,
-    an empty field, a bpp that is not a positive finite number, a repeated (codec, image, rate_point) or a
-    missing bitstream file. Decoded and original files are checked later (:func:`prfnet.rd.check_rd_items`).
+    bpp = 8 x bitstream bytes / (width x height of the original from its header)). Every row has as many fields as
+    the header. Relative paths are relative to the CSV's folder. :class:`DataError` naming the file and line (the
+    header is line 1) for a missing column, a row with more or fewer fields than the header (a decimal comma), an
+    empty field, a bpp that is not a positive finite number, a repeated (codec, image, rate_point) or a missing
+    bitstream file. Decoded and original files are checked later (:func:`prfnet.rd.check_rd_items`).
     """
     path = Path(path)
     folder = path.parent
     rows = _rows(path)
-    columns = _header(path, rows)
+    columns, header, header_line = _header(path, rows)
     items: list[RDItem] = []
     seen: dict[tuple[str, str, str], int] = {}
     for line, fields in rows:
         where = f"{path}, line {line}"
+        check_field_count(path, line, fields, header, header_line)
         values = {name: _value(fields, columns, name) for name in columns}
         empty = [name for name in REQUIRED_COLUMNS if not values[name]]
         if not values.get("bpp") and not values.get("bitstream_path"):

@@ -29,6 +29,7 @@ from ..protocol import ProtocolRun
 from ..report.html import figure_png
 from ..scoring.metrics import PRFNET, parse_metric_names
 from ..store import DEFAULT_STORE
+from ..trainer_settings import check_trainer_arguments
 from .bdrate import METHODS, bd_rate_table
 from .curves import MIN_BD_RATE_POINTS, RDCurves, build_curves, check_rd_items, compressai_results, result_key
 from .figures import percent_cell, plot_rd, rd_report
@@ -179,6 +180,8 @@ def run_rd(
         raise ConfigError(f"BD-rate method must be one of {', '.join(METHODS)}, got {bd_method!r}")
     if bootstrap < 0:
         raise ConfigError(f"bootstrap must be >= 0 resamples, got {bootstrap}")
+    if trainer:  # --accelerator, --devices, --num-nodes, --strategy: checked as train checks them, before any work
+        check_trainer_arguments(trainer)
     file_names = codec_file_names(codecs)
     names = metric_names(metrics)
     # every process of a multi-process run scores a share; only global rank 0 opens the store and writes outputs

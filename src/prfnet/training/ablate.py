@@ -270,8 +270,9 @@ def run_ablation(
         "variants": names,
         "seeds": seeds,
     }
-    if zero and not json_path.exists():
-        write_json(json_path, document)  # marks the folder as this config's sweep from the start
+    if zero and not json_path.exists():  # marks the folder as this config's sweep from the start (with a manifest,
+        with OutputSet(out_dir, (ABLATION_JSON,)).check("ablation folder").writing() as sink:  # so it stays ours)
+            write_json(sink.path(ABLATION_JSON), document)
 
     trained = []
     for (variant, seed), cfg in configs.items():

@@ -149,6 +149,10 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+#: the largest seed numpy and Lightning accept (2**32 - 1)
+MAX_SEED = 2**32 - 1
+
+
 # -- reading -------------------------------------------------------------------------------------
 def shipped_configs() -> list[str]:
     """Names of the configs shipped in ``prfnet/configs`` (``demo``, ``clic2022``, ...)."""
@@ -322,6 +326,11 @@ def _validate_step(step: StepSettings, key: str, source: str) -> None:
 def validate(config: TrainConfig, source: str = "config") -> None:
     """Range and choice checks beyond the types; :class:`ConfigError` naming the key."""
     d, m, t = config.data, config.model, config.trainer
+    _need(
+        0 <= config.seed <= MAX_SEED,
+        source,
+        f"seed must be in [0, {MAX_SEED}] (numpy's and Lightning's range), got {config.seed}",
+    )
     _need(d.format in FORMATS, source, f"data.format must be one of {FORMATS}, got {d.format!r}")
     _need(d.mos_kind in MOS_KINDS, source, f"data.mos_kind must be one of {MOS_KINDS}, got {d.mos_kind!r}")
     _need(d.crop is None or d.crop >= 32, source, f"data.crop must be >= 32 pixels or null, got {d.crop}")

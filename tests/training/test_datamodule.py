@@ -1,5 +1,5 @@
-"""Training options the end-to-end tests leave out: BAPPS, PieAPP and MOS data, ``ties``, SGD, the learning-rate
-schedules, and resuming with a changed config.
+"""The training data (``prfnet.training.datamodule``): BAPPS, PieAPP and MOS data (MOS pairs split by reference),
+``ties``, and a data order that depends on the seed and the epoch only.
 
 Every run is checked from the batches it trained on: each training image is recognised by its sorted pixel values
 (the same for any flip, 90-degree rotation or whole-image crop), so the test knows which files were shown as R, A
@@ -11,7 +11,6 @@ a handful of triplets.
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 from collections import Counter
 from pathlib import Path
@@ -20,7 +19,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 from lightning.pytorch.callbacks import Callback
 from PIL import Image
 from safetensors.torch import load_file
@@ -28,8 +26,9 @@ from safetensors.torch import load_file
 from prfnet import ConfigError, load_image
 from prfnet.training import load_train_config, train
 from prfnet.training.curves import read_metrics_csv
+from prfnet.training.datamodule import EpochSampler, load_training_data
 from tests.training.test_bapps import write_bapps
-from tests.training.test_run import TINY, InterruptAt
+from tests.training.test_run import TINY, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -285,117 +284,30 @@ def test_every_training_triplet_a_tie_with_ties_drop_is_a_config_error(tmp_path)
     assert not (tmp_path / "run").exists()
 
 
-# -- optimizer and learning rate -----------------------------------------------------------------
-def test_sgd_applies_momentum_and_weight_decay_at_each_groups_rate(clic_dir, tmp_path):
-    lr, momentum, decay, mult = 0.05, 0.5, 0.01, 0.2
-    steps = {"optimizer": "sgd", "lr": lr, "momentum": momentum, "weight_decay": decay, "backbone_lr_mult": mult}
-    changes = {f"steps.classification.{k}": v for k, v in steps.items()}
-    config = tiny(**changes, **{"steps.classification.scheduler": "constant", "steps.classification.epochs": 1})
-    config = load_train_config(config.to_dict(), {"steps.regression.epochs": 0, "data.batch_size": 2})
-    record = Record(params=True)
-    train(config, clic_dir, tmp_path / "run", progress=False, callbacks=[record])
-
-    assert record.optimizers["classification"] is torch.optim.SGD
-    first, second = record.steps  # 4 triplets, batch size 2
-    buffers = {}
-    for step in (first, second):
-        assert step["groups"] == {
-            "heads": {"lr": lr, "weight_decay": decay, "betas": None, "momentum": momentum},
-            "backbone": {"lr": lr * mult, "weight_decay": decay, "betas": None, "momentum": momentum},
-        }
-        assert len(step["before"]) > 10 and any(n.startswith("backbone.") for n in step["before"])
-        for name, (before, grad) in step["before"].items():
-            d_p = grad + decay * before
-            buffers[name] = momentum * buffers[name] + d_p if name in buffers else d_p
-            rate = lr * mult if name.startswith("backbone.") else lr
-            torch.testing.assert_close(step["after"][name], before - rate * buffers[name], rtol=0, atol=2e-7)
+def test_mos_csv_pairs_are_split_by_reference(clic_dir, tmp_path):
+    lines = ["ref,dist,score"]
+    for r in range(4):
+        lines += [f"images/r{r}.png,images/r{r}_d0.png,{4 + r}", f"images/r{r}.png,images/r{r}_d1.png,{1 + r}"]
+    (clic_dir / "scores.csv").write_text("\n".join(lines) + "\n")
+    settings = tiny_config({"data.format": "mos", "data.train": "scores.csv", "data.root": str(clic_dir)}).data
+    data = load_training_data(settings, seed=0)
+    assert len(data.train) == 3 and len(data.val) == 1
+    assert not {t.ref for t in data.train} & {t.ref for t in data.val}
+    for t in data.train + data.val:  # the higher score (the mild d0) is the closer image
+        assert t.p_a == (1.0 if t.a.endswith("_d0.png") else 0.0)
+        assert Path(t.ref).is_absolute() and Path(t.a).is_file()
+    with pytest.raises(ConfigError, match="data.train"):
+        load_training_data(tiny_config({"data.format": "mos", "data.root": str(clic_dir)}).data)
 
 
-def test_warm_up_constant_and_cosine_learning_rates_per_step(clic_dir, tmp_path):
-    steps = {
-        "classification": {"lr": 0.01, "scheduler": "constant", "warmup_steps": 3, "epochs": 2},
-        "regression": {"lr": 0.001, "scheduler": "cosine", "warmup_steps": 2, "min_lr_ratio": 0.2, "epochs": 2},
-    }
-    changes = {f"steps.{s}.{k}": v for s, values in steps.items() for k, v in values.items()}
-    record = Record()
-    result = train(
-        tiny(**changes, **{"data.batch_size": 1}), clic_dir, tmp_path / "run", progress=False, callbacks=[record]
-    )
+def test_data_order_depends_on_seed_and_epoch_only():
+    items = list(range(20))
 
-    # 4 triplets, batch size 1: 8 optimizer steps per training step; warm-up from lr / W to lr over W steps
-    warm_constant = [1 / 3, 2 / 3, 1, 1, 1, 1, 1, 1]
-    cosine = [0.5, 1.0] + [0.2 + 0.8 * 0.5 * (1 + math.cos(math.pi * k / 6)) for k in range(6)]  # over 8 - 2 steps
-    expected = {"classification": [0.01 * f for f in warm_constant], "regression": [0.001 * f for f in cosine]}
-    for step in STEPS:
-        used = [s["groups"] for s in record.steps if s["step"] == step]
-        assert [g["heads"]["lr"] for g in used] == pytest.approx(expected[step], rel=1e-9)
-        assert [g["backbone"]["lr"] for g in used] == pytest.approx([0.1 * x for x in expected[step]], rel=1e-9)
-    rows = read_metrics_csv(result.metrics_csv)  # lr: the epoch's mean over its steps
-    means = [sum(expected[r["step"]][4 * r["epoch"] : 4 * r["epoch"] + 4]) / 4 for r in rows]
-    assert [r["lr"] for r in rows] == pytest.approx(means, rel=1e-6)
+    def order(seed, epoch):
+        sampler = EpochSampler(items, num_replicas=1, rank=0, shuffle=True, seed=seed)
+        sampler.set_epoch(epoch)
+        return list(sampler)
 
-
-# -- resuming with a changed config -------------------------------------------------------------
-def test_resume_with_more_epochs_and_new_optimizer_settings_uses_the_new_values(clic_dir, tmp_path, caplog):
-    out = tmp_path / "run"
-    before = {"steps.regression.epochs": 0, "steps.classification.epochs": 2, "data.batch_size": 2}
-    with pytest.raises(KeyboardInterrupt):  # after 3 of 4 optimizer steps
-        train(tiny(**before), clic_dir, out, progress=False, callbacks=[InterruptAt("classification", 1, 1)])
-    changes = {
-        "steps.classification.epochs": 3,
-        "steps.classification.lr": 0.004,
-        "steps.classification.weight_decay": 0.05,
-    }
-    record = Record()
-    with caplog.at_level(logging.WARNING, logger="prfnet"):
-        result = train(tiny(**before | changes), clic_dir, out, resume=True, progress=False, callbacks=[record])
-    assert "steps.classification.epochs" in caplog.text and "steps.classification.lr" in caplog.text
-    assert "steps.classification.weight_decay" in caplog.text
-
-    # the new cosine schedule over 3 epochs of 2 steps, from the new lr, continued at step 3
-    assert [s["global_step"] for s in record.steps] == [3, 4, 5]
-    expected = [0.004 * 0.5 * (1 + math.cos(math.pi * i / 6)) for i in (3, 4, 5)]
-    assert [s["groups"]["heads"]["lr"] for s in record.steps] == pytest.approx(expected, rel=1e-9)
-    assert [s["groups"]["backbone"]["lr"] for s in record.steps] == pytest.approx([0.1 * x for x in expected])
-    assert all(g["weight_decay"] == 0.05 for s in record.steps for g in s["groups"].values())
-    assert [(r["step"], r["epoch"]) for r in read_metrics_csv(result.metrics_csv)] == [
-        ("classification", e) for e in range(3)
-    ]
-    saved = yaml.safe_load((out / "config.yaml").read_text())["steps"]["classification"]
-    assert (saved["epochs"], saved["lr"], saved["weight_decay"]) == (3, 0.004, 0.05)
-    last = torch.load(out / "step1_classification" / "checkpoints" / "last.ckpt", weights_only=False)  # our file
-    assert last["global_step"] == 6
-
-
-def test_resume_keeps_finished_work_and_refuses_changes_it_cannot_continue(clic_dir, tmp_path, caplog):
-    out = tmp_path / "run"
-    before = {"steps.classification.epochs": 1, "steps.regression.epochs": 2, "data.batch_size": 2}
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny(**before), clic_dir, out, progress=False, callbacks=[InterruptAt("regression", 1, 0)])
-    step1 = (out / "step1_classification" / "model.safetensors").read_bytes()
-    saved = (out / "config.yaml").read_text()
-    # the architecture of saved weights, and the optimizer of a step continued from its checkpoint
-    for key, value in [("model.pair_channels", 16), ("steps.regression.optimizer", "sgd")]:
-        with pytest.raises(ConfigError, match=rf"{key}.*--out"):
-            train(tiny(**before | {key: value}), clic_dir, out, resume=True, progress=False)
-        assert (out / "config.yaml").read_text() == saved  # refused before anything was written
-
-    record = Record()
-    with caplog.at_level(logging.WARNING, logger="prfnet"):
-        result = train(
-            tiny(**before | {"steps.classification.epochs": 3}),
-            clic_dir,
-            out,
-            resume=True,
-            progress=False,
-            callbacks=[record],
-        )
-    assert "steps.classification.epochs" in caplog.text
-    assert {s["step"] for s in record.steps} == {"regression"}  # the finished step 1 is not reopened
-    assert (out / "step1_classification" / "model.safetensors").read_bytes() == step1
-    rows = [(r["step"], r["epoch"]) for r in read_metrics_csv(result.metrics_csv)]
-    assert rows == [("classification", 0), ("regression", 0), ("regression", 1)]
-
-    final = result.model_path.read_bytes()
-    again = train(tiny(**before | {"steps.regression.epochs": 5}), clic_dir, out, resume=True, progress=False)
-    assert again.already_finished and result.model_path.read_bytes() == final  # a finished run is not reopened
+    assert order(0, 3) == order(0, 3)
+    assert order(0, 3) != order(0, 4) and order(0, 3) != order(1, 3)
+    assert sorted(order(0, 3)) == items

@@ -1,6 +1,7 @@
 """Crash safety of training: a run killed with SIGKILL resumes from its newest readable checkpoint and ends with
 the weights of an uninterrupted run; a checkpoint cut short is skipped; step checkpoints resume mid-epoch with
-the same batches; ``--resume`` reads the data folder back and refuses a folder without a run.
+the same batches; ``--resume`` reads the data folder back, refuses a folder without a run, takes new epochs and
+optimizer settings, keeps finished work and refuses changes it cannot continue.
 
 CPU only, timm's ``test_resnet`` backbone, 64 px images, 3 training triplets (batch size 1: 3 steps per epoch).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -17,14 +19,17 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 from safetensors.torch import load_file
 
+from prfnet import ConfigError
 from prfnet.cli import main
 from prfnet.training import load_train_config, train
 from prfnet.training.checkpoints import checkpoint_progress, newest_checkpoint
 from prfnet.training.curves import read_metrics_csv
+from tests.training.test_datamodule import Record, tiny
 from tests.training.test_run import TINY, InterruptAt
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -219,3 +224,68 @@ def test_sigterm_while_training_checkpoints_and_the_cli_exits_143(clic_dir, tmp_
     assert len(err) == 1 and "terminated (SIGTERM) in step classification" in err[0] and "--resume" in err[0]
     assert (out / "step1_classification" / "checkpoints" / "interrupted.ckpt").is_file()
     assert not (out / "model.safetensors").exists()
+
+
+def test_resume_with_more_epochs_and_new_optimizer_settings_uses_the_new_values(clic_dir, tmp_path, caplog):
+    out = tmp_path / "run"
+    before = {"steps.regression.epochs": 0, "steps.classification.epochs": 2, "data.batch_size": 2}
+    with pytest.raises(KeyboardInterrupt):  # after 3 of 4 optimizer steps
+        train(tiny(**before), clic_dir, out, progress=False, callbacks=[InterruptAt("classification", 1, 1)])
+    changes = {
+        "steps.classification.epochs": 3,
+        "steps.classification.lr": 0.004,
+        "steps.classification.weight_decay": 0.05,
+    }
+    record = Record()
+    with caplog.at_level(logging.WARNING, logger="prfnet"):
+        result = train(tiny(**before | changes), clic_dir, out, resume=True, progress=False, callbacks=[record])
+    assert "steps.classification.epochs" in caplog.text and "steps.classification.lr" in caplog.text
+    assert "steps.classification.weight_decay" in caplog.text
+
+    # the new cosine schedule over 3 epochs of 2 steps, from the new lr, continued at step 3
+    assert [s["global_step"] for s in record.steps] == [3, 4, 5]
+    expected = [0.004 * 0.5 * (1 + math.cos(math.pi * i / 6)) for i in (3, 4, 5)]
+    assert [s["groups"]["heads"]["lr"] for s in record.steps] == pytest.approx(expected, rel=1e-9)
+    assert [s["groups"]["backbone"]["lr"] for s in record.steps] == pytest.approx([0.1 * x for x in expected])
+    assert all(g["weight_decay"] == 0.05 for s in record.steps for g in s["groups"].values())
+    assert [(r["step"], r["epoch"]) for r in read_metrics_csv(result.metrics_csv)] == [
+        ("classification", e) for e in range(3)
+    ]
+    saved = yaml.safe_load((out / "config.yaml").read_text())["steps"]["classification"]
+    assert (saved["epochs"], saved["lr"], saved["weight_decay"]) == (3, 0.004, 0.05)
+    last = torch.load(out / "step1_classification" / "checkpoints" / "last.ckpt", weights_only=False)  # our file
+    assert last["global_step"] == 6
+
+
+def test_resume_keeps_finished_work_and_refuses_changes_it_cannot_continue(clic_dir, tmp_path, caplog):
+    out = tmp_path / "run"
+    before = {"steps.classification.epochs": 1, "steps.regression.epochs": 2, "data.batch_size": 2}
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(**before), clic_dir, out, progress=False, callbacks=[InterruptAt("regression", 1, 0)])
+    step1 = (out / "step1_classification" / "model.safetensors").read_bytes()
+    saved = (out / "config.yaml").read_text()
+    # the architecture of saved weights, and the optimizer of a step continued from its checkpoint
+    for key, value in [("model.pair_channels", 16), ("steps.regression.optimizer", "sgd")]:
+        with pytest.raises(ConfigError, match=rf"{key}.*--out"):
+            train(tiny(**before | {key: value}), clic_dir, out, resume=True, progress=False)
+        assert (out / "config.yaml").read_text() == saved  # refused before anything was written
+
+    record = Record()
+    with caplog.at_level(logging.WARNING, logger="prfnet"):
+        result = train(
+            tiny(**before | {"steps.classification.epochs": 3}),
+            clic_dir,
+            out,
+            resume=True,
+            progress=False,
+            callbacks=[record],
+        )
+    assert "steps.classification.epochs" in caplog.text
+    assert {s["step"] for s in record.steps} == {"regression"}  # the finished step 1 is not reopened
+    assert (out / "step1_classification" / "model.safetensors").read_bytes() == step1
+    rows = [(r["step"], r["epoch"]) for r in read_metrics_csv(result.metrics_csv)]
+    assert rows == [("classification", 0), ("regression", 0), ("regression", 1)]
+
+    final = result.model_path.read_bytes()
+    again = train(tiny(**before | {"steps.regression.epochs": 5}), clic_dir, out, resume=True, progress=False)
+    assert again.already_finished and result.model_path.read_bytes() == final  # a finished run is not reopened

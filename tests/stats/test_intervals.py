@@ -18,11 +18,9 @@ from prfnet.data import read_clic_oracle
 from prfnet.evaluation import evaluate_bapps, evaluate_clic, evaluate_mos
 from prfnet.evaluation.pages import bapps_table, clic_table, mos_table
 from prfnet.images import load_image
-from prfnet.stats.bootstrap import accuracy_ci, bootstrap_ci, paired_difference
+from prfnet.stats.bootstrap import accuracy_ci, paired_difference
 from prfnet.stats.ceilings import clic_correct, clic_noise_ceiling
-from prfnet.stats.correlation import correlation
 from prfnet.stats.intervals import N_BOOT, SEED, ceiling_of, clic_uncertainty, mean_intervals, paired_differences
-from prfnet.stats.resampled_correlations import correlation_ci
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models on a busy 2-core machine: one thread is faster
 
@@ -308,21 +306,6 @@ def test_mos_identical_metrics_and_a_perfect_ranking(tmp_path):
     psnr = evaluate_mos("csv", csv=csv, metrics=["psnr"], higher_better=False, progress=False)["psnr"]
     assert psnr["srcc"] == pytest.approx(1.0) and psnr["srcc_ci95"] == pytest.approx([1.0, 1.0])
     assert psnr["krcc_ci95"] == pytest.approx([1.0, 1.0])
-
-
-def test_vectorised_correlation_intervals_are_the_loop_bootstrap():
-    """correlation_ci (weighted ranks / quadratic forms over groups) = bootstrap_ci with scipy on each resample."""
-    rng = np.random.default_rng(6)
-    groups = list(rng.integers(0, 12, 50))
-    x = np.round(rng.random(50) * 6)  # ties in both
-    y = np.round(x + rng.standard_normal(50), 1)
-    codes = {g: i for i, g in enumerate(dict.fromkeys(groups))}
-    by_group = [np.column_stack([x, y])[[codes[g] == i for g in groups]] for i in range(len(codes))]
-    for kind in ("srcc", "krcc", "plcc"):
-        fast = correlation_ci(x, y, groups, kind, n_boot=300, seed=2)
-        loop = bootstrap_ci(by_group, lambda v, k=kind: correlation(v[:, 0], v[:, 1], k), n_boot=300, seed=2)
-        assert (fast.estimate, fast.low, fast.high) == pytest.approx((loop.estimate, loop.low, loop.high), abs=1e-12)
-        assert fast.n_failed == loop.n_failed
 
 
 # -- command line ----------------------------------------------------------------------------------
