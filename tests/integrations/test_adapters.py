@@ -6,27 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prfnet import PRFNet
 from prfnet.api import compare_files, score_files
-from tests.conftest import noisy_batch, ramp_model, save_triplet_files
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def model() -> PRFNet:
-    return ramp_model()
-
-
-@pytest.fixture(scope="module")
-def data():
-    return noisy_batch(6, 64, 0.2, seed=5)
-
-
-@pytest.fixture()
-def files(tmp_path, data):
-    ref, dist = data
-    return save_triplet_files(tmp_path, ref[:1], dist[:1], dist[1:2])
 
 
 def test_keyword_calls_equal_positional(model, data, files):

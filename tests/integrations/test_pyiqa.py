@@ -6,27 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prfnet import InputError, PRFNet
+from prfnet import InputError
 from prfnet.integrations.pyiqa import PyIQAMetric, register_pyiqa
-from tests.conftest import noisy_batch, ramp_model, save_triplet_files
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def model() -> PRFNet:
-    return ramp_model()
-
-
-@pytest.fixture(scope="module")
-def data():
-    return noisy_batch(6, 64, 0.2, seed=5)
-
-
-@pytest.fixture()
-def files(tmp_path, data):
-    ref, dist = data
-    return save_triplet_files(tmp_path, ref[:1], dist[:1], dist[1:2])
 
 
 def test_pyiqa_object_tensors_paths_keywords(model, data, files):

@@ -5,21 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prfnet import InputError, PRFNet
+from prfnet import InputError
 from prfnet.integrations.torchmetrics import PRFNetDistance
-from tests.conftest import noisy_batch, ramp_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def model() -> PRFNet:
-    return ramp_model()
-
-
-@pytest.fixture(scope="module")
-def data():
-    return noisy_batch(6, 64, 0.2, seed=5)
 
 
 def test_torchmetrics_attributes(model):

@@ -17,20 +17,9 @@ from prfnet.images import load_image
 from prfnet.scoring.engine import score_pairs
 from prfnet.scoring.metrics import PRFNetMetric
 from prfnet.store import ScoreStore
-from tests.conftest import make_pairs, save_tiny_checkpoint, write_png
+from tests.conftest import make_pairs, write_png
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one intra-op thread is fastest
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_pairs(tmp_path_factory.mktemp("pairs") / "images")
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ckpt")
-    return [save_tiny_checkpoint(folder / f"m{seed}.safetensors", seed) for seed in (0, 1)]
 
 
 # -- each reference encoded once; scores equal model.score ------------------------------------------------------------

@@ -20,11 +20,6 @@ from tests.conftest import make_pairs, write_png
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one intra-op thread is fastest
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_pairs(tmp_path_factory.mktemp("pairs") / "images")
-
-
 def test_worker_processes_decode_and_give_the_same_scores(tiny_model, data, tmp_path, monkeypatch):
     log = tmp_path / "decoders.txt"
     real = pair_loader_module.load_image

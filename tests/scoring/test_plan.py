@@ -13,20 +13,9 @@ from prfnet.baselines import get_metric
 from prfnet.scoring.engine import score_pairs
 from prfnet.scoring.metrics import PRFNetMetric
 from prfnet.scoring.plan import metric_identity
-from tests.conftest import TINY, make_pairs, save_tiny_checkpoint
+from tests.conftest import TINY
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one intra-op thread is fastest
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_pairs(tmp_path_factory.mktemp("pairs") / "images")
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ckpt")
-    return [save_tiny_checkpoint(folder / f"m{seed}.safetensors", seed) for seed in (0, 1)]
 
 
 def test_metric_identities(checkpoints):
