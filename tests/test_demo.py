@@ -5,15 +5,20 @@ from __future__ import annotations
 import csv
 import json
 import re
+import signal
 
 import pytest
 import torch
+import yaml
+from lightning.pytorch.callbacks import Callback
 
+import prfnet.demo as demo_module
 from prfnet import PRFNet
 from prfnet.api import compare_files
 from prfnet.cli import main
 from prfnet.demo import KINDS, run_demo
-from prfnet.outputs import verify_outputs
+from prfnet.errors import Terminated
+from prfnet.outputs import MANIFEST, OutputSet, verify_outputs
 from prfnet.training import load_train_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # the checks score images with the tiny model: one thread is fastest
@@ -115,6 +120,7 @@ def test_demo_writes_model_report_and_results_on_held_out_references(tmp_path, t
 
     html = result.report_path.read_text()
     assert "Training curves" in html and "data:image/png;base64," in html
+    assert "against the simulated vote fraction" in html and "human vote fraction" not in html  # not people's votes
     assert f"{len(train_refs)} references for training, {len(test_refs)} held out" in html
     assert f"the hidden judge itself scores {ceiling['judge_accuracy']:.3f}" in html
     accuracy = f"{results['prfnet']['accuracy']:.3f}".replace(".", r"\.")
@@ -128,3 +134,80 @@ def test_demo_help_names_its_outputs(capsys):
     assert main(["demo", "--help"]) == 0
     out = capsys.readouterr().out
     assert "report.html" in out and "prfnet demo --out" in out
+
+
+class _SignalAtFirstBatch(Callback):
+    """Sends ``signum`` to this process once the first training batch is done (raise_signal: the handler runs
+    before it returns, in the fit, not a moment later)."""
+
+    def __init__(self, signum: int):
+        self.signum, self.sent = signum, False
+
+    def on_train_batch_end(self, *args, **kwargs) -> None:
+        if not self.sent:
+            self.sent = True
+            signal.raise_signal(self.signum)
+
+
+@pytest.mark.parametrize(
+    ("signum", "exit_code", "word"),
+    [(signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGINT, 130, "interrupted (Ctrl-C)")],
+)
+def test_a_signal_while_the_demo_trains_says_what_is_left(tmp_path, capsys, monkeypatch, tiny_config, signum,
+                                                          exit_code, word):  # fmt: skip
+    """The training run is staged and discarded with the rest: the line names no checkpoint and no --resume (the
+    demo has none), says that only the data stayed, and the exit code is the signal's (SIGTERM reaches the CLI's
+    handler inside Lightning's fit too)."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config))
+    real_train, hints = demo_module.train, []
+
+    def train_signalled(*args, resume_hint="not given", **kwargs):
+        hints.append(resume_hint)
+        return real_train(*args, resume_hint=resume_hint, callbacks=[_SignalAtFirstBatch(signum)], **kwargs)
+
+    monkeypatch.setattr(demo_module, "train", train_signalled)
+    out = tmp_path / "demo"
+    previous = signal.getsignal(signal.SIGTERM)
+    argv = ["demo", "--out", str(out), "--refs", "4", "--config", str(config), "--metrics", "prfnet,psnr"]
+    assert main([*argv, "--no-progress"]) == exit_code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and hints == [None]
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0] == err.strip().splitlines()[-1]
+    assert word in errors[0] and "while training" in errors[0]
+    assert f"only the simulated set {out / 'data'} was kept" in errors[0] and "run prfnet demo again" in errors[0]
+    assert "--resume" not in errors[0] and "checkpoint" not in errors[0] and ".run-" not in errors[0]
+    assert sorted(p.name for p in out.iterdir()) == [".prfnet-owned.json", "data"]  # no staging folder, no train/
+    assert (
+        signal.getsignal(signal.SIGTERM) == previous and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, Terminated])
+def test_an_interruption_while_encoding_keeps_nothing(tmp_path, capsys, monkeypatch, interruption):
+    def interrupted(*args, **kwargs):
+        raise interruption()
+
+    monkeypatch.setattr(demo_module, "synthesize_codec_clic", interrupted)
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["demo", "--out", str(out), "--no-progress"]) == (143 if interruption is Terminated else 130)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("error: demo ") and "while encoding: nothing of this run was kept" in line
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_an_interruption_after_the_set_is_in_place_says_so(tmp_path):
+    """A signal held back while the set moves into place arrives after it: the message says the set is whole."""
+    outputs = OutputSet(tmp_path, demo_module.DEMO_OUTPUTS)
+    stage = demo_module._Stage(outputs)
+    (tmp_path / MANIFEST).write_text(json.dumps({"run_id": outputs.run_id}))
+    whole = f"once its outputs were in place: {re.escape(str(tmp_path))} holds them all"
+    with pytest.raises(Terminated, match=whole), stage:
+        raise Terminated()
+    (tmp_path / MANIFEST).write_text(json.dumps({"run_id": "an earlier run"}))
+    with pytest.raises(KeyboardInterrupt, match="while encoding: nothing of this run was kept") as caught, stage:
+        raise KeyboardInterrupt()
+    assert type(caught.value) is KeyboardInterrupt

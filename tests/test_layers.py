@@ -18,6 +18,7 @@ LAYERS = {
     "_version": 0,
     "ioutil": 0,
     "images": 1,
+    "memory": 1,
     "store": 1,
     "outputs": 1,
     "model": 2,

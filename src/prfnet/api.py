@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from .errors import InputError, ModelOutputError
-from .images import DEFAULT_MAX_PIXELS, load_image, unit_float
+from .images import DEFAULT_MAX_PIXELS, image_size, load_image, unit_float
 from .model import PRFNet
 from .model.loading import CHECKPOINT_ENV, NO_CHECKPOINT_HELP, load_model, model_name, resolve_device
 
@@ -27,6 +27,7 @@ __all__ = [
     "CHECKPOINT_ENV",
     "NO_CHECKPOINT_HELP",
     "Comparison",
+    "check_scoring_memory",
     "compare_files",
     "finite_outputs",
     "load_model",
@@ -98,6 +99,24 @@ def _same_size(ref: torch.Tensor, path: Path, img: torch.Tensor, ref_path: Path)
         )
 
 
+#: bytes per pixel of a decoded 8-bit file (uint8 RGB), and of Pillow's RGB image while it is copied into the tensor
+DECODED_BYTES_PER_PIXEL, DECODING_BYTES_PER_PIXEL = 3, 4
+
+
+def check_scoring_memory(model: PRFNet, ref: str | Path, images: int, max_pixels: int | None) -> None:
+    """:class:`~prfnet.memory.NotEnoughMemory` (one line suggesting ``--tile``) when scoring ``images`` files of the
+    size of ``ref`` (read from its header, nothing decoded) at once needs more memory than is available on the
+    model's device (:meth:`PRFNet.check_memory`, with the decoded reference and images held beside it). A file above
+    ``max_pixels`` is left to :func:`load_image`, which names the pixel limit."""
+    width, height = image_size(ref)
+    check = getattr(model, "check_memory", None)
+    if check is None or (max_pixels and width * height > max_pixels):
+        return
+    how = f"in {model.config.tile_size} px tiles" if model.will_tile(height, width) else "as whole images"
+    decoded = width * height * (DECODED_BYTES_PER_PIXEL * (images + 1) + DECODING_BYTES_PER_PIXEL)
+    check(height, width, images, f"scoring against {ref} ({width}x{height} px) {images} at a time {how}", decoded)
+
+
 def _load_batch(paths: Sequence[str | Path], ref: torch.Tensor, ref_path: str | Path, max_pixels) -> torch.Tensor:
     """The files as one (N, 3, H, W) tensor, each decoded straight into it (no second copy of the batch):
     uint8 when every file is 8-bit, else float32 in [0, 1]. Sizes are checked against ``ref``."""
@@ -122,7 +141,9 @@ def compare_files(
     model: PRFNet, ref: str | Path, a: str | Path, b: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> Comparison:
     """Which of the files ``a`` and ``b`` is closer to ``ref``. ``max_pixels``: see :func:`prfnet.load_image`.
-    :class:`ModelOutputError` if the model's scores are not finite."""
+    :class:`ModelOutputError` if the model's scores are not finite; :class:`~prfnet.memory.NotEnoughMemory` before
+    anything is decoded if the images need more memory than is available (:func:`check_scoring_memory`)."""
+    check_scoring_memory(model, ref, 2, max_pixels)
     r = load_image(ref, max_pixels=max_pixels, keep_8bit=True)
     pair = _load_batch([a, b], r, ref, max_pixels)
     ranking = model.rank(r, pair, batch_size=2)
@@ -144,7 +165,10 @@ def score_files(
     Files are decoded ``batch_size`` at a time, 8-bit files as uint8 (see the module doc). Reference features
     are computed once, except with tiling, where the reference's tiles are re-encoded per batch so that only
     one batch of full-size images is ever in memory. ``max_pixels``: see :func:`prfnet.load_image`.
-    :class:`ModelOutputError` if the model's scores are not finite."""
+    :class:`ModelOutputError` if the model's scores are not finite; :class:`~prfnet.memory.NotEnoughMemory` before
+    anything is decoded if a batch needs more memory than is available (:func:`check_scoring_memory`)."""
+    if dists:
+        check_scoring_memory(model, ref, min(batch_size, len(dists)), max_pixels)
     r = load_image(ref, max_pixels=max_pixels, keep_8bit=True)
     windows_on = model.config.tile_size is not None
     feats = None if windows_on else model.encode(r)

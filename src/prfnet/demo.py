@@ -21,7 +21,9 @@ before training, since the training run records its absolute path); see :mod:`pr
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,11 +33,11 @@ from .api import Comparison, compare_files
 from .baselines import BASELINE_NAMES, learned
 from .data import Triplet, read_clic_oracle, read_clic_triplets, split_by_reference, write_clic_csv
 from .data.clic import read_kinds
-from .errors import ConfigError
+from .errors import ConfigError, Terminated
 from .evaluation import evaluate_clic
 from .ioutil import json_safe, write_json
 from .model import PRFNet
-from .outputs import OutputSet
+from .outputs import MANIFEST, OutputSet
 from .report.html import Report
 from .scoring.metrics import PRFNET, PRFNetMetric, parse_metric_names
 from .stats.bootstrap import accuracy_ci
@@ -168,16 +170,19 @@ def run_demo(
     data_dir = out_dir / "data"
     model_path, report_path, results_path = (out_dir / n for n in ("model.safetensors", "report.html", "results.json"))
     # every output is staged in out_dir/.run-<id>/ and moved into place at the end, manifest.json last
-    with outputs:
+    stage_of = _Stage(outputs)  # what an interruption's message says
+    with stage_of, outputs:  # stage_of exits last: it words an interruption once the set is discarded
         stage(f"1/5 encoding {refs} references of {size} px with 5 codecs, simulating the votes, into {data_dir}")
         synthesize_codec_clic(
             outputs.path("data"), refs, size, seed, slope=DEMO_SLOPE, triplets_per_ref=DEMO_TRIPLETS_PER_REF
         )
         train_refs, test_refs = split_demo_data(outputs.path("data"), holdout, seed)
         outputs.publish_now("data")  # in place before training: the run records the data folder's absolute path
+        stage_of.doing, stage_of.kept = "training", data_dir
 
         stage(f"2/5 training both steps ({config} config) on {len(train_refs)} references; {len(test_refs)} held out")
-        trained = train(cfg, data_dir, outputs.path("train"), progress=progress)
+        # resume_hint=None: the run folder is staged and goes with the rest on an interruption (no --resume)
+        trained = train(cfg, data_dir, outputs.path("train"), progress=progress, resume_hint=None)
         model = PRFNet.from_pretrained(trained.model_path)
         model.save_pretrained(outputs.path("model.safetensors"), metadata={"trained_with": "prfnet demo"})
 
@@ -185,6 +190,7 @@ def run_demo(
         step1 = outputs.path("train") / STEP_DIRS["classification"] / STEP_MODEL
         brier_step1 = _held_out_brier(step1, data_dir) if PRFNET in metrics and step1.is_file() else None
 
+        stage_of.doing = "evaluating"
         stage(f"3/5 evaluating PRFNet and the baselines on the held-out references ({', '.join(metrics)})")
         results = evaluate_clic(
             data_dir / "test_validation.csv",
@@ -208,13 +214,48 @@ def run_demo(
             summary[PRFNET]["brier_step1"] = brier_step1
         write_json(outputs.path("results.json"), {**summary, "ceiling": ceiling})
 
+        stage_of.doing = "comparing"
         compared = _first_of_kind(data_dir / "test_kinds.csv", "psnr_close")
         images = data_dir / "images"
         comparison = compare_files(model, images / compared.ref, images / compared.a, images / compared.b)
         stage(f"5/5 compare on a held-out triplet of two codecs within 1 dB PSNR: {compared.key()}")
+        stage_of.doing = "publishing its outputs"
     return DemoResult(
         out_dir, model_path, report_path, results_path, summary, unavailable, comparison, compared, ceiling
     )
+
+
+class _Stage:
+    """What the demo is doing (``doing``) and which of its outputs are in place already (``kept``: the data folder,
+    published before training). As the outermost context of the run, it turns a KeyboardInterrupt (Ctrl-C, or
+    :class:`Terminated` where a SIGTERM handler raises it, as the CLI's) into one of the same type whose message says
+    what is left once the staged outputs are discarded, its training run included: the demo has no resume."""
+
+    def __init__(self, outputs: OutputSet) -> None:
+        self.outputs = outputs
+        self.doing: str = "encoding"
+        self.kept: Path | None = None
+
+    def __enter__(self) -> _Stage:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if not isinstance(exc, KeyboardInterrupt):
+            return False
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+        if self._published():  # the signal was held back while the set moved into place, and came after
+            raise type(exc)(f"demo {what} once its outputs were in place: {self.outputs.root} holds them all") from exc
+        left = (
+            f"of this run only the simulated set {self.kept} was kept" if self.kept else "nothing of this run was kept"
+        )
+        raise type(exc)(f"demo {what} while {self.doing}: {left}; run prfnet demo again (it starts over)") from exc
+
+    def _published(self) -> bool:
+        """Whether the folder's manifest is this run's (the whole set is in place)."""
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            manifest = json.loads((self.outputs.root / MANIFEST).read_text(encoding="utf-8"))
+            return manifest.get("run_id") == self.outputs.run_id
+        return False
 
 
 def _held_out_brier(model_path: Path, data_dir: Path) -> float | None:

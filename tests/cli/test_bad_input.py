@@ -27,6 +27,7 @@ from prfnet import (
     ImageReadError,
     InputError,
     ModelOutputError,
+    OutputError,
     PRFNet,
     load_image,
     save_image,
@@ -129,7 +130,18 @@ def corpus(tmp_path_factory) -> dict[str, str]:
     mos_rows = ["ref.png,a.png,4.5", "ref.png,b.png,3.0", "ref.png,c.png,1.5", "ref.png,ref.png,5.0"]
     for n in (2, 3, 4):
         c[f"mos{n}"] = _csv(d / f"mos{n}.csv", ["ref,dist,score", *mos_rows[:n]])
+    _issue_17_files(d, c)
     return c
+
+
+def _issue_17_files(d: Path, c: dict[str, str]) -> None:
+    """RD CSVs, TID2013 and PIPAL labels with decimal commas, score stores that are not: the second table's files."""
+    from tests.cli.test_bad_input_runs import _mos_folders, _rd_inputs, _stores
+
+    _rd_inputs(d, c)
+    _mos_folders(d, c)
+    _stores(d, c)
+    c["ref_below"] = str(Path(c["ref"]) / "scores.sqlite")  # a store below a file
 
 
 # -- the CLI table ----------------------------------------------------------------------------------------------
@@ -295,6 +307,123 @@ def _api_load_model_tile(c):
     load_model(c["ckpt"], tile_size=8)
 
 
+def _model(c) -> PRFNet:
+    return PRFNet.from_pretrained(c["ckpt"])
+
+
+def _image(value: float | None = None, channels: int = 3, size: tuple[int, int] = (64, 64)) -> torch.Tensor:
+    """A (1, channels, *size) image, every pixel ``value`` (or noise of seed 0)."""
+    if value is None:
+        return torch.rand(1, channels, *size, generator=torch.Generator().manual_seed(0))
+    return torch.full((1, channels, *size), value)
+
+
+def _api_loss(dist: torch.Tensor, ref: torch.Tensor | None = None, reference: bool = True):
+    def call(c):
+        from prfnet import PRFNetLoss
+
+        PRFNetLoss(_model(c))(dist, (ref if ref is not None else _image()) if reference else None)
+
+    return call
+
+
+def _api_store(key: str):
+    def call(c):
+        from prfnet.store import ScoreStore
+
+        with ScoreStore(c[key]) as store:
+            store.count()
+
+    return call
+
+
+def _api_export(model, what: str = "score"):
+    def call(c):
+        pytest.importorskip("onnx")
+        from prfnet.model.export import export_onnx
+
+        export_onnx(model(c), Path(c["dir"]) / "x.onnx", what)
+
+    return call
+
+
+def _api_reader(name: str, key: str):
+    def call(c):
+        import prfnet.data
+        import prfnet.rd
+
+        reader = getattr(prfnet.rd, name, None) or getattr(prfnet.data, name)
+        reader(c[key])
+
+    return call
+
+
+def _api_pyiqa(dist_key: str | None, ref_key: str | None):
+    def call(c):
+        from prfnet.integrations.pyiqa import PyIQAMetric
+
+        metric = PyIQAMetric(_model(c))
+        metric(c.get(dist_key, dist_key), c.get(ref_key) if ref_key else None)
+
+    return call
+
+
+def _api_distance(*args, **kwargs):
+    def call(c):
+        from prfnet.integrations.torchmetrics import PRFNetDistance
+
+        PRFNetDistance(_model(c)).update(*args, **kwargs)
+
+    return call
+
+
+def _api_frozen(model):
+    def call(c):
+        from prfnet.integrations._common import frozen_model
+
+        frozen_model(model if model is None else Path(c["dir"]) / model)
+
+    return call
+
+
+def _api_synth_codecs(**kwargs):
+    def call(c):
+        from prfnet.synth.codec_set import synthesize_codec_clic
+
+        synthesize_codec_clic(Path(c["dir"]) / "codec_set", **{"refs": 1, "size": 256, **kwargs})
+
+    return call
+
+
+def _api_encode(image: np.ndarray, codec: str = "jpeg420", bpp: float | None = None):
+    def call(c):
+        from prfnet.synth.codecs import encode, encode_at_bpp
+
+        if bpp is None:
+            encode(image, codec, 50)
+        else:
+            encode_at_bpp(image, codec, bpp)
+
+    return call
+
+
+def _api_maps(a: torch.Tensor):
+    def call(c):
+        _model(c).compare_maps(_image(), a, _image(0.5))
+
+    return call
+
+
+def _api_rd_metrics(c):
+    from prfnet.rd.run import metric_names
+
+    metric_names("psnr,foo")
+
+
+def _tiled(c) -> PRFNet:
+    return PRFNet.from_pretrained(c["ckpt"], tile_size=32)
+
+
 API_CASES = [
     ("compare-files-nan", _api_compare_nan, ModelOutputError, "nan.safetensors"),
     ("score-files-nan", _api_score_nan, ModelOutputError, "nan.safetensors"),
@@ -314,16 +443,76 @@ API_CASES = [
     ("checkpoint-mismatch", lambda c: PRFNet.from_pretrained(c["mismatch_ckpt"]), CheckpointError, "do not match"),
     ("checkpoint-directory", lambda c: PRFNet.from_pretrained(c["folder"]), CheckpointError, "is a directory"),
     ("load-model-tile-too-small", _api_load_model_tile, ConfigError, "tile_size must be >= 32"),
+    # -- issue 17 ----------------------------------------------------------------------------------------------------
+    # 2. rows with more fields than their header, decimal commas
+    (
+        "read-rd-csv-decimal-comma",
+        _api_reader("read_rd_csv", "rd_comma"),
+        DataError,
+        "line 2: 7 fields, but the header (line 1) has 6: codec,image,rate_point,decoded_path,original_path,bpp; a "
+        "decimal comma (0,75) splits a number in two",
+    ),
+    ("read-rd-csv-fewer-fields", _api_reader("read_rd_csv", "rd_short"), DataError, "rd_short.csv, line 2: 5 fields"),
+    ("read-tid2013-decimal-comma", _api_reader("read_tid2013", "tid2013"), DataError, "'5,51429'; write 0.75"),
+    ("read-pipal-three-fields", _api_reader("read_pipal", "pipal"), DataError, "expected 2 fields <distorted name>"),
+    # 4. export refuses non-finite weights (no graph written: the snapshot)
+    ("export-onnx-nan-weights", _api_export(_nan_model), CheckpointError, "hold NaN or infinite values"),
+    # 8. PRFNetLoss checks its values like every other entry point
+    ("loss-nan-image", _api_loss(_image(float("nan"))), InputError, "NaN or infinite"),
+    ("loss-inf-image", _api_loss(_image(float("inf"))), InputError, "NaN or infinite"),
+    # -- APIs added since the tables were written -------------------------------------------------------------------
+    # the score store
+    ("store-text-file", _api_store("text_store"), DataError, "not an SQLite database"),
+    ("store-folder", _api_store("folder_store"), DataError, "is a folder, not a score store file"),
+    ("store-damaged", _api_store("damaged_store"), DataError, "damaged"),
+    ("store-foreign-database", _api_store("foreign_store"), DataError, "not a prfnet score store"),
+    ("store-below-a-file", _api_store("ref_below"), OutputError, "cannot create its folder"),
+    # rd and export
+    ("rd-unknown-metric", _api_rd_metrics, ConfigError, "unknown metric 'foo'"),
+    ("export-tiled-model", _api_export(_tiled), ConfigError, "whole images"),
+    ("export-what-bogus", _api_export(_model, "bogus"), ConfigError, "'bogus'"),
+    # heatmaps (score maps)
+    ("maps-size-mismatch", _api_maps(_image(size=(80, 64))), InputError, "same height and width"),
+    ("maps-one-channel", _api_maps(_image(channels=1)), InputError, "RGB channels"),
+    ("maps-nan-image", _api_maps(_image(float("nan"))), InputError, "NaN or infinite"),
+    # synth codecs (nothing written: the snapshot)
+    ("synth-codecs-size-100", _api_synth_codecs(size=100), ConfigError, "size must be an integer >= 256"),
+    ("synth-codecs-refs-0", _api_synth_codecs(refs=0), ConfigError, "refs must be an integer >= 1"),
+    ("synth-codecs-same-targets", _api_synth_codecs(targets_bpp=(0.5, 0.5)), ConfigError, "must be distinct"),
+    ("synth-unknown-codec", _api_encode(np.zeros((32, 32, 3), np.uint8), "jpeg"), ConfigError, "unknown codec 'jpeg'"),
+    ("synth-encode-float-image", _api_encode(np.zeros((32, 32, 3), np.float32)), InputError, "expected a uint8"),
+    # integrations: pyiqa, torchmetrics, the loss, the model they share
+    ("pyiqa-missing-file", _api_pyiqa("nosuch.png", "ref"), ImageReadError, "nosuch.png"),
+    ("pyiqa-no-reference", _api_pyiqa("a", None), InputError, "full-reference metric"),
+    ("distance-size-mismatch", _api_distance(_image(size=(80, 64)), _image()), InputError, "same height and width"),
+    ("distance-given-twice", _api_distance(_image(), _image(), dist=_image()), InputError, "once"),
+    ("distance-no-reference", _api_distance(_image()), InputError, "needs the distorted images"),
+    ("loss-one-channel", _api_loss(_image(channels=1)), InputError, "(N, 3, H, W)"),
+    ("loss-size-mismatch", _api_loss(_image(size=(80, 64))), InputError, "differs from the reference's"),
+    (
+        "loss-batch-mismatch",
+        _api_loss(_image().repeat(3, 1, 1, 1), _image().repeat(2, 1, 1, 1)),
+        InputError,
+        "batch sizes differ",
+    ),
+    ("loss-no-reference", _api_loss(_image(), reference=False), InputError, "no reference"),
+    ("frozen-model-without-checkpoint", _api_frozen(None), CheckpointError, "$PRFNET_CHECKPOINT"),
+    ("frozen-model-missing-checkpoint", _api_frozen("none.safetensors"), CheckpointError, "not found"),
 ]
 
 
 @pytest.mark.parametrize(("call", "error", "match"), [pytest.param(f, e, m, id=i) for i, f, e, m in API_CASES])
-def test_api_bad_input_raises_a_typed_error(corpus, call, error, match):
+def test_api_bad_input_raises_a_typed_error(corpus, monkeypatch, call, error, match):
+    from tests.cli.test_bad_input_runs import _snapshot
+
+    monkeypatch.delenv("PRFNET_CHECKPOINT", raising=False)
+    before = _snapshot(Path(corpus["dir"]))
     with pytest.raises(error) as info:
         call(corpus)
     message = str(info.value)
     assert match in message
     assert "\n" not in message and len(message) < MAX_ERROR_CHARS
+    assert _snapshot(Path(corpus["dir"])) == before  # nothing written, nothing changed, no side files (-wal, .tmp)
 
 
 # -- cases that are not errors ----------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ import torch
 
 from prfnet import PRFNet, save_image
 from prfnet.cli import main
-from prfnet.outputs import MANIFEST, verify_outputs
+from prfnet.outputs import MANIFEST, STAGING_PREFIX, verify_outputs
+from prfnet.outputs.ownership import JOURNAL
+from prfnet.trainer_settings import LAUNCHER_VARIABLES
 
 TINY = "test_resnet"
 MAX_ERROR_CHARS = 600
@@ -121,7 +123,91 @@ def corpus(tmp_path_factory) -> dict[str, str]:
     c["afile"] = _write(d / "afile", "a file where a folder is expected\n")
     (d / "folder").mkdir()
     c["folder"] = str(d / "folder")
+
+    torch.manual_seed(0)
+    diverged = PRFNet(TINY)
+    with torch.no_grad():
+        diverged.head.weight.fill_(float("nan"))  # what a diverged run leaves behind
+    c["nan_ckpt"] = str(diverged.save_pretrained(d / "nan.safetensors"))
+    _rd_inputs(d, c)
+    _mos_folders(d, c)
+    _stores(d, c)
     return c
+
+
+RD_HEADER = "codec,image,rate_point,decoded_path,original_path,bpp"
+
+
+def _rd_inputs(d: Path, c: dict[str, str]) -> None:
+    """RD CSVs (paths relative to ``d``): a good one (2 codecs x 4 rate points of one image) and broken ones."""
+    good = [f"{codec},x,q{q},a.png,ref.png,0.{q}{extra}" for codec, extra in (("jpeg", ""), ("webp", "5"))
+            for q in range(1, 5)]  # fmt: skip
+    four = [f"jpeg,x,q{q},a.png,ref.png,0.{q}" for q in range(1, 5)]
+    variants = {
+        "rd_csv": good,
+        "rd_comma": ["jpeg,x,q1,a.png,ref.png,0,75", *four[1:]],  # a decimal comma: 7 fields
+        "rd_short": ["jpeg,x,q1,a.png,ref.png", *four[1:]],  # the bpp left out: 5 fields
+        "rd_missing_decoded": [four[0], four[1].replace("a.png", "gone.png"), *four[2:]],
+        "rd_size_mismatch": [four[0], four[1].replace("a.png", "wide.png"), *four[2:]],
+        "rd_three_rates": four[:3],
+        "rd_same_mean": [*four[:2], four[2].replace("0.3", "0.2"), four[3]],
+        "rd_zero_bpp": [four[0].replace("0.1", "0"), *four[1:]],
+        # image y's bpp falls from q1 to q2 while the mean over images rises
+        "rd_falling": [
+            *four,
+            *(f"jpeg,y,q{q},b.png,ref.png,{bpp}" for q, bpp in ((1, 0.2), (2, 0.15), (3, 0.4), (4, 0.5))),
+        ],  # fmt: skip
+    }
+    for name, rows in variants.items():
+        c[name] = _write(d / f"{name}.csv", "\n".join([RD_HEADER, *rows]) + "\n")
+    c["rd_no_bpp_column"] = _write(d / "rd_no_bpp.csv", "codec,image,rate_point,decoded_path,original_path\n")
+    decoded = d / "rd_decoded" / "jpeg" / "q1"  # a decoded image without an original
+    decoded.mkdir(parents=True)
+    shutil.copy(c["a"], decoded / "lonely.png")
+    c["rd_decoded"] = str(d / "rd_decoded")
+
+
+def _mos_folders(d: Path, c: dict[str, str]) -> None:
+    """A TID2013 and a PIPAL folder of one distorted image each, whose score is written with a decimal comma."""
+    tid = d / "tid2013"
+    for sub in ("reference_images", "distorted_images"):
+        (tid / sub).mkdir(parents=True)
+    shutil.copy(c["ref"], tid / "reference_images" / "I01.BMP")
+    shutil.copy(c["a"], tid / "distorted_images" / "i01_01_1.bmp")
+    _write(tid / "mos_with_names.txt", "5,51429 i01_01_1.bmp\n")
+    c["tid2013"] = str(tid)
+    pipal = d / "pipal"
+    for sub in ("Reference", "Train_Dis", "Train_Label"):
+        (pipal / sub).mkdir(parents=True)
+    shutil.copy(c["ref"], pipal / "Reference" / "A0001.bmp")
+    shutil.copy(c["a"], pipal / "Train_Dis" / "A0001_00_00.bmp")
+    _write(pipal / "Train_Label" / "A0001.txt", "A0001_00_00.bmp,1234,5\n")
+    c["pipal"] = str(pipal)
+
+
+def _stores(d: Path, c: dict[str, str]) -> None:
+    """Score stores that are not: a text file, a folder, a damaged SQLite file, another program's database."""
+    import sqlite3
+
+    from prfnet.store import ScoreStore
+
+    c["text_store"] = _write(d / "text.sqlite", "not a database\n" * 8)
+    (d / "folder.sqlite").mkdir()
+    c["folder_store"] = str(d / "folder.sqlite")
+    scratch = d / "scratch"
+    scratch.mkdir()
+    with ScoreStore(scratch / "good.sqlite") as store:
+        store.register_metric("psnr", "psnr")
+    data = bytearray((scratch / "good.sqlite").read_bytes())
+    data[100:] = bytes(range(256)) * ((len(data) - 100) // 256) + bytes((len(data) - 100) % 256)  # header kept
+    (d / "damaged.sqlite").write_bytes(bytes(data))
+    c["damaged_store"] = str(d / "damaged.sqlite")
+    conn = sqlite3.connect(d / "foreign.sqlite")
+    conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.commit()
+    conn.close()
+    c["foreign_store"] = str(d / "foreign.sqlite")
+    shutil.rmtree(scratch)
 
 
 # -- the table ----------------------------------------------------------------------------------------------------
@@ -132,6 +218,9 @@ BAPPS = "eval bapps --no-progress"
 MOS = "eval mos --dataset csv --no-progress"
 TRAIN = "train -c demo --data {train_data} --no-progress --out {out}"
 DEMO = "demo --refs 4 --size 256 --no-progress"
+RD = "rd --csv {rd_csv} -m psnr --no-progress -o {out}"
+RD_EXAMPLE = "rd --example -m psnr --no-progress -o {out}"  # refused before OUT/example is written
+ABLATE = "ablate -c demo --data {train_data} --no-progress --out {out}"
 CASES = [
     # compare / score / rank: images
     ("compare-missing-image", f"compare {{dir}}/nosuch.png {{a}} {{b}} {CK}", ["nosuch.png"]),
@@ -209,6 +298,100 @@ CASES = [
     ("demo-precision-in-config", DEMO + " --config {fp7_yaml} --out {out}", ["trainer.precision"]),
     ("demo-unknown-metric", DEMO + " --metrics prfnet,sharpness --out {out}", ["sharpness"]),
     ("demo-out-is-a-file", DEMO + " --out {afile}", ["output folder", "afile", "is a file"]),
+    # -- issue 17 ----------------------------------------------------------------------------------------------------
+    # 2. CSV rows with more or fewer fields than the header; decimal commas named
+    (
+        "rd-decimal-comma",
+        "rd --csv {rd_comma} -m psnr -o {out}",
+        ["rd_comma.csv, line 2", "7 fields", "header (line 1) has 6", "decimal comma"],
+    ),
+    ("rd-row-fewer-fields", "rd --csv {rd_short} -m psnr -o {out}", ["rd_short.csv, line 2", "5 fields", "has 6"]),
+    (
+        "tid2013-decimal-comma",
+        MOS.replace("csv", "tid2013") + " --root {tid2013} --metrics psnr -o {out}",
+        ["mos_with_names.txt, line 1", "'5,51429'", "decimal comma"],
+    ),
+    # the field count is named; the decimal-comma hint is not (yet) in this reader's message
+    (
+        "pipal-label-three-fields",
+        MOS.replace("csv", "pipal") + " --root {pipal} --metrics psnr -o {out}",
+        ["A0001.txt, line 1", "expected 2 fields", "got 3"],
+    ),
+    # 4. export: the folder before the model (the missing checkpoint is not what is reported), non-finite weights
+    (
+        "export-onnx-below-a-file",
+        "export --onnx {afile}/x.onnx -c {dir}/none.safetensors",
+        ["folder of --onnx", "afile", "is a file"],
+    ),
+    ("export-nan-checkpoint", "export --onnx {out}/x.onnx -c {nan_ckpt}", ["nan.safetensors", "NaN or infinite"]),
+    # 5. rd's Lightning options, checked as train checks them, before OUT (or OUT/example) is written
+    ("rd-accelerator-gpu", RD + " --accelerator gpu", ["--accelerator is 'gpu'", "no CUDA GPU"]),
+    ("rd-devices-0", RD + " --devices 0", ["--devices is 0"]),
+    ("rd-strategy-bogus", RD + " --strategy bogus", ["strategy='bogus'"]),
+    ("rd-num-nodes-2", RD + " --num-nodes 2", ["--num-nodes is 2", "launcher"]),
+    ("rd-example-accelerator-gpu", RD_EXAMPLE + " --accelerator gpu", ["'gpu'"]),
+    ("rd-example-devices-0", RD_EXAMPLE + " --devices 0", ["--devices is 0"]),
+    ("rd-example-strategy-bogus", RD_EXAMPLE + " --strategy bogus", ["strategy='bogus'"]),
+    ("rd-example-num-nodes-2", RD_EXAMPLE + " --num-nodes 2", ["--num-nodes is 2"]),
+    ("train-num-nodes-2", TRAIN + " --num-nodes 2", ["trainer.num_nodes (--num-nodes) is 2", "launcher"]),
+    # 6. compare --heatmap: a file where the folder goes
+    ("heatmap-is-a-file", f"compare {{ref}} {{a}} {{b}} {CK} --heatmap {{afile}}", ["--heatmap folder", "is a file"]),
+    # 7. seeds outside [0, 2**32 - 1]
+    ("ablate-seed-negative", ABLATE + " --seeds -1", ["seed -1", "[0, 4294967295]"]),
+    ("train-seed-negative", TRAIN + " --set seed=-1", ["seed must be in [0, 4294967295]", "got -1"]),
+    ("train-seed-2-to-the-32", TRAIN + " --set seed=4294967296", ["[0, 4294967295]", "got 4294967296"]),
+    # -- commands added since the tables were written ---------------------------------------------------------------
+    # rd: inputs checked before anything is scored
+    ("rd-missing-decoded", "rd --csv {rd_missing_decoded} -m psnr -o {out}", ["q2", "gone.png", "not found"]),
+    ("rd-size-mismatch", "rd --csv {rd_size_mismatch} -m psnr -o {out}", ["wide.png is 64x48", "ref.png is 48x48"]),
+    ("rd-three-rate-points", "rd --csv {rd_three_rates} -m psnr -o {out}", ["only 3", "at least 4", "--no-bd-rate"]),
+    ("rd-bpp-not-rising", "rd --csv {rd_falling} -m psnr -o {out}", ["b.png has 0.15 bpp", "must rise"]),
+    ("rd-same-mean-bpp", "rd --csv {rd_same_mean} -m psnr -o {out}", ["q2 and q3", "the same mean bpp"]),
+    ("rd-zero-bpp", "rd --csv {rd_zero_bpp} -m psnr -o {out}", ["rd_zero_bpp.csv, line 2", "positive finite"]),
+    ("rd-header-without-bpp", "rd --csv {rd_no_bpp_column} -m psnr -o {out}", ["missing bpp or bitstream_path"]),
+    ("rd-csv-missing", "rd --csv {dir}/nosuch.csv -m psnr -o {out}", ["nosuch.csv", "not found"]),
+    ("rd-unknown-anchor", RD + " --anchor avif", ["anchor 'avif'", "jpeg, webp"]),
+    ("rd-bd-method-bogus", RD + " --bd-method linear", ["akima", "'linear'"]),
+    ("rd-unknown-metric", "rd --csv {rd_csv} -m psnr,foo -o {out}", ["unknown metric 'foo'"]),
+    ("rd-prfnet-without-checkpoint", "rd --csv {rd_csv} -m prfnet,psnr -o {out}", ["no checkpoint given"]),
+    ("rd-two-inputs", "rd --csv {rd_csv} --example -m psnr -o {out}", ["exactly one input", "--csv and --example"]),
+    ("rd-decoded-without-originals", "rd --decoded {rd_decoded} -m psnr -o {out}", ["--originals is missing"]),
+    (
+        "rd-decoded-without-an-original",
+        "rd --decoded {rd_decoded} --originals {folder} -m psnr -o {out}",
+        ["lonely.png", "no original"],
+    ),
+    ("rd-out-is-a-file", "rd --csv {rd_csv} -m psnr -o {afile}", ["afile", "is a file"]),
+    # score stores: --store given, and the one rd and eval keep in OUT by default
+    ("rd-store-text-file", RD + " --store {text_store}", ["text.sqlite", "not an SQLite database"]),
+    ("rd-store-folder", RD + " --store {folder_store}", ["folder.sqlite", "is a folder"]),
+    ("rd-store-damaged", RD + " --store {damaged_store}", ["damaged.sqlite", "damaged"]),
+    ("rd-store-foreign-database", RD + " --store {foreign_store}", ["foreign.sqlite", "not a prfnet score store"]),
+    ("rd-store-and-no-store", RD + " --store {out}.sqlite --no-store", ["--store and --no-store"]),
+    ("clic-store-text-file", CLIC + " --metrics psnr -o {out} --store {text_store}", ["text.sqlite"]),
+    ("clic-store-and-no-store", CLIC + " --metrics psnr -o {out} --store {out}.sqlite --no-store", ["--no-store"]),
+    # metrics: unknown names, in the listing and in every evaluation
+    ("metrics-unknown-name", "metrics bogus", ["unknown metric 'bogus'"]),
+    ("mos-unknown-metric", MOS + " --csv {mos_csv} --metrics psnr,foo -o {out}", ["unknown metric 'foo'"]),
+    ("bapps-unknown-metric", BAPPS + " --root {bapps} --metrics foo -o {out}", ["unknown metric 'foo'"]),
+    # compare --heatmap: nothing written when the comparison itself fails
+    ("heatmap-below-a-file", f"compare {{ref}} {{a}} {{b}} {CK} --heatmap {{afile}}/maps", ["afile", "cannot be"]),
+    ("heatmap-size-mismatch", f"compare {{ref}} {{a}} {{wide}} {CK} --heatmap {{out}}", ["wide.png", "differs"]),
+    ("heatmap-nan-checkpoint", "compare {ref} {a} {b} -c {nan_ckpt} --heatmap {out}", ["nan.safetensors", "finite"]),
+    # synth --kind codecs (and the options both kinds share)
+    ("synth-codecs-size-100", "synth {out} --kind codecs --refs 1 --size 100", ["--size must be >= 256", "codecs"]),
+    ("synth-codecs-refs-0", "synth {out} --kind codecs --refs 0", ["--refs must be >= 1, got 0"]),
+    ("synth-codecs-votes", "synth {out} --kind codecs --refs 1 --votes 5", ["--votes applies to --kind distortions"]),
+    ("synth-seed-negative", "synth {out} --refs 1 --size 64 --seed -1", ["--seed must be >= 0"]),
+    ("synth-votes-0", "synth {out} --refs 1 --size 64 --votes 0", ["--votes must be >= 1"]),
+    # export
+    ("export-what-bogus", "export --onnx {out}/x.onnx --what bogus -c {dir}/none.safetensors", ["--what", "'bogus'"]),
+    ("export-onnx-is-a-folder", "export --onnx {folder} -c {ckpt}", ["--onnx", "is a directory"]),
+    # ablate
+    ("ablate-unknown-variant", ABLATE + " --variants paper,bogus", ["unknown ablation variant 'bogus'"]),
+    ("ablate-seeds-not-numbers", ABLATE + " --seeds abc", ["--seeds", "'abc'"]),
+    ("ablate-out-is-a-file", "ablate -c demo --data {train_data} --out {afile}", ["ablation folder", "is a file"]),
+    ("ablate-seed-2-to-the-32", ABLATE + " --seeds 0,4294967296", ["seed 4294967296", "[0, 4294967295]"]),
 ]
 
 
@@ -239,7 +422,13 @@ def assert_one_error_line(code: int, out: str, err: str, expected_code: int = 2)
 
 @pytest.mark.parametrize(("command", "expected"), [pytest.param(c, e, id=i) for i, c, e in CASES])
 def test_bad_run_is_one_error_line_and_leaves_nothing(capsys, corpus, tmp_path, monkeypatch, command, expected):
+    _check_bad_run(capsys, corpus, tmp_path, monkeypatch, command, expected)
+
+
+def _check_bad_run(capsys, corpus, tmp_path, monkeypatch, command, expected):
     monkeypatch.delenv("PRFNET_CHECKPOINT", raising=False)
+    for name in LAUNCHER_VARIABLES:  # --num-nodes 2 must be refused, not wait for nodes a launcher announced
+        monkeypatch.delenv(name, raising=False)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)  # default output folders (prfnet-eval/..., runs/...) would land here
@@ -255,10 +444,197 @@ def test_bad_run_is_one_error_line_and_leaves_nothing(capsys, corpus, tmp_path, 
     assert _snapshot(Path(corpus["dir"])) == before
 
 
+def _disk_full_while_exporting(monkeypatch):
+    """The disk fills up while torch writes the ONNX graph: part of it is in the file when the write fails."""
+    import errno
+
+    pytest.importorskip("onnx")
+
+    def full(graph, samples, f, **kwargs):
+        f.write(b"\x08\x07partial graph")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch.onnx, "export", full)
+
+
+def _disk_full_while_publishing_heatmaps(monkeypatch):
+    """The disk fills up after the first of the three heatmaps is staged."""
+    import errno
+
+    from PIL import Image
+
+    real = Image.Image.save
+    calls = []
+
+    def full(self, fp, *args, **kwargs):
+        calls.append(fp)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", full)
+
+
+#: rows whose failure is made by a patch: (id, command, patch(monkeypatch), fragments); checked as CASES are
+PATCHED_CASES = [
+    # 4. a full disk during export: one line, and neither the graph nor a temporary file is left in the (working)
+    # folder
+    (
+        "export-disk-full",
+        "export --onnx x.onnx -c {ckpt}",
+        _disk_full_while_exporting,
+        ["--onnx", "x.onnx", "No space left on device"],
+    ),
+    # 6. a full disk while the heatmaps are written: none of the three is published, nor the folder left
+    (
+        "heatmap-disk-full",
+        f"compare {{ref}} {{a}} {{b}} {CK} --heatmap {{out}}",
+        _disk_full_while_publishing_heatmaps,
+        ["No space left on device"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "patch", "expected"), [pytest.param(c, f, e, id=i) for i, c, f, e in PATCHED_CASES]
+)
+def test_a_failure_while_writing_is_one_error_line_and_leaves_nothing(
+    capsys, corpus, tmp_path, monkeypatch, command, patch, expected
+):
+    patch(monkeypatch)
+    _check_bad_run(capsys, corpus, tmp_path, monkeypatch, command, expected)
+
+
+# -- the user's files in an output folder: refused before any work, kept byte for byte -----------------------------
+
+USERS_MOS = "ref,dist,score\n{ref},{a},4.5\n{ref},{b},3.0\n{ref},{wide},1.5\n{ref},{ref},5.0\n"
+IN_THE_WAY = "is in the way: prfnet did not write it"
+#: (id, the user's files in the output folder {own} (name -> text; None: a folder), earlier prfnet runs into {own},
+#: the command, run in {own}, and the fragments of its one line)
+OWNED_CASES = [
+    # 1. the four cases of the issue: the input table, the demo's data/ and train/, rd's results/, clic's outputs
+    (
+        "eval-mos-input-is-the-users-scores-csv",
+        {"scores.csv": USERS_MOS},
+        [],
+        MOS + " --csv {own}/scores.csv --metrics psnr -o {own}",
+        ["scores.csv", IN_THE_WAY],
+    ),
+    (
+        "demo-users-data-and-train",
+        {"data/x.txt": "mine\n", "train/notes.txt": "mine\n"},
+        [],
+        DEMO + " --out {own}",
+        ["data", IN_THE_WAY, "1 more: train"],
+    ),
+    (
+        "rd-out-dot-users-results",
+        {"results/mine.json": "[1, 2]\n"},
+        [],
+        "rd --csv {rd_csv} -m psnr -o .",
+        ["results", IN_THE_WAY],
+    ),
+    (
+        "rd-example-users-results",
+        {"results/mine.json": "[1, 2]\n"},
+        [],
+        "rd --example -m psnr -o .",
+        ["results", IN_THE_WAY],
+    ),  # and no example/ written into the folder
+    (
+        "eval-clic-out-dot-users-scores-and-report",
+        {"scores.csv": "mine\n", "report.html": "<p>mine</p>\n"},
+        [],
+        CLIC + " --metrics psnr -o .",
+        ["report.html", IN_THE_WAY, "1 more: scores.csv"],
+    ),
+    # an input below a name this run writes (a heatmap of an earlier run, listed in its manifest) is never an output
+    (
+        "heatmap-input-is-an-earlier-heatmap",
+        {},
+        [f"compare {{ref}} {{a}} {{b}} {CK} --heatmap {{own}}"],
+        f"compare {{own}}/heatmap_a.png {{a}} {{b}} {CK} --heatmap {{own}}",
+        ["input", "heatmap_a.png", "lies where this run writes"],
+    ),
+    # 6. compare --heatmap DIR holding a picture of the user's
+    (
+        "heatmap-users-heatmap-a",
+        {"heatmap_a.png": "mine\n"},
+        [],
+        f"compare {{ref}} {{a}} {{b}} {CK} --heatmap {{own}}",
+        ["heatmap_a.png", IN_THE_WAY],
+    ),
+    # commands added since the tables were written
+    ("rd-users-figure", {"rd_psnr.png": "mine\n"}, [], RD.replace("{out}", "{own}"), ["rd_psnr.png", IN_THE_WAY]),
+    (
+        "rd-users-text-file-as-default-store",
+        {"scores.sqlite": "mine\n"},
+        [],
+        "rd --csv {rd_csv} -m psnr -o {own}",
+        ["scores.sqlite", "not an SQLite database"],
+    ),
+    (
+        "synth-users-images-folder",
+        {"images/x.png": "mine\n"},
+        [],
+        "synth {own} --refs 1 --size 64",
+        ["images", IN_THE_WAY],
+    ),
+    (
+        "ablate-users-report",
+        {"report.html": "<p>mine</p>\n"},
+        [],
+        ABLATE.replace("{out}", "{own}"),
+        ["report.html", IN_THE_WAY],
+    ),
+    (
+        "eval-bapps-users-results",
+        {"results.json": "[1, 2]\n"},
+        [],
+        BAPPS + " --root {bapps} --metrics psnr -o {own}",
+        ["results.json", IN_THE_WAY],
+    ),
+]
+
+
+def _contents(folder: Path) -> dict[str, bytes | None]:
+    """Every entry below ``folder`` (hidden ones too): a file's bytes, ``None`` for a folder."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() if p.is_file() else None for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize(
+    ("files", "earlier", "command", "expected"), [pytest.param(f, r, c, e, id=i) for i, f, r, c, e in OWNED_CASES]
+)
+def test_the_users_files_are_refused_before_work_and_kept(
+    capsys, corpus, tmp_path, monkeypatch, files, earlier, command, expected
+):
+    monkeypatch.delenv("PRFNET_CHECKPOINT", raising=False)
+    own = tmp_path / "own"
+    own.mkdir()
+    monkeypatch.chdir(own)
+    argv = lambda text: [part.format(**corpus, own=own) for part in text.split()]  # noqa: E731
+    for run in earlier:
+        code, _, err = run_cli(capsys, argv(run))
+        assert code == 0, err
+    for name, text in files.items():
+        if text is None:
+            (own / name).mkdir(parents=True)
+        else:
+            _write(own / name, text.format(**corpus))
+    before, corpus_before = _contents(own), _snapshot(Path(corpus["dir"]))
+    line = assert_one_error_line(*run_cli(capsys, argv(command)))
+    for fragment in expected:
+        assert fragment in line
+    assert _contents(own) == before  # byte for byte, and nothing new: no staging folder, journal or manifest
+    assert not [p for p in own.rglob("*") if p.name.startswith(STAGING_PREFIX) or p.name == JOURNAL]
+    assert _snapshot(Path(corpus["dir"])) == corpus_before
+
+
 def test_the_two_tables_hold_at_least_60_cases():
     from tests.cli.test_bad_input import API_CASES, CLI_CASES
 
     assert len(CASES) + len(CLI_CASES) + len(API_CASES) >= 60
+    assert len(CASES) + len(PATCHED_CASES) + len(OWNED_CASES) + len(CLI_CASES) + len(API_CASES) >= 107 + 30
 
 
 # -- output folders: a consistent set per run ---------------------------------------------------------------------

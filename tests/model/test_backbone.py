@@ -12,7 +12,7 @@ from timm.layers import SEModule
 
 from prfnet import CheckpointError, PRFNet
 from prfnet.model import backbone as backbone_mod
-from prfnet.model.backbone import IdentityInitSE, build_backbone, feature_channels
+from prfnet.model.backbone import HubUnavailable, IdentityInitSE, build_backbone, feature_channels
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,7 @@ def test_hub_path_uses_timm_pretrained_weights(tmp_path, monkeypatch, caplog):
         return real_create(name, pretrained=pretrained, **kwargs)
 
     monkeypatch.setattr(backbone_mod.timm, "create_model", create_with_local_hub_file)
+    monkeypatch.setattr(backbone_mod, "hub_reachable", lambda: (True, ""))  # as if online
     with caplog.at_level(logging.INFO, logger="prfnet.model.backbone"):
         model = PRFNet(pretrained_backbone=True)
     assert calls == ["res2net50_26w_4s"]
@@ -122,7 +123,7 @@ def test_bad_weights_files_are_rejected(tmp_path):
         build_backbone("test_resnet", weights=garbage)
 
 
-def test_unreachable_hub_is_a_checkpoint_error_with_the_offline_hint(monkeypatch):
+def test_a_failed_download_is_a_checkpoint_error_with_the_offline_hint(monkeypatch):
     real_create = timm.create_model
 
     def offline_create(name, pretrained=False, **kwargs):
@@ -131,8 +132,70 @@ def test_unreachable_hub_is_a_checkpoint_error_with_the_offline_hint(monkeypatch
         return real_create(name, **kwargs)
 
     monkeypatch.setattr(backbone_mod.timm, "create_model", offline_create)
-    with pytest.raises(CheckpointError, match="backbone_weights"):
+    monkeypatch.setattr(backbone_mod, "hub_reachable", lambda: (True, ""))  # the probe passed, the download failed
+    with pytest.raises(
+        HubUnavailable, match=r"the download failed \(FileNotFoundError\); offline, pass backbone_weights"
+    ):
         build_backbone("test_resnet", pretrained=True)
+
+
+@pytest.fixture()
+def offline(monkeypatch):
+    """No hub: every connection fails at once, nothing is cached, and timm must not be asked to download."""
+    attempts = []
+
+    def refuse(address, timeout=None):
+        attempts.append((address, timeout))
+        raise OSError(-2, "Name or service not known")
+
+    real_create = timm.create_model
+
+    def no_download(name, pretrained=False, **kwargs):
+        if pretrained and "file" not in kwargs.get("pretrained_cfg_overlay", {}):
+            pytest.fail("timm was asked to download while offline (huggingface_hub would retry for a minute)")
+        return real_create(name, pretrained=pretrained, **kwargs)
+
+    monkeypatch.setattr(backbone_mod.socket, "create_connection", refuse)
+    monkeypatch.setattr(backbone_mod, "try_to_load_from_cache", lambda repo, name: None)
+    monkeypatch.setattr(backbone_mod.timm, "create_model", no_download)
+    monkeypatch.setattr(backbone_mod.hub_constants, "HF_HUB_OFFLINE", False)
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    return attempts
+
+
+def test_offline_fails_after_one_connection_attempt(offline):
+    with pytest.raises(HubUnavailable) as caught:
+        build_backbone("test_resnet", pretrained=True)
+    assert offline == [(("huggingface.co", 443), backbone_mod.HUB_PROBE_TIMEOUT_S)]  # one try, no retries
+    assert str(caught.value) == (
+        "cannot fetch the ImageNet weights of test_resnet: the hub (huggingface.co:443) is unreachable (Name or "
+        "service not known) and they are not in the local cache; offline, pass backbone_weights=PATH (a local "
+        ".safetensors file of timm's test_resnet), or pretrained_backbone=False"
+    )
+    assert isinstance(caught.value, CheckpointError) and caught.value.arch == "test_resnet"
+
+
+def test_hf_hub_offline_and_proxies(offline, monkeypatch):
+    monkeypatch.setattr(backbone_mod.hub_constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubUnavailable, match="HF_HUB_OFFLINE is set and they are not in the local cache"):
+        build_backbone("test_resnet", pretrained=True)
+    assert offline == []  # not even a probe
+    monkeypatch.setattr(backbone_mod.hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert backbone_mod.hub_reachable()[0] is False
+    assert offline[-1][0] == ("proxy.example", 3128)  # through a proxy, the proxy is what must answer
+
+
+def test_offline_with_a_warm_cache_loads_the_cached_file(offline, monkeypatch, tmp_path):
+    cached = tmp_path / "model.safetensors"
+    source = timm.create_model("test_resnet")
+    save_file(source.state_dict(), str(cached))
+    monkeypatch.setattr(
+        backbone_mod, "try_to_load_from_cache", lambda repo, name: str(cached) if "safetensors" in name else None
+    )
+    net = build_backbone("test_resnet", pretrained=True)
+    assert torch.equal(net.state_dict()["conv1.0.weight"], source.state_dict()["conv1.0.weight"])
 
 
 def test_sigmoid_se_gate_is_timms_se_and_format_1_checkpoints_keep_it(tmp_path):

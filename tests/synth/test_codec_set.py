@@ -5,6 +5,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -20,6 +25,7 @@ from prfnet.synth import distortions as sd
 from prfnet.synth import judge as jd
 from prfnet.synth.codec_set import FILES_HEADER, KINDS, synthesize_codec_clic
 
+SRC = Path(__file__).resolve().parents[2] / "src"
 SIZE = 256
 REFS = 3
 SEED = 5
@@ -229,3 +235,83 @@ def test_cli_codecs_json_summary(tmp_path, capsys, monkeypatch):
     assert 0 < doc["judge_accuracy"] < 1 and doc["n_keys"] == len(read_clic_triplets(doc["validation_csv"]))
     assert Path(doc["ceiling_json"]).is_file() and Path(doc["files_csv"]).is_file()
     assert doc["codecs"] == ["jpeg420", "jpeg444", "jpeg2000"]
+
+
+_SIGNALLED_SYNTH = """
+import os, signal, sys
+from pathlib import Path
+
+from prfnet.cli import main
+from prfnet.synth import codec_set
+
+marks = Path(sys.argv[2])
+
+
+def encode_until_ended(job):  # a pool worker: says that it runs, then works until something ends it
+    partial = marks / f".{os.getpid()}"
+    partial.write_text(str(os.getppid()))
+    os.replace(partial, marks / str(os.getpid()))  # whole when the test sees it
+    while True:
+        signal.pause()
+
+
+codec_set._encode_reference = encode_until_ended  # pickled by name: __main__ of the forked workers has it
+codec_set.cpus = lambda: 2
+sys.exit(main(["synth", sys.argv[1], "--kind", "codecs", "--refs", "6"]))
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is still a running (not zombie) process of the test's script."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z" and b"signalled_synth.py" in cmdline
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the worker pool forks: Linux only")
+@pytest.mark.parametrize(
+    ("signum", "to_group", "exit_code", "word"),
+    [
+        (signal.SIGTERM, True, 143, "terminated"),  # `timeout`, a scheduler: the whole process group
+        (signal.SIGTERM, False, 143, "terminated"),  # `kill PID`: the workers must not outlive the parent
+        (signal.SIGINT, True, 130, "interrupted"),  # Ctrl-C in a terminal: the whole process group
+    ],
+    ids=["sigterm-group", "sigterm-parent", "sigint-group"],
+)
+def test_a_signal_while_the_pool_encodes_ends_it_quietly(tmp_path, signum, to_group, exit_code, word):
+    """Signalled while both pool workers are busy: the one error line, 143/130, no traceback from a worker (no
+    BrokenPipeError, no KeyboardInterrupt), no staging folder, no worker left running."""
+    script, marks, out = tmp_path / "signalled_synth.py", tmp_path / "marks", tmp_path / "set"
+    script.write_text(_SIGNALLED_SYNTH)
+    marks.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(out), str(marks)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group, as a shell job's
+    )
+    try:
+        # wait (on the marks, not on a clock) until both workers are inside a job; the deadline only ends a hang
+        deadline = time.monotonic() + 300
+        while len(list(marks.glob("[0-9]*"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        workers = [int(p.name) for p in marks.glob("[0-9]*")]
+        assert len(workers) == 2 and {int(p.read_text()) for p in marks.glob("[0-9]*")} == {proc.pid}
+        (os.killpg if to_group else os.kill)(proc.pid, signum)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == exit_code, stderr
+    assert stdout == "" and "Traceback" not in stderr and "Error" not in stderr.replace("error:", "")
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and word in lines[0], stderr
+    assert not out.exists()  # the staging folder went, and the folder the run created with it
+    assert not [pid for pid in workers if _alive(pid)]

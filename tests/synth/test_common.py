@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+import prfnet.memory as memory
 from prfnet.errors import ConfigError, DataError
-from prfnet.synth.common import OUR_IMAGE, check_int, images_folder, remove_stale_images
+from prfnet.memory import NotEnoughMemory
+from prfnet.synth.common import OUR_IMAGE, check_int, check_set_memory, images_folder, remove_stale_images
 
 
 def test_remove_stale_images_removes_only_our_names_that_this_run_did_not_write(tmp_path):
@@ -35,3 +37,15 @@ def test_images_folder_and_check_int(tmp_path):
     for bad in (0, True, 2.0, "3"):
         with pytest.raises(ConfigError, match="synth: refs must be an integer >= 1"):
             check_int("synth", "refs", bad, 1)
+
+
+def test_check_set_memory_names_the_size_that_fits(monkeypatch):
+    monkeypatch.setattr(memory, "available_bytes", lambda device=None: 1000 * 1000 * 100)
+    # 10 references held (30 B/px) + 2 at work (2 x 35 B/px) = 100 B/px: 1000 px is an exact fit
+    check_set_memory("a set", 1000, refs=10, working=35, concurrent=2, size_name="--size")
+    with pytest.raises(
+        NotEnoughMemory, match=r"^a set needs about .*; use a smaller --size \(at most about 1000 px could fit here\)"
+    ):
+        check_set_memory("a set", 1001, refs=10, working=35, concurrent=2, size_name="--size")
+    monkeypatch.setattr(memory, "available_bytes", lambda device=None: None)  # unreadable: never refused
+    check_set_memory("a set", 10**6, refs=10, working=35, concurrent=2, size_name="--size")

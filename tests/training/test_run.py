@@ -65,6 +65,34 @@ def test_cli_bad_config_or_data_is_one_line_exit_2(clic_dir, tmp_path, capsys):
     assert not out.exists()  # nothing written for a run that could not start
 
 
+def test_cli_offline_hub_is_one_fast_line_naming_the_config_key(clic_dir, tmp_path, capsys, monkeypatch):
+    """Offline, a config asking for hub weights fails after one connection attempt (no huggingface_hub retries),
+    naming model.backbone_weights and its --set form, not Python's keyword; nothing is written."""
+    from prfnet.model import backbone as backbone_mod
+
+    attempts = []
+
+    def refuse(address, timeout=None):
+        attempts.append(address)
+        raise OSError(-2, "Name or service not known")
+
+    monkeypatch.setattr(backbone_mod.socket, "create_connection", refuse)
+    monkeypatch.setattr(backbone_mod, "try_to_load_from_cache", lambda repo, name: None)
+    monkeypatch.setattr(backbone_mod.hub_constants, "HF_HUB_OFFLINE", False)
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    config = tmp_path / "hub.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "model": {**TINY["model"], "pretrained_backbone": True}}))
+    out = tmp_path / "r"
+    assert main(["train", "--config", str(config), "--data", str(clic_dir), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and len(attempts) == 1
+    assert "model.pretrained_backbone: cannot fetch the ImageNet weights of test_resnet" in err
+    assert "set model.backbone_weights to a local .safetensors file" in err
+    assert "(--set model.backbone_weights=PATH)" in err and "pass backbone_weights=PATH" not in err
+    assert not out.exists()
+
+
 # -- training ------------------------------------------------------------------------------------
 class RecordStart(Callback):
     """Keeps a copy of the weights each step starts from."""

@@ -21,8 +21,10 @@ from . import infer, synth, train, ablate, evaluate, rd, demo, metrics, export  
 #: exit codes of an interruption: 128 + the signal number, as a shell reports a process killed by it
 INTERRUPTED_EXIT = 130  # SIGINT (Ctrl-C)
 TERMINATED_EXIT = 143  # SIGTERM
-#: commands that run Lightning fits keep Lightning's own SIGTERM handling (a checkpoint, then exit)
-_LIGHTNING_COMMANDS = ("train", "ablate", "demo")
+#: commands that run Lightning fits keep Lightning's own SIGTERM handling (a checkpoint, then exit). Not the demo: its
+#: fit is one stage of several (the pool of its encoding, the evaluation), and its run folder is discarded anyway;
+#: in its fit Lightning calls our handler after its own (prfnet.training.run._fit: still exit 143)
+_LIGHTNING_COMMANDS = ("train", "ablate")
 
 
 def _raise_terminated(signum, frame):

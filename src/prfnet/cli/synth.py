@@ -100,6 +100,11 @@ def synth(
     votes = DEFAULT_VOTES if votes is None else votes
     if votes < 1:
         raise fail(f"--votes must be >= 1, got {votes}")
+    command = f"prfnet synth --kind {kind.value} --size {size} --refs {refs}"
+    if kind is SynthKind.codecs:  # memory before the output folder: nothing is made for a set that cannot fit
+        codec_set.check_memory_for(refs, size, command=command)
+    else:
+        distortion_set.check_memory_for(refs, size, command=command)
     outputs = OutputSet(out, SYNTH_OUTPUTS).check()  # before any work
 
     with (

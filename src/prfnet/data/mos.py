@@ -14,7 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ._files import CaseInsensitiveFolder, csv_rows, parse_float, read_lines, require_dir, require_file
+from ._files import (
+    DECIMAL_COMMA_HINT,
+    CaseInsensitiveFolder,
+    check_field_count,
+    csv_rows,
+    parse_float,
+    read_lines,
+    require_dir,
+    require_file,
+)
 from .triplets import LabeledTriplet
 
 
@@ -37,8 +46,11 @@ class MosSet:
     name: str = ""
 
 
-def _header_columns(path: Path, rows: Iterator[tuple[int, list[str]]], required: tuple[str, ...]) -> dict[str, int]:
-    """Read the header row; map each required column name (case-insensitive) to its index."""
+def _header_columns(
+    path: Path, rows: Iterator[tuple[int, list[str]]], required: tuple[str, ...]
+) -> tuple[dict[str, int], list[str], int]:
+    """Read the header row: (each required column name (case-insensitive) -> its index, the header's fields, its
+    line)."""
     first = next(rows, None)
     if first is None:
         raise DataError(f"{path}: empty file (expected a header with columns {','.join(required)})")
@@ -50,7 +62,7 @@ def _header_columns(path: Path, rows: Iterator[tuple[int, list[str]]], required:
             f"{path}, line {line}: header must name the columns {','.join(required)}; missing {','.join(missing)} "
             f"(got {','.join(fields)})"
         )
-    return {name: names.index(name) for name in required}
+    return {name: names.index(name) for name in required}, fields, line
 
 
 def _field(path: Path, line: int, fields: list[str], index: int, column: str) -> str:
@@ -61,11 +73,13 @@ def _field(path: Path, line: int, fields: list[str], index: int, column: str) ->
 
 def _named_rows(path: Path, columns: tuple[str, str, str]) -> Iterator[tuple[int, str, str, float]]:
     """(line, first, second, score) of each row of a CSV whose header names ``columns`` (two image columns, then
-    the score column; any order in the file, extra columns ignored); fields checked in the order of ``columns``."""
+    the score column; any order in the file, extra columns ignored; every row as many fields as the header); fields
+    checked in the order of ``columns``."""
     rows = csv_rows(path)
-    cols = _header_columns(path, rows, columns)
+    cols, header, header_line = _header_columns(path, rows, columns)
     first, second, score = columns
     for line, fields in rows:
+        check_field_count(path, line, fields, header, header_line)
         a, b = (_field(path, line, fields, cols[c], c) for c in (first, second))
         yield line, a, b, parse_float(_field(path, line, fields, cols[score], score), path, line, score)
 
@@ -123,7 +137,10 @@ def read_pipal(root: str | Path, label_dir: str = "Train_Label") -> MosSet:
     for path in label_files:
         for line, fields in csv_rows(path):
             if len(fields) != 2:
-                raise DataError(f"{path}, line {line}: expected 2 fields <distorted name>,<ELO>, got {len(fields)}")
+                hint = DECIMAL_COMMA_HINT if len(fields) > 2 else ""
+                raise DataError(
+                    f"{path}, line {line}: expected 2 fields <distorted name>,<ELO>, got {len(fields)}{hint}"
+                )
             dist, score = fields[0], parse_float(fields[1], path, line, "ELO score")
             if len(Path(dist).stem) < 5:
                 raise DataError(f"{path}, line {line}: distorted name {dist!r} is shorter than a PIPAL reference id")

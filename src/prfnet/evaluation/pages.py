@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -167,11 +168,16 @@ def clic_report(
     reliability: tuple[np.ndarray, np.ndarray] | None,
     examples: Sequence,
     model=None,
+    simulated_votes: bool | None = None,
 ) -> Report:
     """Accuracy table, accuracy bars, PRFNet reliability diagram and example triplets; with ``model`` (the PRFNet
-    that was evaluated, ``shown`` being PRFNet) also its per-pixel maps of the examples (:func:`add_example_maps`)."""
+    that was evaluated, ``shown`` being PRFNet) also its per-pixel maps of the examples (:func:`add_example_maps`).
+    ``simulated_votes``: whether the oracle's votes are simulated, not people's (the figures then say "simulated
+    votes", not "human"); ``None``: :func:`votes_are_simulated` of ``oracle``."""
+    simulated = votes_are_simulated(oracle) if simulated_votes is None else simulated_votes
     report = Report("CLIC perceptual 2AFC evaluation")
-    report.add_text(f"Triplets: {csv}. Oracle: {oracle if oracle is not None else 'none (submissions only)'}.")
+    source = "none (submissions only)" if oracle is None else f"{oracle}" + (" (SIMULATED votes)" if simulated else "")
+    report.add_text(f"Triplets: {csv}. Oracle: {source}.")
     report.add_text(
         "accuracy: the official CLIC scorer (oracle dict keyed 'O,A,B', last row of a repeated key wins, "
         "matches / keys). majority: per unordered triplet against the majority of its votes, ties excluded. "
@@ -198,15 +204,37 @@ def clic_report(
         report.add_heading("PRFNet calibration")
         report.add_text(calibration_text(results.get(PRFNET) or {}))
         report.add_figure(
-            plot_reliability(*reliability, title="PRFNet reliability"),
-            "Predicted P(A closer) against the human vote fraction and the majority label, per probability bin.",
+            plot_reliability(
+                *reliability, title="PRFNet reliability", votes="simulated votes" if simulated else "human"
+            ),
+            f"Predicted P(A closer) against the {'simulated' if simulated else 'human'} vote fraction and the majority "
+            "label, per probability bin.",
         )
     if examples and shown is not None:
         report.add_heading(f"Example triplets ({shown})")
-        report.add_figure(plot_examples(examples), "R, A, B with the metric's decision and the human majority.")
+        majority = "the majority of the simulated votes" if simulated else "the human majority"
+        report.add_figure(plot_examples(examples), f"R, A, B with the metric's decision and {majority}.")
         if model is not None and shown == PRFNET:
             add_example_maps(report, examples, model)
     return report
+
+
+def votes_are_simulated(oracle: Path | None) -> bool:
+    """Whether ``oracle``'s votes come from a synthetic set of ``prfnet synth`` (the demo's too): its folder's
+    ``ceiling.json`` says ``"simulated": true`` (``--kind codecs``) or its ``README.txt`` says NOT HUMAN JUDGMENTS
+    (both kinds). CLIC's and BAPPS' own files have neither: their votes are people's."""
+    if oracle is None:
+        return False
+    folder = Path(oracle).parent
+    try:
+        if json.loads((folder / "ceiling.json").read_text(encoding="utf-8")).get("simulated") is True:
+            return True
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        return "NOT HUMAN JUDGMENTS" in (folder / "README.txt").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
 
 
 def add_example_maps(report: Report, examples: Sequence, model) -> bool:

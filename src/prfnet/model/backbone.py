@@ -17,11 +17,16 @@ running statistics can be frozen whatever ``.training`` says (see :func:`freeze_
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import timm
 import torch
 import torch.nn.functional as F
+from huggingface_hub import constants as hub_constants
+from huggingface_hub import try_to_load_from_cache
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from timm.layers import SEModule, make_divisible
@@ -41,6 +46,29 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 SE_GATES = ("identity", "sigmoid")
 #: ``backbone_norm`` choices: BatchNorm statistics frozen, or batch statistics shared by R, A and B
 BACKBONE_NORMS = ("frozen", "batch")
+#: peak memory of whole-image scoring, in bytes per pixel per image of the call (reference included), float32 on
+#: the CPU: the peak-RSS increase of ``PRFNet(name).rank(ref, two candidates)`` on uint8 images, divided by
+#: 3 x H x W (ru_maxrss of a fresh process, less the RSS after a warm-up at 64 px; /tmp-style script in
+#: docs/performance.md, "Memory"). seres2net50: 752 MiB at 1024 px (251 B/px), 230 MiB at 512 px (307 B/px);
+#: test_resnet (the tests' tiny backbone): 1229 MiB at 2048 px (102 B/px), 353 MiB at 1024 px (118 B/px). The
+#: larger image's value is kept: the factor falls towards it as fixed costs fade, so the estimate stays a lower bound.
+SCORING_BYTES_PER_PIXEL = {SE_RES2NET50: 250, "test_resnet": 100}
+#: seconds the one connection attempt to the hub (or the HTTPS proxy) may take before it counts as offline
+HUB_PROBE_TIMEOUT_S = 5.0
+_HUB_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm fetches from a hub repository, in its order
+
+
+class HubUnavailable(CheckpointError):
+    """The ImageNet weights of ``arch`` cannot be fetched: the hub is unreachable (offline) and they are not in the
+    local cache, or the download failed (``reason``). The training path names its config key instead of the Python
+    keyword (:func:`prfnet.training.run.build_model`)."""
+
+    def __init__(self, arch: str, reason: str):
+        self.arch, self.reason = arch, reason
+        super().__init__(
+            f"cannot fetch the ImageNet weights of {arch}: {reason}; offline, pass backbone_weights=PATH (a local "
+            f".safetensors file of timm's {arch}), or pretrained_backbone=False"
+        )
 
 
 class IdentityInitSE(nn.Module):
@@ -163,18 +191,68 @@ def build_backbone(
     if weights is not None:
         _load_into(net, _read_safetensors(Path(weights)), source=str(weights))
     elif pretrained:
-        try:
-            seed = timm.create_model(arch, pretrained=True)  # plain classifier, hub weights
-        except (OSError, RuntimeError) as exc:  # offline, no cache: huggingface_hub raises OSError subclasses
-            raise CheckpointError(
-                f"cannot fetch the ImageNet weights of {arch} from the hub ({type(exc).__name__}); offline, pass "
-                "backbone_weights=PATH (a local .safetensors file) instead"
-            ) from None
-        _load_into(net, seed.state_dict(), source=f"timm hub weights of {arch}")
+        _load_into(net, _hub_classifier(arch).state_dict(), source=f"timm hub weights of {arch}")
     for module in net.modules():
         if isinstance(module, IdentityInitSE):
             module.open_gate()
     return make_norms_freezable(net)
+
+
+def _hub_address() -> tuple[str, int] | None:
+    """(host, port) a hub download connects to first: the HTTPS proxy when one is set, else the hub endpoint
+    (``HF_ENDPOINT``)."""
+    proxy = next(
+        (os.environ[k] for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy") if os.environ.get(k)), ""
+    )
+    url = urlsplit(proxy if "://" in proxy else f"http://{proxy}" if proxy else hub_constants.ENDPOINT)
+    if not url.hostname:
+        return None
+    return url.hostname, url.port or (443 if url.scheme == "https" else 80)
+
+
+def hub_reachable() -> tuple[bool, str]:
+    """(whether the hub can be reached, why not): ``HF_HUB_OFFLINE`` set, or one TCP connection to the hub (or the
+    proxy) within :data:`HUB_PROBE_TIMEOUT_S` that fails. One try, where huggingface_hub retries every request five
+    times with back-off (about a minute of warnings when offline)."""
+    if hub_constants.HF_HUB_OFFLINE:
+        return False, "HF_HUB_OFFLINE is set"
+    address = _hub_address()
+    if address is None:
+        return True, ""
+    try:
+        with socket.create_connection(address, timeout=HUB_PROBE_TIMEOUT_S):
+            return True, ""
+    except OSError as exc:
+        return False, f"the hub ({address[0]}:{address[1]}) is unreachable ({exc.strerror or type(exc).__name__})"
+
+
+def _cached_hub_file(arch: str) -> str | None:
+    """The local cache's copy of the hub weights timm would fetch for ``arch``, if there is one."""
+    cfg = timm.models.get_pretrained_cfg(arch)
+    repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    if not repo:
+        return None
+    names = (cfg.hf_hub_filename,) if getattr(cfg, "hf_hub_filename", None) else _HUB_FILES
+    for name in names:
+        found = try_to_load_from_cache(repo, name)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def _hub_classifier(arch: str) -> nn.Module:
+    """timm's ``arch`` classifier with its ImageNet weights: from the hub when it is reachable, else from the local
+    cache without a request; :class:`HubUnavailable` at once when neither works (no retries offline)."""
+    online, why = hub_reachable()
+    if not online:
+        cached = _cached_hub_file(arch)
+        if cached is None:
+            raise HubUnavailable(arch, f"{why} and they are not in the local cache")
+        return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": cached})
+    try:
+        return timm.create_model(arch, pretrained=True)  # plain classifier, hub weights
+    except (OSError, RuntimeError) as exc:  # huggingface_hub raises OSError subclasses
+        raise HubUnavailable(arch, f"the download failed ({type(exc).__name__})") from None
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -216,6 +294,17 @@ def added_modules(net: nn.Module, name: str) -> list[nn.Module]:
     if name != SE_RES2NET50:
         return []
     return [m for path, m in net.named_modules() if path.rsplit(".", 1)[-1] == "se"]
+
+
+def scoring_bytes_per_pixel(net: nn.Module, name: str) -> float:
+    """Peak bytes per pixel per image of whole-image scoring with backbone ``net`` (named ``name``): the measured
+    :data:`SCORING_BYTES_PER_PIXEL`, else twice the float32 bytes of the feature maps ``net`` returns per input
+    pixel (below both measured values, 2.1x and 6.9x those bytes: a lower bound, so that nothing that fits is
+    refused)."""
+    if name in SCORING_BYTES_PER_PIXEL:
+        return SCORING_BYTES_PER_PIXEL[name]
+    info = net.feature_info
+    return 2 * sum(4 * c / r**2 for c, r in zip(info.channels(), info.reduction(), strict=True))
 
 
 def feature_channels(net: nn.Module) -> list[int]:

@@ -26,6 +26,7 @@ normalisation, pair difference, fusion, pooling, cross subtraction, head) runs i
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, InputError
+from ..memory import check_memory
 from . import maps
 from .backbone import (
     IMAGENET_MEAN,
@@ -43,12 +45,13 @@ from .backbone import (
     build_backbone,
     feature_channels,
     freeze_norm_statistics,
+    scoring_bytes_per_pixel,
 )
 from .blocks import FUSION_BLOCKS, PAIR_BLOCKS, PositiveLinear, unit_normalise
 from .checkpoint import INFERENCE_OPTIONS, CheckpointFile, load_checkpoint, save_checkpoint
 from .config import PRFNetConfig
 from .inference import InferencePolicy, compile_backbone, device_policy
-from .inputs import check_images, same_dtype, unit_float
+from .inputs import MIN_SIDE, check_images, same_dtype, unit_float
 from .tiling import tile_windows
 
 _PLAIN = InferencePolicy()
@@ -183,6 +186,40 @@ class PRFNet(nn.Module):
             return [(slice(None), slice(None))]
         t = self.config.tile_size
         return tile_windows(height, width, t, self.config.tile_stride or t)
+
+    def scoring_memory(self, height: int, width: int, images: int = 1) -> int:
+        """Estimated peak bytes of scoring ``images`` distorted images of ``height`` x ``width`` against one reference
+        (eval mode, the model's precision): :func:`~prfnet.model.backbone.scoring_bytes_per_pixel` of the backbone
+        x the pixels of one window (the whole image, or a tile when :meth:`will_tile`) x (``images`` + 1); half
+        that under 16-bit autocast. A lower bound (``docs/performance.md``, "Memory")."""
+        if self.will_tile(height, width):
+            height, width = min(height, self.config.tile_size), min(width, self.config.tile_size)
+        per_pixel = scoring_bytes_per_pixel(self.backbone, self.config.backbone)
+        if self.inference.autocast_dtype is not None:
+            per_pixel /= 2
+        return int(per_pixel * height * width * (images + 1))
+
+    def check_memory(self, height: int, width: int, images: int, what: str, held: int = 0) -> None:
+        """:class:`~prfnet.memory.NotEnoughMemory` (one line naming both amounts and a tile size that fits) when
+        :meth:`scoring_memory` plus ``held`` (bytes the caller holds beside it, e.g. the decoded images) is more than
+        the memory available on the model's device; called before any image is decoded or any backbone call by the
+        file API and the scoring engine. ``what``: the job, for the message."""
+        scoring = self.scoring_memory(height, width, images)
+        tiling = self.will_tile(height, width)
+        side = self.config.tile_size if tiling else None
+        window = min(height, side or height) * min(width, side or width)
+
+        def advice(available: int) -> str:
+            fits = math.isqrt(int(max(0, available - held) * window / scoring))  # the square window that would fit
+            tile = min(2048, fits // 256 * 256 if fits >= 256 else fits)
+            if tile < MIN_SIDE:
+                return "free some memory, or score fewer images at once (--batch-size)"
+            return (
+                f"score in {'smaller tiles' if tiling else 'tiles'}: --tile {tile} "
+                f"(Python: load_model(..., tile_size={tile}) or model.set_tiling({tile}))"
+            )
+
+        check_memory(scoring + held, what, advice, device=self.device)
 
     def freeze_norm_statistics(self, frozen: bool) -> PRFNet:
         """Freeze (``True``) the backbone's batch-norm statistics, in train mode too, or let them follow the

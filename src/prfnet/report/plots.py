@@ -86,12 +86,15 @@ def reliability_bins(prob: Sequence[float], target: Sequence[float], n_bins: int
     return tuple(np.array(col) for col in zip(*rows, strict=True)) if rows else tuple(np.empty(0) for _ in range(4))
 
 
-def plot_reliability(prob_a: Sequence[float], human_p_a: Sequence[float], n_bins: int = 10, title: str = ""):
-    """Reliability diagram of predicted P(A closer) against humans.
+def plot_reliability(
+    prob_a: Sequence[float], human_p_a: Sequence[float], n_bins: int = 10, title: str = "", votes: str = "human"
+):
+    """Reliability diagram of predicted P(A closer) against the votes.
 
     ``prob_a``: model probabilities in [0, 1]; ``human_p_a``: the fraction of judges who found A closer
     (the vote fraction). Plotted per probability bin: the mean vote fraction, and the fraction of
-    triplets whose majority label is A (ties excluded). A calibrated model lies on the diagonal.
+    triplets whose majority label is A (ties excluded). A calibrated model lies on the diagonal. ``votes``: who
+    voted, the vertical axis' label (``"simulated votes"`` for a synthetic set, whose judges are not people).
     """
     prob, human = np.asarray(prob_a, float), np.asarray(human_p_a, float)
     fig = _figure(5.0, 5.2)
@@ -104,7 +107,7 @@ def plot_reliability(prob_a: Sequence[float], human_p_a: Sequence[float], n_bins
     ax.plot(mean_p_maj, frac_a, "s--", label="fraction with majority A")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("human")
+    ax.set_ylabel(votes)
     ax.legend(loc="upper left", fontsize=8)
     if title:
         ax.set_title(title)

@@ -81,6 +81,7 @@ class ChunkScorer:
             if not need:
                 continue
             batch = dists if len(need) == len(chunk.rows) else dists[need]
+            _check_memory(metric, chunk, len(need), tuple(dists.shape[-2:]))
             r = ref
             if not getattr(metric, "accepts_uint8", False):  # the Metric protocol: float RGB in [0, 1]
                 r, batch = unit_float(ref), unit_float(batch)
@@ -103,6 +104,23 @@ class ChunkScorer:
                 raise RuntimeError(f"metric {metric.name} returned {values.shape[0]} scores for {len(need)} pairs")
             out[metric.name] = ([chunk.rows[k] for k in need], values)
         return out
+
+
+def _check_memory(metric, chunk: PairChunk, images: int, size: tuple[int, int]) -> None:
+    """PRFNet: :class:`~prfnet.memory.NotEnoughMemory` (one line suggesting ``--tile``) before a chunk whose backbone
+    pass needs more memory than is available on the model's device (:meth:`prfnet.model.PRFNet.check_memory`)."""
+    check = getattr(getattr(metric, "model", None), "check_memory", None)
+    if check is None:
+        return
+    height, width = size
+    model = metric.model
+    how = f"in {model.config.tile_size} px tiles" if model.will_tile(height, width) else "as whole images"
+    check(
+        height,
+        width,
+        images,
+        f"{metric.name}: scoring against {chunk.ref} ({width}x{height} px) {images} at a time {how}",
+    )
 
 
 def store_rows(out, ids, keys) -> list[tuple[str, str, str, float]]:

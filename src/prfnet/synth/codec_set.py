@@ -37,6 +37,7 @@ from .common import (
     SetSummary,
     balanced_flags,
     check_int,
+    check_set_memory,
     cpus,
     images_folder,
     map_in_order,
@@ -56,6 +57,11 @@ EASY_FRACTION = 0.25  # share of each reference's triplets drawn from pairs >= N
 VOTES_MIN, VOTES_MAX = 3, 15
 SWAPPED_FRACTION = 1 / 3  # triplets with some of their votes written as (O, B, A, 1 - T)
 MAX_WORKERS = 8  # default worker processes: the CPU count, at most this
+#: peak bytes per pixel of one reference's work in one process (its encodes at every codec and target, PNG
+#: writing, the judge's float64 buffers), beside the 3 bytes per pixel every reference holds: the peak-RSS increase
+#: of synthesize_codec_clic(refs=1, workers=1) is 265 B/px at 512 px and 273 B/px at 1024 px (docs/performance.md,
+#: "Memory"); the smaller, less those 3 bytes, is kept. Each worker process works on one reference.
+WORKING_BYTES_PER_PIXEL = 262
 FILES_HEADER = ("image", "reference", "codec", "quality", "target_bpp", "bpp", "psnr", "judge_distance")
 
 
@@ -264,6 +270,16 @@ Targets a codec could not reach within 10% were left out: {len(unreached)}{missi
 # ------------------------------------------------------------------------------------------- entry point
 
 
+def check_memory_for(refs: int, size: int, workers: int | None = None, command: str | None = None) -> None:
+    """:class:`~prfnet.memory.NotEnoughMemory` unless a codec set of ``refs`` references of ``size`` px, made by
+    ``workers`` processes (default: the usable CPUs, at most :data:`MAX_WORKERS`), fits in the memory available here
+    (:func:`~prfnet.synth.common.check_set_memory`); ``command``: the command line to name (the CLI)."""
+    workers = min(MAX_WORKERS, cpus()) if workers is None else workers
+    what = command or f"synthesize_codec_clic(refs={refs}, size={size}, workers={workers})"
+    concurrent = min(workers, refs)
+    check_set_memory(what, size, refs, WORKING_BYTES_PER_PIXEL, concurrent, "--size" if command else "size")
+
+
 def synthesize_codec_clic(
     out_dir: str | Path,
     refs: int = 16,
@@ -288,7 +304,8 @@ def synthesize_codec_clic(
     forked, Linux only; the result does not depend on it). Existing files of ours in ``out_dir`` are
     overwritten and stale ``images/ref_*.png`` removed. ``progress(done, total)`` is called after each reference.
     Raises ConfigError for bad arguments (CodecUnavailable for a codec Pillow lacks here), DataError if
-    ``out_dir`` is not a writable folder.
+    ``out_dir`` is not a writable folder, :class:`~prfnet.memory.NotEnoughMemory` before anything is made if the
+    set cannot fit in memory here.
     """
     refs = check_int("synthesize_codec_clic", "refs", refs, 1)
     size = check_int("synthesize_codec_clic", "size", size, MIN_SIZE)
@@ -311,6 +328,7 @@ def synthesize_codec_clic(
             f"(status here: {cd.codec_status()})"
         )
     codec_names = list(dict.fromkeys(codec_names))
+    check_memory_for(refs, size, workers)
 
     out_dir, images_dir = images_folder(out_dir)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
+import math
 import multiprocessing
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -17,9 +21,12 @@ from PIL import Image
 
 from ..errors import ConfigError, DataError
 from ..ioutil import atomic_write
+from ..memory import check_memory
 
 OUR_IMAGE = re.compile(r"ref_\d{3,}(_[A-Za-z0-9_.]+)?\.png")  # the images a set writes (and may remove as stale)
 PNG_COMPRESS_LEVEL = 3  # lossless either way; 3 is ~2x faster than the default 6
+#: bytes per pixel every reference holds for the whole run (the uint8 RGB references are made first)
+HELD_BYTES_PER_PIXEL = 3
 
 
 class SetSummary:
@@ -65,6 +72,21 @@ def remove_stale_images(images_dir: Path, written: set[str]) -> None:
             stale.unlink()
 
 
+def check_set_memory(what: str, size: int, refs: int, working: float, concurrent: int, size_name: str) -> None:
+    """:class:`~prfnet.memory.NotEnoughMemory` (before anything is allocated or written) unless a set of ``refs``
+    references of ``size`` x ``size`` px fits in the memory available here: it needs ``size**2 * (3 * refs +
+    working * concurrent)`` bytes, ``working`` being the measured peak bytes per pixel of one reference's work
+    (its float64 buffers, distortions, encodes) and ``concurrent`` the references worked on at once. The line
+    names the largest ``size_name`` that would fit."""
+    per_pixel = HELD_BYTES_PER_PIXEL * refs + working * concurrent
+
+    def advice(available: int) -> str:
+        fits = math.isqrt(int(available // per_pixel))
+        return f"use a smaller {size_name} (at most about {fits} px could fit here)"
+
+    check_memory(size * size * per_pixel, what, advice)
+
+
 def write_png(path: Path, img: np.ndarray) -> None:
     """An (H, W, 3) uint8 RGB array as a PNG, written atomically."""
     with atomic_write(path, "wb") as f:
@@ -101,7 +123,11 @@ def cpus() -> int:
 
 def map_in_order(function: Callable, jobs: list, workers: int, progress: Callable[[int, int], None] | None) -> list:
     """``[function(job) for job in jobs]``; ``workers`` > 1 forks processes (Linux only); ``progress(done, total)``
-    after each job. ``function`` must be a module-level function (it is pickled by name)."""
+    after each job. ``function`` must be a module-level function (it is pickled by name).
+
+    Signals are the parent's to handle: a worker ignores SIGINT (Ctrl-C reaches the whole process group), dies
+    without a traceback on SIGTERM, and gets SIGTERM when the parent process dies; the parent ends the pool on
+    any exception (Ctrl-C, SIGTERM as :class:`~prfnet.errors.Terminated`), so no worker is left writing to it."""
     results: list = []
 
     def done(result) -> None:
@@ -112,10 +138,36 @@ def map_in_order(function: Callable, jobs: list, workers: int, progress: Callabl
     if workers > 1 and len(jobs) > 1 and sys.platform.startswith("linux"):
         # fork: the workers inherit the imported modules (no re-import of torch); they only run
         # numpy/scipy/Pillow. Each job is deterministic on its own, so results do not depend on `workers`.
-        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+        context = multiprocessing.get_context("fork")
+        # a worker starts with SIGINT/SIGTERM blocked (the mask of the forking thread: the pool's own threads are
+        # started here too), so the parent's Python handlers it inherits never run in it: _quiet_worker replaces
+        # them, then unblocks
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS)
+        try:
+            pool = context.Pool(min(workers, len(jobs)), initializer=_quiet_worker, initargs=(os.getpid(),))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        with pool:  # leaving it, normally or by an exception, terminates the workers (SIGTERM: they end quietly)
             for result in pool.imap(function, jobs):
                 done(result)
     else:
         for job in jobs:
             done(function(job))
     return results
+
+
+_WORKER_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _quiet_worker(parent: int) -> None:
+    """Pool initializer: Ctrl-C is ignored (the parent ends the pool), SIGTERM ends the worker without a traceback,
+    and the parent's death sends it SIGTERM (no worker outlives a killed parent, writing tracebacks about its
+    broken pipe); then the signals blocked at the fork are let in."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    with contextlib.suppress(OSError, AttributeError):  # no prctl: the parent's pool.terminate() still ends it
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)

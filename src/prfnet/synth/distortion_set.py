@@ -25,10 +25,23 @@ import numpy as np
 from ..errors import DataError
 from ..ioutil import atomic_write
 from . import distortions as sd
-from .common import SetSummary, balanced_flags, check_int, images_folder, remove_stale_images, write_png, write_rows
+from .common import (
+    SetSummary,
+    balanced_flags,
+    check_int,
+    check_set_memory,
+    images_folder,
+    remove_stale_images,
+    write_png,
+    write_rows,
+)
 
 KINDS = ("within_family", "matched_mse")
 MIN_SIZE = 64
+#: peak bytes per pixel of one reference's work (float64 buffers, ~20 distorted images, PNG encoding), beside the
+#: 3 bytes per pixel every reference holds: the peak-RSS increase of synthesize_clic(refs=1) is 266, 229 and 211 B/px
+#: at 512, 1024 and 2048 px (docs/performance.md, "Memory"); the largest size's value, less those 3 bytes, is kept
+WORKING_BYTES_PER_PIXEL = 208
 
 #: (family, (milder level, stronger level) options). Levels are far apart so that the order is unambiguous.
 FAMILY_LEVELS: dict[str, tuple[tuple[float, float], ...]] = {
@@ -202,6 +215,14 @@ def _clic_rows(triplets: list[tuple[str, str, str, str]], votes: int, seed: int)
     return validation, kinds_rows, [oracle[i] for i in rng.permutation(len(oracle))]
 
 
+def check_memory_for(refs: int, size: int, command: str | None = None) -> None:
+    """:class:`~prfnet.memory.NotEnoughMemory` unless a set of ``refs`` references of ``size`` px fits in the memory
+    available here (:func:`~prfnet.synth.common.check_set_memory`); ``command``: the command line to name (the CLI),
+    else the function call is named."""
+    what = command or f"synthesize_clic(refs={refs}, size={size})"
+    check_set_memory(what, size, refs, WORKING_BYTES_PER_PIXEL, 1, "--size" if command else "size")
+
+
 def synthesize_clic(
     out_dir: str | Path,
     refs: int = 12,
@@ -216,7 +237,8 @@ def synthesize_clic(
     ``refs`` >= 1 references of ``size`` x ``size`` (>= 64) pixels, ~10 triplets each; ``seed`` >= 0;
     ``votes`` >= 1 oracle rows per triplet. Existing files of ours in ``out_dir`` are overwritten and stale
     ``images/ref_*.png`` removed. ``progress(done, total)`` is called after each reference.
-    Raises ConfigError for bad arguments, DataError if ``out_dir`` is not a writable folder.
+    Raises ConfigError for bad arguments, DataError if ``out_dir`` is not a writable folder,
+    :class:`~prfnet.memory.NotEnoughMemory` before anything is made if the set cannot fit in memory here.
     """
     refs, size, seed, votes = (
         check_int("synthesize_clic", name, value, minimum)
@@ -227,6 +249,7 @@ def synthesize_clic(
             ("votes", votes, 1),
         )
     )
+    check_memory_for(refs, size)
     out_dir, images_dir = images_folder(out_dir)
 
     triplets: list[tuple[str, str, str, str]] = []  # (O, better, worse, kind)

@@ -38,6 +38,7 @@ from ..outputs import OutputSet
 from ..report.html import Report
 from ..stats.bootstrap import accuracy_ci, paired_difference
 from .config import TrainConfig, load_train_config
+from .preflight import check_trainer_settings
 from .run import FINAL_MODEL, _holds_a_run, env_global_rank_is_zero, train
 
 log = logging.getLogger(__name__)
@@ -261,6 +262,8 @@ def run_ablation(
     zero = env_global_rank_is_zero()
     json_path = out_dir / ABLATION_JSON
     outputs = OutputSet(out_dir, ABLATION_OUTPUTS).check("ablation folder") if zero else None  # before any training
+    for cfg in configs.values():  # trainer settings too: a mistake is one line before the folder is marked
+        check_trainer_settings(cfg)
     _check_previous(json_path, config)
     document = {
         "format": FORMAT,

@@ -34,9 +34,10 @@ from lightning.pytorch.callbacks import Callback, OnExceptionCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from ..errors import ConfigError, Terminated
+from ..errors import CheckpointError, ConfigError, Terminated
 from ..ioutil import atomic_write
 from ..model import PRFNet
+from ..model.backbone import HubUnavailable
 from ..outputs import check_output_dir
 from .checkpoints import INTERRUPTED, RollingCheckpoint, drop_stale_checkpoints, newest_checkpoint
 from .config import ModelSettings, TrainConfig, dump_config
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 STEP_DIRS = {"classification": "step1_classification", "regression": "step2_regression"}
 FINAL_MODEL = "model.safetensors"
 STEP_MODEL = "model.safetensors"
+#: the end of the message of an interrupted ``prfnet train`` (see :func:`train`'s ``resume_hint``)
+RESUME_HINT = "continue with --resume"
 #: model settings that only choose the initial weights: a resumed run may change them
 INITIAL_WEIGHTS = ("pretrained_backbone", "backbone_weights")
 _QUIET = (
@@ -93,18 +96,25 @@ def env_global_rank_is_zero() -> bool:
 def build_model(config: TrainConfig, load_pretrained: bool = True) -> PRFNet:
     """A fresh PRFNet from ``config.model`` (backbone weights only when ``load_pretrained``)."""
     m = config.model
-    return PRFNet(  # an unreachable hub raises CheckpointError naming model.backbone_weights' offline use
-        backbone=m.backbone,
-        pretrained_backbone=m.pretrained_backbone and load_pretrained,
-        backbone_weights=m.backbone_weights if load_pretrained else None,
-        pair_block=m.pair_block,
-        fusion=m.fusion,
-        pair_channels=m.pair_channels,
-        fusion_channels=m.fusion_channels,
-        attention=m.attention,
-        se_gate=m.se_gate,
-        backbone_norm=m.backbone_norm,
-    )
+    try:
+        return PRFNet(
+            backbone=m.backbone,
+            pretrained_backbone=m.pretrained_backbone and load_pretrained,
+            backbone_weights=m.backbone_weights if load_pretrained else None,
+            pair_block=m.pair_block,
+            fusion=m.fusion,
+            pair_channels=m.pair_channels,
+            fusion_channels=m.fusion_channels,
+            attention=m.attention,
+            se_gate=m.se_gate,
+            backbone_norm=m.backbone_norm,
+        )
+    except HubUnavailable as exc:  # one line in the config's and the command line's terms, not Python's
+        raise CheckpointError(
+            f"model.pretrained_backbone: cannot fetch the ImageNet weights of {exc.arch}: {exc.reason}; set "
+            f"model.backbone_weights to a local .safetensors file of timm's {exc.arch} (--set "
+            "model.backbone_weights=PATH), or train from scratch (--set model.pretrained_backbone=false)"
+        ) from None
 
 
 @dataclass
@@ -179,9 +189,11 @@ def make_trainer(config: TrainConfig, plan: StepPlan, progress: bool, callbacks:
     )
 
 
-def _fit(trainer: L.Trainer, module: PRFNetModule, data: TripletDataModule, plan: StepPlan) -> None:
+def _fit(
+    trainer: L.Trainer, module: PRFNetModule, data: TripletDataModule, plan: StepPlan, resume_hint: str | None
+) -> None:
     """``trainer.fit``; an interruption becomes a KeyboardInterrupt (Ctrl-C) or :class:`Terminated` (SIGTERM)
-    with a resume hint."""
+    naming the checkpoint and ``resume_hint`` (``None``: the caller discards the run folder, so neither is named)."""
     try:
         # Lightning prints its progress bar and model summary on stdout: stderr keeps stdout for --json documents
         with contextlib.redirect_stdout(sys.stderr):
@@ -191,11 +203,14 @@ def _fit(trainer: L.Trainer, module: PRFNetModule, data: TripletDataModule, plan
             raise
         if isinstance(exc, SystemExit):  # Lightning ignores SIGINT after a Ctrl-C; give it back to Python
             signal.signal(signal.SIGINT, signal.default_int_handler)
+        # SIGTERM: Lightning's own handler (SIGTERMException), or a handler of the caller's raising Terminated in
+        # the fit, which Lightning ends with SystemExit like a Ctrl-C
+        terminated = isinstance(exc, SIGTERMException) or isinstance(exc.__context__, Terminated)
         ckpt = plan.directory / "checkpoints" / f"{INTERRUPTED}.ckpt"
-        what = "terminated (SIGTERM)" if isinstance(exc, SIGTERMException) else "interrupted"
-        message = f"training {what} in step {plan.name}; checkpoint {ckpt}; continue with --resume"
-        interruption = Terminated if isinstance(exc, SIGTERMException) else KeyboardInterrupt
-        raise interruption(message) from exc  # the CLI prints it as its one line (exit 143 or 130)
+        what = "terminated (SIGTERM)" if terminated else "interrupted"
+        where = f"; checkpoint {ckpt}; {resume_hint}" if resume_hint else ""
+        interruption = Terminated if terminated else KeyboardInterrupt
+        raise interruption(f"training {what} in step {plan.name}{where}") from exc  # the CLI's one line (143, 130)
 
 
 def _saved_config(out_dir: Path) -> dict:
@@ -283,6 +298,8 @@ def train(
     resume: bool = False,
     progress: bool = True,
     callbacks: list[Callback] | None = None,
+    *,
+    resume_hint: str | None = RESUME_HINT,
 ) -> TrainResult:
     """Train PRFNet in two steps and write the run folder ``out_dir`` (layout in the module docstring).
 
@@ -292,7 +309,9 @@ def train(
     run is returned as is, ``already_finished=True``); without it, ``out_dir`` must not hold a run.
     ``callbacks``: extra Lightning callbacks given to both steps' trainers. Runs on every DDP rank; only
     global rank 0 writes the shared outputs. Ctrl-C/SIGTERM save ``checkpoints/interrupted.ckpt`` and raise
-    KeyboardInterrupt.
+    KeyboardInterrupt (:class:`~prfnet.errors.Terminated` for SIGTERM) whose message names that checkpoint and ends
+    with ``resume_hint`` (how the caller's user continues); ``None`` where the caller discards ``out_dir`` on an
+    interruption (the demo): the message then names neither.
     """
     out_dir = Path(out_dir)
     config = copy.deepcopy(config)  # the caller's config is left as it was
@@ -348,7 +367,7 @@ def train(
                     model = PRFNet.from_pretrained(plan.directory / STEP_MODEL).train()
                     continue
                 extra = list(callbacks or [])
-                model, trainer = _run_step(config, datamodules[plan.name], plan, model, progress, extra)
+                model, trainer = _run_step(config, datamodules[plan.name], plan, model, progress, extra, resume_hint)
         finally:
             torch.set_num_threads(threads)
     assert model is not None  # validate() refuses configs with no epochs at all
@@ -365,7 +384,9 @@ def _datamodule(config: TrainConfig, data: TrainingData, step: str) -> TripletDa
     return TripletDataModule(train_items, data.val, config.data, config.seed)
 
 
-def _run_step(config: TrainConfig, datamodule: TripletDataModule, plan: StepPlan, model, progress, callbacks):
+def _run_step(
+    config: TrainConfig, datamodule: TripletDataModule, plan: StepPlan, model, progress, callbacks, resume_hint
+):
     """Fit one step of ``model`` (the initial one, or the previous step's); returns (trained model, trainer)."""
     L.seed_everything(config.seed, workers=True, verbose=False)
     settings = getattr(config.steps, plan.name)
@@ -375,7 +396,7 @@ def _run_step(config: TrainConfig, datamodule: TripletDataModule, plan: StepPlan
         log.info("step %s: resuming from %s", plan.name, plan.checkpoint)
     elif plan.action == "fresh" and (plan.directory / "checkpoints").is_dir():
         log.warning("step %s: no readable checkpoint in %s: the step starts again", plan.name, plan.directory)
-    _fit(trainer, module, datamodule, plan)
+    _fit(trainer, module, datamodule, plan, resume_hint)
     if trainer.is_global_zero:
         module.model.save_pretrained(plan.directory / STEP_MODEL, metadata={"step": plan.name})
         drop_stale_checkpoints(trainer)
