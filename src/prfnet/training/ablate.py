@@ -286,7 +286,10 @@ def run_ablation(
         else:
             log.info("%s: %s", folder, "resuming" if resume else "training")
             trained.append(f"{folder_name(variant)}/seed{seed}")
-        train(cfg, data_dir, folder, resume=resume, progress=progress, callbacks=callbacks)
+        train(
+            cfg, data_dir, folder, resume=resume, progress=progress, callbacks=callbacks,
+            resume_hint="rerun the same prfnet ablate command to continue",
+        )  # fmt: skip
 
     result = AblationResult(json_path, out_dir / ABLATION_PNG, out_dir / REPORT_HTML, trained=trained)
     if not zero:
