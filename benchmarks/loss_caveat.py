@@ -29,6 +29,7 @@ from skimage import data
 
 from prfnet import PRFNet, PRFNetLoss
 from prfnet.baselines import ssim_matlab
+from prfnet.images import unit_float
 
 IMAGES = ("astronaut", "coffee", "chelsea")
 
@@ -49,7 +50,7 @@ def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
 
 
 def tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255
+    return unit_float(torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None])  # uint8 -> [0, 1], as load_image
 
 
 def psnr(ref: torch.Tensor, x: torch.Tensor) -> float:
