@@ -23,6 +23,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n N`: N processes share th
     torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """prfnet's cache folder (the onnxruntime graphs) in this test run's temporary folder, never the user's; the
+    command-line processes the tests start inherit it."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PRFNET_CACHE", str(tmp_path_factory.mktemp("prfnet-cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def tiny_model() -> PRFNet:
     torch.manual_seed(0)

@@ -19,6 +19,7 @@ LAYERS = {
     "ioutil": 0,
     "images": 1,
     "memory": 1,
+    "cache": 1,
     "store": 1,
     "outputs": 1,
     "model": 2,

@@ -11,7 +11,6 @@ at a time to float32 in [0, 1], so a tiled model scores images far larger than f
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 from .errors import InputError, ModelOutputError
 from .images import DEFAULT_MAX_PIXELS, image_size, load_image, unit_float
 from .model import PRFNet
+from .model.digest import weights_digest, weights_sha256
 from .model.loading import CHECKPOINT_ENV, NO_CHECKPOINT_HELP, load_model, model_name, resolve_device
 
 __all__ = [
@@ -53,28 +53,19 @@ def finite_outputs(model, values: torch.Tensor, what: str) -> list[float]:
     return values.tolist()
 
 
-def weights_digest(model: torch.nn.Module) -> str:
-    """SHA-256 (hex) of the model's state dict as it is now: every tensor's name and bytes, in name order."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
 def model_identity(model: PRFNet, checkpoint_digest: str | None = None) -> str:
     """What a score store keys this model's scores on, as the model is now:
     ``prfnet/<sha256[:16]>/<tiling>/<precision>``: the SHA-256 of the checkpoint file that holds the model's
     weights (``model.checkpoint_file``, set by :func:`load_model` / ``PRFNet.from_pretrained``, unchanged on disk
     since; the file is read here unless the caller passes its ``checkpoint_digest``), else of the weights
     (:func:`weights_digest`, at each call, since in-memory weights may change); the tiling (``whole`` or
-    ``tile-<size>x<stride>``) and the backbone precision (``fp32``, ``bf16``, ``fp16``)."""
-    file = getattr(model, "checkpoint_file", None)
-    fresh = file is not None and file.unchanged()
-    digest = (checkpoint_digest or file.sha256()) if fresh else weights_digest(model)
+    ``tile-<size>x<stride>``) and the backbone precision (``fp32``, ``bf16``, ``fp16``), and ``/onnxruntime`` when
+    the model scores in onnxruntime (its scores agree with PyTorch's to float rounding, not bit for bit)."""
+    digest = weights_sha256(model, checkpoint_digest)
     c = model.config
     tiling = "whole" if c.tile_size is None else f"tile-{c.tile_size}x{c.tile_stride or c.tile_size}"
-    return f"prfnet/{digest[:16]}/{tiling}/{model.inference.precision}"
+    runtime = "" if getattr(model, "runtime", None) is None else f"/{model.runtime.name}"
+    return f"prfnet/{digest[:16]}/{tiling}/{model.inference.precision}{runtime}"
 
 
 @dataclass

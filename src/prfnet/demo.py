@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .api import Comparison, compare_files
+from .api import Comparison, compare_files, load_model
 from .baselines import BASELINE_NAMES, learned
 from .data import Triplet, read_clic_oracle, read_clic_triplets, split_by_reference, write_clic_csv
 from .data.clic import read_kinds
@@ -37,6 +37,7 @@ from .errors import ConfigError, Terminated
 from .evaluation import evaluate_clic
 from .ioutil import json_safe, write_json
 from .model import PRFNet
+from .model.runtime import check_runtime, check_threads
 from .outputs import MANIFEST, OutputSet
 from .report.html import Report
 from .scoring.metrics import PRFNET, PRFNetMetric, parse_metric_names
@@ -150,14 +151,19 @@ def run_demo(
     stage: Callable[[str], None] = log.info,
     *,
     store: ScoreStore | str | Path | None = DEFAULT_STORE,
+    runtime: str = "torch",
+    threads: int | None = None,
 ) -> DemoResult:
     """Run the whole pipeline into ``out_dir`` (see the module docstring for what it writes).
 
     A previous demo in ``out_dir`` is replaced. ``metrics``: default :func:`default_demo_metrics`. ``stage``
     receives one line per stage. ``store``: the evaluation's score store (:func:`prfnet.store.resolve_store`;
     default ``out_dir/scores.sqlite``, outside the set, kept between runs; ``None``: none). The folder and the
-    store are checked before anything is written or trained.
+    store are checked before anything is written or trained. ``runtime``, ``threads``: what scores the trained model
+    in the evaluation and the comparison (:func:`prfnet.api.load_model`; training is PyTorch's), checked first.
     """
+    check_runtime(runtime)
+    check_threads(threads)
     metrics = tuple(metrics or default_demo_metrics())
     _check_metric_names(metrics)
     if size < MIN_SIZE:
@@ -183,12 +189,14 @@ def run_demo(
         stage(f"2/5 training both steps ({config} config) on {len(train_refs)} references; {len(test_refs)} held out")
         # resume_hint=None: the run folder is staged and goes with the rest on an interruption (no --resume)
         trained = train(cfg, data_dir, outputs.path("train"), progress=progress, resume_hint=None)
-        model = PRFNet.from_pretrained(trained.model_path)
+        model = load_model(trained.model_path, "cpu", runtime=runtime, threads=threads)
         model.save_pretrained(outputs.path("model.safetensors"), metadata={"trained_with": "prfnet demo"})
 
         ceiling = judge_ceiling_on(data_dir, data_dir / "test_oracle.csv")
         step1 = outputs.path("train") / STEP_DIRS["classification"] / STEP_MODEL
-        brier_step1 = _held_out_brier(step1, data_dir) if PRFNET in metrics and step1.is_file() else None
+        brier_step1 = None
+        if PRFNET in metrics and step1.is_file():
+            brier_step1 = _held_out_brier(load_model(step1, "cpu", runtime=runtime, threads=threads), data_dir)
 
         stage_of.doing = "evaluating"
         stage(f"3/5 evaluating PRFNet and the baselines on the held-out references ({', '.join(metrics)})")
@@ -258,14 +266,14 @@ class _Stage:
         return False
 
 
-def _held_out_brier(model_path: Path, data_dir: Path) -> float | None:
+def _held_out_brier(model: PRFNet, data_dir: Path) -> float | None:
     """Brier score of a model's P(A closer) against the held-out vote fractions (step 1's model, for the record of
     what step 2 changed)."""
     results = evaluate_clic(
         data_dir / "test_validation.csv",
         root=data_dir / "images",
         oracle=data_dir / "test_oracle.csv",
-        metrics=[PRFNetMetric(PRFNet.from_pretrained(model_path))],
+        metrics=[PRFNetMetric(model)],
         progress=False,
     )
     return results[PRFNET].get("brier")

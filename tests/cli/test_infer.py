@@ -140,3 +140,34 @@ def test_module_entry_point_runs_without_traceback(files):
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)[0]["score"] > 0
+
+
+def test_onnxruntime_gives_the_answers_of_pytorch(capsys, files):
+    pytest.importorskip("onnxruntime")
+    ref, a, b, ckpt = files["ref"], files["d0"], files["d2"], files["ckpt"]
+    answers = {}
+    for runtime in ("torch", "onnxruntime"):
+        code, out, err = run(capsys, "compare", ref, a, b, "-c", ckpt, "--json", "--runtime", runtime, "--threads", "1")
+        assert code == 0, err
+        answers[runtime] = json.loads(out)
+        code, out, err = run(capsys, "rank", ref, a, b, files["d1"], "-c", ckpt, "--json", "--runtime", runtime)
+        assert code == 0, err
+        answers[runtime]["rank"] = json.loads(out)
+    torch_side, ort_side = answers["torch"], answers["onnxruntime"]
+    assert ort_side["prob_a"] == pytest.approx(torch_side["prob_a"], abs=1e-5)
+    assert ort_side["score_a"] == pytest.approx(torch_side["score_a"], rel=1e-4)
+    assert [r["path"] for r in ort_side["rank"]] == [r["path"] for r in torch_side["rank"]]
+    assert [r["score"] for r in ort_side["rank"]] == pytest.approx([r["score"] for r in torch_side["rank"]], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--runtime", "tensorrt"], "--runtime must be one of torch, onnxruntime, got 'tensorrt'"),
+        (["--runtime", "onnxruntime", "--device", "cuda"], "--runtime onnxruntime runs on the CPU"),
+    ],
+)
+def test_runtime_mistakes_are_one_line_before_the_model_loads(capsys, files, options, message):
+    code, out, err = run(capsys, "score", files["ref"], files["d0"], "-c", files["ckpt"], *options)
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [f"error: {err.strip().removeprefix('error: ')}"] and message in err

@@ -24,7 +24,7 @@ def test_model_loader_checks_options_now_and_loads_when_called(monkeypatch, caps
     assert loader() == "the model"
     assert load.calls[-1] == (
         (None, "cpu", True, "test_resnet", 64, 32),
-        {"warn": False, "precision": "bf16", "compile": True},
+        {"warn": False, "precision": "bf16", "compile": True, "runtime": "torch", "threads": None},
     )  # no seed here: load_model seeds a --random-init model the same way for every command
     assert "--random-init: untrained weights" in capsys.readouterr().err
     model_loader(Path("w.safetensors"), "cpu", True, "test_resnet")()

@@ -124,6 +124,24 @@ def test_default_store_beside_the_outputs_and_a_rerun_scores_nothing(capsys, cli
     assert not (tmp_path / "plain" / "scores.sqlite").exists() and "scores stored" not in err
 
 
+def test_onnxruntime_scores_are_stored_under_their_own_identity(capsys, clic_set, tmp_path, chunks_scored):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "out"
+    code, torch_run, err = _run(capsys, _argv(clic_set, out, "--metrics", "prfnet"))
+    assert code == 0, err
+    chunks_scored.clear()
+    code, ort_run, err = _run(capsys, _argv(clic_set, out, "--metrics", "prfnet", "--runtime", "onnxruntime"))
+    assert code == 0, err
+    assert sum(chunks_scored) == 6  # nothing taken from PyTorch's scores in the store
+    with ScoreStore(out / "scores.sqlite") as store:
+        identities = sorted(store.metrics())
+    assert len(identities) == 2 and identities[1] == identities[0] + "/onnxruntime"
+    torch_doc, ort_doc = _results(torch_run)["prfnet"], _results(ort_run)["prfnet"]
+    assert set(ort_doc) == set(torch_doc)
+    for key, value in torch_doc.items():  # the same figures, to float rounding of the probabilities
+        assert ort_doc[key] == (pytest.approx(value, abs=1e-5) if isinstance(value, float) else value), key
+
+
 def test_store_option_puts_the_store_elsewhere(capsys, clic_set, tmp_path):
     store = tmp_path / "cache" / "mine.db"
     code, _, err = _run(capsys, _argv(clic_set, tmp_path / "out", "--store", store))

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .app import app, err, setup_logging
-from .options import JsonOpt, VerboseOpt
+from .options import JsonOpt, RuntimeOpt, ThreadsOpt, VerboseOpt
 
 
 def _fmt(value) -> str:
@@ -42,6 +42,8 @@ def demo(
             "DISTS only when their VGG16 weights are already on disk).",
         ),
     ] = None,
+    runtime: RuntimeOpt = "torch",
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
     verbose: VerboseOpt = False,
@@ -68,6 +70,8 @@ def demo(
         metrics=names,
         progress=progress,
         stage=lambda s: err.print(f"[bold]{s}", soft_wrap=True),
+        runtime=runtime,
+        threads=threads,
     )
     elapsed = time.perf_counter() - start
     if as_json:

@@ -34,8 +34,10 @@ from .options import (
     OutDirOpt,
     PrecisionOpt,
     RandomOpt,
+    RuntimeOpt,
     StoreOpt,
     StrideOpt,
+    ThreadsOpt,
     TileOpt,
     VerboseOpt,
     WorkersOpt,
@@ -48,11 +50,13 @@ DEFAULT_OUT = Path("prfnet-eval")  # --out default: prfnet-eval/<protocol>
 
 
 def _prepare(protocol, out, out_dir, store, no_store, checkpoint, device, random_init, backbone, tile, tile_stride,
-             verbose, precision, compile_backbone):  # fmt: skip
+             verbose, precision, compile_backbone, runtime, threads):  # fmt: skip
     """(model loader, output folder, ``store=`` keyword) of an eval command, its options checked before anything is
     read; the library checks the output folder and loads the model after its own input checks."""
     setup_logging(verbose)
-    model = model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, precision, compile_backbone)
+    model = model_loader(
+        checkpoint, device, random_init, backbone, tile, tile_stride, precision, compile_backbone, runtime, threads
+    )
     return model, out_value(out, out_dir, DEFAULT_OUT / protocol), store_argument(store, no_store)
 
 
@@ -125,6 +129,8 @@ def clic(
     workers: WorkersOpt = 2,
     precision: PrecisionOpt = "fp32",
     compile_backbone: CompileOpt = False,
+    runtime: RuntimeOpt = "torch",
+    threads: ThreadsOpt = None,
     verbose: VerboseOpt = False,
 ):
     """CLIC perceptual 2AFC: a submission_<metric>.csv per metric (O,A,B,T; T=0: A closer) and, with
@@ -135,7 +141,7 @@ def clic(
 
     model, out, stored = _prepare(
         "clic", out, out_dir, store, no_store, checkpoint, device, random_init, backbone, tile, tile_stride, verbose,
-        precision, compile_backbone,
+        precision, compile_backbone, runtime, threads,
     )  # fmt: skip
     results = evaluate_clic(
         csv,
@@ -179,6 +185,8 @@ def bapps(
     workers: WorkersOpt = 2,
     precision: PrecisionOpt = "fp32",
     compile_backbone: CompileOpt = False,
+    runtime: RuntimeOpt = "torch",
+    threads: ThreadsOpt = None,
     verbose: VerboseOpt = False,
 ):
     """BAPPS 2AFC score (LPIPS paper) per subset and overall:
@@ -188,7 +196,7 @@ def bapps(
 
     model, out, stored = _prepare(
         "bapps", out, out_dir, store, no_store, checkpoint, device, random_init, backbone, tile, tile_stride, verbose,
-        precision, compile_backbone,
+        precision, compile_backbone, runtime, threads,
     )  # fmt: skip
     results = evaluate_bapps(
         root, metrics=[metrics], model=model, out_dir=out, device=device, progress=not no_progress,
@@ -229,6 +237,8 @@ def mos(
     workers: WorkersOpt = 2,
     precision: PrecisionOpt = "fp32",
     compile_backbone: CompileOpt = False,
+    runtime: RuntimeOpt = "torch",
+    threads: ThreadsOpt = None,
     verbose: VerboseOpt = False,
 ):
     """Correlation with subjective scores: SRCC, KRCC, and PLCC after the VQEG 4-parameter logistic fit
@@ -238,7 +248,7 @@ def mos(
 
     model, out, stored = _prepare(
         "mos", out, out_dir, store, no_store, checkpoint, device, random_init, backbone, tile, tile_stride, verbose,
-        precision, compile_backbone,
+        precision, compile_backbone, runtime, threads,
     )  # fmt: skip
     results = evaluate_mos(
         dataset.lower(), root, csv, metrics=[metrics], model=model, out_dir=out, device=device,

@@ -23,7 +23,9 @@ from .options import (
     JsonOpt,
     MaxPixelsOpt,
     RandomOpt,
+    RuntimeOpt,
     StrideOpt,
+    ThreadsOpt,
     TileOpt,
     VerboseOpt,
     max_pixels_value,
@@ -32,10 +34,10 @@ from .options import (
 PROGRESS_FROM = 4  # show a progress bar from this many images on
 
 
-def _model(checkpoint, device, random_init, backbone, tile, stride, verbose):
+def _model(checkpoint, device, random_init, backbone, tile, stride, verbose, runtime="torch", threads=None):
     """The model of compare, score and rank, loaded now."""
     setup_logging(verbose)
-    return model_loader(checkpoint, device, random_init, backbone, tile, stride)()
+    return model_loader(checkpoint, device, random_init, backbone, tile, stride, runtime=runtime, threads=threads)()
 
 
 def _progress(total: int):
@@ -76,6 +78,8 @@ def compare(
     tile: TileOpt = None,
     tile_stride: StrideOpt = None,
     max_pixels: MaxPixelsOpt = None,
+    runtime: RuntimeOpt = "torch",
+    threads: ThreadsOpt = None,
     verbose: VerboseOpt = False,
     heatmap: Annotated[
         Path | None,
@@ -96,7 +100,7 @@ def compare(
 
         outputs = OutputSet(heatmap, HEATMAPS).check("--heatmap folder")
         outputs.refuse_inputs([ref, a, b])
-    model = _model(checkpoint, device, random_init, backbone, tile, tile_stride, verbose)
+    model = _model(checkpoint, device, random_init, backbone, tile, tile_stride, verbose, runtime, threads)
     result = compare_files(model, ref, a, b, max_pixels=limit)
     if heatmap is not None:
         written = _write_heatmaps(model, ref, a, b, outputs, limit)
@@ -180,12 +184,14 @@ def score(
     tile_stride: StrideOpt = None,
     batch_size: BatchOpt = 4,
     max_pixels: MaxPixelsOpt = None,
+    runtime: RuntimeOpt = "torch",
+    threads: ThreadsOpt = None,
     verbose: VerboseOpt = False,
 ):
     """Distance of each DIST to REF (>= 0, lower = closer), in input order."""
     _score_command(
         ref, dists, False, f"distance to {ref}", as_json, batch_size, max_pixels,
-        checkpoint, device, random_init, backbone, tile, tile_stride, verbose,
+        checkpoint, device, random_init, backbone, tile, tile_stride, verbose, runtime, threads,
     )  # fmt: skip
 
 
@@ -202,10 +208,12 @@ def rank(
     tile_stride: StrideOpt = None,
     batch_size: BatchOpt = 4,
     max_pixels: MaxPixelsOpt = None,
+    runtime: RuntimeOpt = "torch",
+    threads: ThreadsOpt = None,
     verbose: VerboseOpt = False,
 ):
     """Rank CANDIDATES by distance to REF, best (closest) first; reference features computed once."""
     _score_command(
         ref, candidates, True, f"ranking against {ref} (best first)", as_json, batch_size, max_pixels,
-        checkpoint, device, random_init, backbone, tile, tile_stride, verbose,
+        checkpoint, device, random_init, backbone, tile, tile_stride, verbose, runtime, threads,
     )  # fmt: skip

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .app import warn_random_init
-from .options import check_precision, check_tiling
+from .options import check_precision, check_runtime_options, check_tiling
 
 
 def model_loader(
@@ -18,23 +18,30 @@ def model_loader(
     tile_stride: int | None = None,
     precision: str = "fp32",
     compile: bool = False,
+    runtime: str = "torch",
+    threads: int | None = None,
 ) -> Callable[[], object]:
     """A function of no argument returning the PRFNet of these options (:func:`prfnet.api.load_model`: the same
-    checkpoint rules, messages and ``--random-init`` seed for every command). ``--tile``, ``--tile-stride`` and
-    ``--precision`` are checked now, so a command fails on them before it reads or writes anything; the model is
-    loaded only when the returned function is called (a library function given it loads the model after its own
-    input and output checks, and only if a metric needs it). An untrained model prints the loud warning then."""
+    checkpoint rules, messages and ``--random-init`` seed for every command). ``--tile``, ``--tile-stride``,
+    ``--precision`` and ``--runtime`` are checked now, so a command fails on them before it reads or writes anything;
+    the model is loaded only when the returned function is called (a library function given it loads the model after
+    its own input and output checks, and only if a metric needs it). An untrained model prints the loud warning then."""
     check_tiling(tile, tile_stride)
     check_precision(precision, device)
+    check_runtime_options(runtime, device, precision, compile)
 
     def load():
         from ..api import load_model
 
         if random_init and checkpoint is None:
             warn_random_init()
+        if threads is not None:  # the process's torch threads too: with onnxruntime, torch still converts and sums
+            import torch
+
+            torch.set_num_threads(threads)
         return load_model(
             checkpoint, device, random_init, backbone, tile, tile_stride, warn=False, precision=precision,
-            compile=compile,
+            compile=compile, runtime=runtime, threads=threads,
         )  # fmt: skip
 
     return load

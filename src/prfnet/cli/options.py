@@ -38,6 +38,18 @@ CompileOpt = Annotated[
         "30-90 s of compilation per image size; for many images of one size.",
     ),
 ]
+RuntimeOpt = Annotated[
+    str,
+    typer.Option(
+        "--runtime",
+        help="What runs PRFNet: torch, or onnxruntime (CPU, fp32; the graphs are exported once per checkpoint and "
+        "cached; pip install 'prfnet[onnxruntime]').",
+    ),
+]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option("--threads", min=1, help="CPU threads of the scoring (torch and onnxruntime; default: torch's)."),
+]
 MaxPixelsOpt = Annotated[
     str | None,
     typer.Option(
@@ -140,6 +152,14 @@ def check_tiling(tile: int | None, stride: int | None) -> None:
         raise ConfigError(
             f"--tile-stride ({stride}) must not exceed --tile ({tile}): pixels between tiles would never be compared"
         )
+
+
+def check_runtime_options(runtime: str, device: str, precision: str, compile: bool) -> None:
+    """:class:`ConfigError` for a ``--runtime`` that these options exclude (or whose package is missing), before
+    anything is read."""
+    from ..model.runtime import check_runtime
+
+    check_runtime(runtime, device, precision, compile)
 
 
 def check_precision(precision: str, device: str) -> None:

@@ -36,9 +36,11 @@ from .options import (
     NumNodesOpt,
     PrecisionOpt,
     RandomOpt,
+    RuntimeOpt,
     StoreOpt,
     StrategyOpt,
     StrideOpt,
+    ThreadsOpt,
     TileOpt,
     VerboseOpt,
     WorkersOpt,
@@ -179,6 +181,8 @@ def rd(
     tile_stride: StrideOpt = None,
     precision: PrecisionOpt = "fp32",
     compile_backbone: CompileOpt = False,
+    runtime: RuntimeOpt = "torch",
+    threads: ThreadsOpt = None,
     no_bd_rate: Annotated[
         bool, typer.Option("--no-bd-rate", help="Curves only: no BD-rate, no minimum of 4 rate points.")
     ] = False,
@@ -212,7 +216,9 @@ def rd(
     limit = max_pixels_value(max_pixels)
     names = metric_names(metrics)
     stored = store_argument(store, no_store)
-    model = model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, precision, compile_backbone)
+    model = model_loader(
+        checkpoint, device, random_init, backbone, tile, tile_stride, precision, compile_backbone, runtime, threads
+    )
     if PRFNET in names and checkpoint is None and not random_init:
         raise CheckpointError(NO_CHECKPOINT_HELP)  # now, before an example is written or an input read
     trainer = _trainer(accelerator, devices, num_nodes, strategy)

@@ -12,6 +12,7 @@ import torch
 
 from ..errors import CheckpointError, InputError
 from .prfnet import PRFNet
+from .runtime import check_runtime, check_threads
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ def load_model(
     precision: str = "fp32",
     compile: bool = False,
     seed: int = 0,
+    runtime: str = "torch",
+    threads: int | None = None,
 ) -> PRFNet:
     """A model in eval mode from ``checkpoint`` (or ``$PRFNET_CHECKPOINT``), set up for inference on ``device``
     (:meth:`PRFNet.optimize_for_inference`: the device's batching policy and memory format, the backbone's
@@ -77,11 +80,16 @@ def load_model(
     the caller's random state untouched); its answers are meaningless (smoke tests and timing only); a logged
     warning unless ``warn=False``. Without either, a :class:`CheckpointError`.
 
+    ``runtime``: ``"torch"`` or ``"onnxruntime"`` (CPU, fp32; :meth:`PRFNet.use_runtime`, ``threads`` its
+    intra-op threads); checked before the checkpoint is read.
+
     The checkpoint file is read once, here; its SHA-256 (what a score store keys scores on) is computed only
     when a store asks for it (:func:`prfnet.api.model_identity`, from ``model.checkpoint_file``).
     """
     checkpoint = checkpoint or os.environ.get(CHECKPOINT_ENV) or None
     dev = resolve_device(device)
+    check_runtime(runtime, dev, precision, compile)
+    check_threads(threads)
     if checkpoint is not None:
         model = PRFNet.from_pretrained(checkpoint, map_location=dev, tile_size=tile_size, tile_stride=tile_stride)
     elif not random_init:
@@ -94,4 +102,4 @@ def load_model(
             model = PRFNet(backbone, tile_size=tile_size, tile_stride=tile_stride)
         model.source = f"the --random-init {backbone} model"
         model = model.to(dev).eval()
-    return model.optimize_for_inference(precision, compile=compile)
+    return model.optimize_for_inference(precision, compile=compile).use_runtime(runtime, threads)

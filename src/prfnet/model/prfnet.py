@@ -52,6 +52,7 @@ from .checkpoint import INFERENCE_OPTIONS, CheckpointFile, load_checkpoint, save
 from .config import PRFNetConfig
 from .inference import InferencePolicy, compile_backbone, device_policy
 from .inputs import MIN_SIDE, check_images, same_dtype, unit_float
+from .runtime import OnnxRuntime, check_runtime
 from .tiling import tile_windows
 
 _PLAIN = InferencePolicy()
@@ -129,6 +130,8 @@ class PRFNet(nn.Module):
         #: how eval-mode calls run the backbone (:meth:`optimize_for_inference`); the default changes nothing
         self.inference = InferencePolicy()
         self.inference_only = False  # set once the backbone is compiled with frozen weights: no training, no saving
+        #: what runs eval-mode ``features`` and ``pair_vector``: None (PyTorch) or an :class:`OnnxRuntime`
+        self.runtime: OnnxRuntime | None = None
         self.eval()
 
     # -- building blocks -------------------------------------------------------------------------
@@ -156,6 +159,15 @@ class PRFNet(nn.Module):
             self.backbone = compile_backbone(self.backbone)
             self.inference_only = True
         return self.eval()
+
+    def use_runtime(self, runtime: str = "torch", threads: int | None = None, checkpoint_digest: str | None = None):
+        """Run eval-mode scoring in ``runtime``: ``"torch"`` (PyTorch, the default) or ``"onnxruntime"`` (CPU only,
+        fp32: the backbone and the pair/fusion blocks as ONNX graphs, exported once per weights and cached; see
+        :mod:`prfnet.model.runtime`) with ``threads`` intra-op threads (default: torch's setting; PyTorch's own is
+        ``torch.set_num_threads``). :class:`ConfigError` for a runtime this model cannot use. Returns self."""
+        check_runtime(runtime, self.device, self.inference.precision, self.inference_only)
+        self.runtime = None if runtime == "torch" else OnnxRuntime(self, threads, checkpoint_digest)
+        return self
 
     def train(self, mode: bool = True) -> PRFNet:
         if mode:  # weights may change from here on: they are no longer the checkpoint's (score store keys)
@@ -254,6 +266,8 @@ class PRFNet(nn.Module):
         """(N, 3, H, W) in [0, 1] (or uint8 0..255, divided by 255 here) -> the S backbone maps the fusion
         uses (``self.levels``), channel-unit-normalised in float32: (N, C_s, ~H/r_s, ~W/r_s). The backbone
         itself runs under any active autocast. No input checks (the public methods check)."""
+        if self.runtime is not None and not self.training:
+            return self.runtime.features(x)
         x = (unit_float(x) - self.mean) / self.std  # uint8: only this tile / batch is ever float
         policy = self.inference
         if self.training or policy == _PLAIN:
@@ -270,6 +284,8 @@ class PRFNet(nn.Module):
     def pair_vector(self, ref_feats: list[torch.Tensor], dist_feats: list[torch.Tensor]) -> torch.Tensor:
         """Pooled quality-difference vector (N, F) >= 0, float32, of (reference, distorted) features.
         A reference batch of 1 broadcasts against N distorted images."""
+        if self.runtime is not None and not self.training:
+            return self.runtime.pair_vector(ref_feats, dist_feats)
         n = dist_feats[0].shape[0]
         ref_feats = [r.expand(n, *r.shape[1:]) for r in ref_feats]
         with self.autocast_off():
