@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +225,42 @@ def _no_downloads(monkeypatch):
     """Tests never download weights (LPIPS/DISTS fetch VGG16 on first use): offline unless a test says otherwise
     (tests/baselines/test_learned.py serves files from a local HTTP server and lifts this)."""
     monkeypatch.setenv("PRFNET_OFFLINE", "1")
+
+
+#: environment variable naming the file a held command (:func:`held_prfnet`) creates when it reaches its hold point
+HELD_ENV = "PRFNET_TEST_HELD"
+
+
+def held_prfnet(method: str, when: str = "True") -> list[str]:
+    """argv of a ``prfnet`` process (append its arguments) that, once a call of ``method`` (``"module:Class.name"``)
+    has returned and the expression ``when`` (of the call's ``args``) holds, creates the file named by
+    ``$PRFNET_TEST_HELD`` and sleeps: a test then kills it at exactly that point (not at whatever point a timer
+    reaches, which depends on the machine's load)."""
+    module, qualname = method.split(":")
+    owner, name = qualname.split(".")
+    script = f"""
+import importlib, os, sys, time
+owner = getattr(importlib.import_module({module!r}), {owner!r})
+original = getattr(owner, {name!r})
+def held(*args, **kwargs):
+    result = original(*args, **kwargs)
+    if {when}:
+        open(os.environ[{HELD_ENV!r}], "w").close()
+        time.sleep(3600)
+    return result
+setattr(owner, {name!r}, held)
+from prfnet.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+    return [sys.executable, "-c", script]
+
+
+def wait_for_hold(process, marker: Path, limit_s: float = 600) -> None:
+    """Return once ``marker`` exists (the held process reached its hold point); fail if the process ends first."""
+    deadline = time.monotonic() + limit_s
+    while not marker.exists():
+        if process.poll() is not None:
+            stderr = process.stderr.read() if process.stderr else ""
+            pytest.fail(f"the process ended (exit {process.returncode}) before its hold point: {stderr[-3000:]}")
+        assert time.monotonic() < deadline, f"no hold point after {limit_s} s"
+        time.sleep(0.01)

@@ -17,7 +17,7 @@ from prfnet import PRFNet
 from prfnet.api import compare_files
 from prfnet.cli import main
 from prfnet.demo import KINDS, run_demo
-from prfnet.errors import Terminated
+from prfnet.errors import ConfigError, Terminated
 from prfnet.outputs import MANIFEST, OutputSet, verify_outputs
 from prfnet.training import load_train_config
 
@@ -211,3 +211,13 @@ def test_an_interruption_after_the_set_is_in_place_says_so(tmp_path):
     with pytest.raises(KeyboardInterrupt, match="while encoding: nothing of this run was kept") as caught, stage:
         raise KeyboardInterrupt()
     assert type(caught.value) is KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"runtime": "onnx"}, "--runtime must be one of"), ({"runtime": "onnxruntime", "threads": 0}, "--threads")],
+)
+def test_a_bad_runtime_is_refused_before_anything_is_written(tmp_path, options, message):
+    with pytest.raises(ConfigError, match=message):
+        run_demo(tmp_path / "demo", refs=4, size=256, progress=False, **options)
+    assert not (tmp_path / "demo").exists()

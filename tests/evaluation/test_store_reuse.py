@@ -11,7 +11,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -24,6 +23,7 @@ from prfnet.evaluation import evaluate_bapps, evaluate_mos
 from prfnet.outputs import verify_outputs
 from prfnet.scoring import engine
 from prfnet.store import ScoreStore
+from tests.conftest import HELD_ENV, held_prfnet, wait_for_hold
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one intra-op thread is fastest
@@ -220,14 +220,6 @@ def test_mos_and_bapps_take_a_store_and_workers(tmp_path):
 # -- SIGKILL mid-way, then a rerun --------------------------------------------------------------------------------
 
 
-def _count(path) -> int:
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
-    except sqlite3.Error:  # not created yet
-        return 0
-
-
 def _rows(path) -> dict:
     with sqlite3.connect(path) as conn:
         return {(m, r, d): s for m, r, d, s in conn.execute("SELECT metric, ref, dist, score FROM scores")}
@@ -243,20 +235,23 @@ def test_a_run_killed_with_sigkill_resumes_with_only_the_missing_rows(tmp_path):
             "--metrics", "prfnet,psnr", "-c", str(ckpt), "-b", "2", "--json"]  # fmt: skip
     out, store = tmp_path / "out", tmp_path / "out" / "scores.sqlite"
 
-    victim = subprocess.Popen([*base, "-o", str(out), "--no-progress"], env=env, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    held = out.parent / "held"  # the victim stops right after its first chunk is committed, and is killed there
+    victim = subprocess.Popen(
+        [*held_prfnet("prfnet.store:ScoreStore.add"), *base[3:], "-o", str(out), "--no-progress"],
+        env=env | {HELD_ENV: str(held)}, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
     try:
-        deadline = time.monotonic() + 600
-        while _count(store) == 0 and victim.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
-        if victim.poll() is None:
-            os.killpg(victim.pid, signal.SIGKILL)  # the run and its decoding workers
+        wait_for_hold(victim, held)
+        os.killpg(victim.pid, signal.SIGKILL)  # the run and its decoding workers
     finally:
+        if victim.poll() is None:
+            os.killpg(victim.pid, signal.SIGKILL)
         victim.wait()
         victim.stderr.close()
     assert victim.returncode == -signal.SIGKILL
     kept = _rows(store)
-    assert 0 < len(kept) < total and len(kept) % 4 == 0  # whole chunks only: 2 pairs x 2 metrics each
+    assert len(kept) == 4  # one whole chunk: 2 pairs x 2 metrics, nothing of the next
 
     rerun = subprocess.run([*base, "-o", str(out), "--workers", "0"], env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr

@@ -8,14 +8,18 @@ import copy
 import importlib.util
 import json
 import logging
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from prfnet import PRFNet
 from prfnet.api import load_model, model_identity
-from prfnet.errors import ConfigError, InputError
+from prfnet.errors import ConfigError, InputError, OutputError
 from prfnet.model import runtime as runtime_module
 from prfnet.model.runtime import OnnxRuntime, check_runtime
 
@@ -191,3 +195,42 @@ def test_a_missing_onnxruntime_names_the_extra(monkeypatch):
 def test_bad_thread_counts_are_refused(threads):
     with pytest.raises(ConfigError, match="--threads"):
         load_model(None, random_init=True, backbone="test_resnet", runtime="onnxruntime", threads=threads, warn=False)
+
+
+BUILD_SCRIPT = """
+import torch
+from prfnet.api import load_model
+model = load_model(None, random_init=True, backbone="test_resnet", runtime="onnxruntime", warn=False, seed=7)
+with torch.no_grad():
+    print(float(model.score(torch.ones(1, 3, 64, 64) / 2, torch.ones(1, 3, 64, 64) / 3)))
+"""
+
+
+def test_processes_building_the_same_graphs_at_once_both_succeed(tmp_path):
+    env = {**os.environ, "PRFNET_CACHE": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", BUILD_SCRIPT], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e.decode()[-2000:] for _, e in outputs]
+    assert outputs[0][0] == outputs[1][0]
+    (folder,) = (tmp_path / "onnx").iterdir()
+    index = json.loads((folder / "graphs.json").read_text())
+    names = sorted(p.name for p in folder.iterdir())
+    assert not [n for n in names if n.startswith(".")]  # no half-built file left
+    assert {entry["path"] for entry in index["files"].values()} <= set(names)
+
+
+def test_an_export_that_fails_half_way_leaves_nothing_behind(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRFNET_CACHE", str(tmp_path))
+
+    def full_disk(model, encoder, pair):
+        Path(encoder).write_bytes(b"half")
+        raise OutputError(f"{pair}: cannot write the graph (No space left on device)")
+
+    monkeypatch.setattr(runtime_module, "export_scoring_graphs", full_disk)
+    with pytest.raises(OutputError, match="No space left"):
+        PRFNet("test_resnet").use_runtime("onnxruntime")
+    (folder,) = (tmp_path / "onnx").iterdir()
+    assert list(folder.iterdir()) == []

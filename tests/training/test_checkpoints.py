@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ from prfnet.cli import main
 from prfnet.training import load_train_config, train
 from prfnet.training.checkpoints import checkpoint_progress, newest_checkpoint
 from prfnet.training.curves import read_metrics_csv
+from tests.conftest import HELD_ENV, held_prfnet, wait_for_hold
 from tests.training.test_datamodule import Record, tiny
 from tests.training.test_run import TINY, InterruptAt
 
@@ -89,13 +89,16 @@ def test_sigkill_after_an_epoch_then_resume_gives_the_uninterrupted_weights(clic
     env["OMP_NUM_THREADS"] = "1"
     (tmp_path / "tmp").mkdir()
     env["TMPDIR"] = str(tmp_path / "tmp")  # where Lightning's checkpoint writes start: a kill may leave a file there
-    process = subprocess.Popen([*command, "--data", str(clic_dir)], env=env, stderr=subprocess.PIPE, text=True)
+    held = tmp_path / "held"  # the run stops right after its first checkpoint is written, and is killed there
+    first_rolling = "os.path.basename(str(args[1])).startswith('step=')"
+    hold = held_prfnet("lightning.pytorch:Trainer.save_checkpoint", when=first_rolling)
+    process = subprocess.Popen(
+        [*hold, *command[3:], "--data", str(clic_dir)], env=env | {HELD_ENV: str(held)}, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
     try:
-        deadline = time.monotonic() + 180
-        while not readable_rolling(out / STEP1):  # the first epoch's checkpoint, completely written
-            assert process.poll() is None, process.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "no checkpoint after 180 s"
-            time.sleep(0.02)
+        wait_for_hold(process, held)
+        assert readable_rolling(out / STEP1)  # the first epoch's checkpoint, completely written
         process.send_signal(signal.SIGKILL)
     finally:
         process.kill()

@@ -22,6 +22,8 @@ import hashlib
 import importlib.util
 import json
 import logging
+import os
+import secrets
 import threading
 from pathlib import Path
 
@@ -166,13 +168,18 @@ class OnnxRuntime:
             "exporting %s to ONNX once for onnxruntime (cached in %s)", model.source or "the model", self.folder
         )
         with _build_lock:
-            tmp = {what: self.folder / f".{what}.building.onnx" for what in _GRAPHS}
-            export_scoring_graphs(model, tmp["encoder"], tmp["pair"])
+            # names of this process alone: processes that build the same key at once (DDP ranks) never meet
+            tmp = {what: self.folder / f".{what}.{os.getpid()}.{secrets.token_hex(4)}.onnx" for what in _GRAPHS}
             entries, files = {}, {}
-            for what, path in tmp.items():
-                sha = file_sha256(path)
-                files[what] = path.replace(self.folder / f"{what}-{sha[:16]}.onnx")
-                entries[what] = {"path": files[what].name, "sha256": sha}
+            try:
+                export_scoring_graphs(model, tmp["encoder"], tmp["pair"])
+                for what, path in tmp.items():
+                    sha = file_sha256(path)
+                    files[what] = path.replace(self.folder / f"{what}-{sha[:16]}.onnx")
+                    entries[what] = {"path": files[what].name, "sha256": sha}
+            finally:  # an export that failed half-way (a full disk, Ctrl-C) leaves nothing behind
+                for path in tmp.values():
+                    path.unlink(missing_ok=True)
             self.files, self._sessions = files, None
             self._check_against(model)
             write_json(self.folder / "graphs.json", {"key": self.key, "files": entries})
