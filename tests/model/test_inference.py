@@ -57,7 +57,10 @@ def test_optimize_without_compile_keeps_the_model_trainable_and_its_scores(bn_mo
     model = copy.deepcopy(bn_model).optimize_for_inference()
     assert not model.inference_only and model.inference == device_policy("cpu")
     with torch.no_grad():
-        assert torch.equal(model.score(ref, dist), bn_model.score(ref, dist))
+        batch = model.score(ref, dist)
+        np.testing.assert_allclose(batch, bn_model.score(ref, dist), rtol=1e-5)  # float rounding only
+        # one image per backbone call: a score does not depend on the batch it came in, to the last bit
+        assert torch.equal(batch, torch.cat([model.score(ref, d) for d in dist.split(1)]))
     model.save_pretrained(tmp_path / "m.safetensors")
     model.inference_only = True  # what compile=True sets
     with pytest.raises(ConfigError, match="compiled"):
@@ -68,8 +71,8 @@ def test_optimize_without_compile_keeps_the_model_trainable_and_its_scores(bn_mo
 
 def test_device_policies_and_precisions():
     cpu, cuda = device_policy("cpu"), device_policy("cuda")  # only the device type is read: no GPU needed
-    assert (cpu.joint_batch, cpu.channels_last, cpu.precision) == (False, False, "fp32")
-    assert (cuda.joint_batch, cuda.channels_last) == (True, True)
+    assert (cpu.joint_batch, cpu.channels_last, cpu.precision, cpu.backbone_batch) == (False, False, "fp32", 1)
+    assert (cuda.joint_batch, cuda.channels_last, cuda.backbone_batch) == (True, True, None)
     assert device_policy(torch.device("cuda", 1), "fp16").autocast_dtype == torch.float16
     with pytest.raises(ConfigError, match="fp16"):
         device_policy("cpu", "fp16")
@@ -98,9 +101,29 @@ def test_joint_batch_and_channels_last_change_nothing(bn_model):
     ref, a, b = _images(1, 0), _images(2, 1), _images(2, 2)
     with torch.no_grad():
         separate = (bn_model.score(ref, a), bn_model.compare(ref.expand(2, -1, -1, -1), a, b))
-        for policy in (InferencePolicy(joint_batch=True), InferencePolicy(channels_last=True)):
+        for policy in (
+            InferencePolicy(joint_batch=True),
+            InferencePolicy(channels_last=True),
+            InferencePolicy(backbone_batch=1),
+        ):
             model = copy.deepcopy(bn_model)
             model.inference = policy
             joint = (model.score(ref, a), model.compare(ref.expand(2, -1, -1, -1), a, b))
             for x, y in zip(joint, separate, strict=True):
                 np.testing.assert_allclose(x, y, rtol=1e-5)
+
+
+def test_the_cpu_policy_feeds_the_backbone_one_image_at_a_time(bn_model):
+    model = copy.deepcopy(bn_model).optimize_for_inference()
+    assert model.inference.backbone_batch == 1
+    batches = []
+    hook = model.backbone.register_forward_hook(lambda module, args, out: batches.append(args[0].shape[0]))
+    ref, candidates = _images(1, 3), _images(5, 4)
+    try:
+        with torch.no_grad():
+            ranked = model.rank(ref, candidates, batch_size=4)
+    finally:
+        hook.remove()
+    assert batches == [1] * 6  # the reference, then the 5 candidates one by one (chunks of 4 and 1 split)
+    with torch.no_grad():
+        np.testing.assert_allclose(ranked.scores, bn_model.rank(ref, candidates, batch_size=4).scores, rtol=1e-5)

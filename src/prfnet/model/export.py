@@ -97,9 +97,10 @@ def plain_cpu(model):
             module.training = mode
 
 
-def trace(graph: nn.Module, samples: tuple, path, names: list[str], outputs: list[str], axes: dict, opset: int) -> Path:
+def trace(graph: nn.Module, samples: tuple, path, names: list[str], outputs: list[str], axes: dict, opset: int,
+          label: str = "") -> Path:  # fmt: skip
     """Trace ``graph`` on ``samples`` into an ONNX file at ``path`` (written atomically) with the dynamic ``axes``;
-    :class:`OutputError` when the file cannot be written."""
+    :class:`OutputError` (``label`` + path: what the user called it) when the file cannot be written."""
     graph.eval()  # the exporter restores the wrapper's mode afterwards, and with it the model's
     try:
         with atomic_write(path, "wb") as f, torch.no_grad(), warnings.catch_warnings():
@@ -115,7 +116,7 @@ def trace(graph: nn.Module, samples: tuple, path, names: list[str], outputs: lis
                 dynamo=False,
             )
     except OSError as exc:  # a full disk, a folder that vanished: the atomic write left nothing behind
-        raise OutputError(f"{path}: cannot write the graph ({exc.strerror or exc})") from None
+        raise OutputError(f"{label}{path}: cannot write the graph ({exc.strerror or exc})") from None
     return Path(path)
 
 
@@ -132,7 +133,8 @@ def export_onnx(model, path: str | Path, what: str = "score", opset: int = OPSET
     axes = {n: {0: "batch", 2: "height", 3: "width"} for n in names} | {n: {0: "batch"} for n in outputs}
     samples = tuple(torch.rand(1, 3, *SAMPLE_SIZE) for _ in names)
     with plain_cpu(model):
-        return trace((_Score if what == "score" else _Compare)(model), samples, path, names, outputs, axes, opset)
+        graph = (_Score if what == "score" else _Compare)(model)
+        return trace(graph, samples, path, names, outputs, axes, opset, label="--onnx ")
 
 
 class Encoder(nn.Module):

@@ -276,8 +276,10 @@ class PRFNet(nn.Module):
             if policy.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             dtype = policy.autocast_dtype
+            chunks = x.split(policy.backbone_batch) if policy.backbone_batch else (x,)
             with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-                maps = self.backbone(x)
+                parts = [self.backbone(chunk) for chunk in chunks]
+            maps = parts[0] if len(parts) == 1 else [torch.cat(level) for level in zip(*parts, strict=True)]
         with self.autocast_off():
             return [unit_normalise(maps[s].float()) for s in self.levels]
 

@@ -82,13 +82,15 @@ def check_threads(threads: int | None) -> None:
 
 
 def session_options(threads: int):
-    """onnxruntime session options for scoring: every graph optimisation (constant folding, Conv + BatchNorm and
-    Conv + activation fusion, NCHWc layouts on x86), ``threads`` intra-op threads, one inter-op thread, sequential
-    execution (``docs/performance.md`` records what each bought)."""
+    """onnxruntime session options for scoring: the extended graph optimisations (constant folding, Conv + activation
+    and other fusions; BatchNorm is already folded into the convolutions by the exporter) without the NCHWc layout
+    transformer of ``ORT_ENABLE_ALL``, whose reorders around Res2Net's split/concat cost more than they gain (4-8 %
+    slower at 768 px); ``threads`` intra-op threads, one inter-op thread, sequential execution.
+    ``docs/performance.md`` records what each setting bought (``benchmarks/bench_runtime.py --only tune``)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
