@@ -29,26 +29,55 @@ from bench_inference import timed  # this folder is on sys.path
 from bench_scoring import lpips_vgg
 
 from prfnet import PRFNet
-from prfnet.model import runtime as runtime_module
 
 
 def interleaved(calls: dict, repeats: int) -> dict[str, float]:
     """Median seconds of each of ``calls`` (name -> function), called in turn for ``repeats`` rounds after one
-    warm-up round."""
+    warm-up round; the order rotates by one each round, so no call always runs first (or after the same one)."""
     for fn in calls.values():
         fn()
+    names = list(calls)
     times = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, fn in calls.items():
-            times[name].append(timed(fn))
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            times[name].append(timed(calls[name]))
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+class ExportedCompare:
+    """Before ``--runtime onnxruntime`` (a prfnet without ``use_runtime``): what a user could do, the graph of
+    ``prfnet export --what compare`` in an onnxruntime session of default settings; ``rank``/``score`` through the
+    ``compare`` graph's two distances (the reference encoded once per call)."""
+
+    def __init__(self, model, threads: int):
+        import onnxruntime
+
+        from prfnet.model.export import export_onnx
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.path = Path(tempfile.mkdtemp()) / "compare.onnx"
+        export_onnx(model, self.path, what="compare")
+        self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+
+    def compare(self, ref, a, b):
+        return self.session.run(None, {"ref": ref.numpy(), "a": a.numpy(), "b": b.numpy()})[0]
+
+    def score(self, ref, dist):
+        return self.session.run(None, {"ref": ref.numpy(), "a": dist.numpy(), "b": dist.numpy()})[1]
+
+    def rank(self, ref, candidates, batch_size=8):
+        return [self.score(ref.expand(len(c), -1, -1, -1).contiguous(), c) for c in candidates.split(batch_size)]
 
 
 def compare_rows(args, size: int) -> dict:
     """compare(R, A, B) in each runtime against LPIPS-VGG and the backbone floor; rank of 8 against 8 scores."""
     torch.manual_seed(0)
     eager = PRFNet(args.backbone).eval().optimize_for_inference()
-    ort = copy.deepcopy(eager).use_runtime("onnxruntime", threads=args.threads)
+    if hasattr(eager, "use_runtime"):
+        ort = copy.deepcopy(eager).use_runtime("onnxruntime", threads=args.threads)
+    else:
+        ort = ExportedCompare(eager, args.threads)
     g = torch.Generator().manual_seed(size)
     ref, a, b = (torch.rand(1, 3, size, size, generator=g) for _ in range(3))
     candidates = torch.rand(8, 3, size, size, generator=g)
@@ -60,6 +89,9 @@ def compare_rows(args, size: int) -> dict:
         "torch_eager": lambda: eager.compare(ref, a, b),
         "onnxruntime": lambda: ort.compare(ref, a, b),
     }
+    if hasattr(eager, "use_runtime"):  # the runtime's two graphs against one exported compare graph, side by side
+        graph = ExportedCompare(eager, args.threads)
+        calls["onnxruntime_compare_graph"] = lambda: graph.compare(ref, a, b)
     if args.compile:
         compiled = copy.deepcopy(eager).optimize_for_inference(compile=True)
         start = time.perf_counter()
@@ -102,7 +134,9 @@ def tune_rows(args, size: int) -> dict:
     level = ort.GraphOptimizationLevel
 
     def variant(change):
-        options = runtime_module.session_options(args.threads)
+        from prfnet.model.runtime import session_options
+
+        options = session_options(args.threads)
         change(options)
         m = copy.deepcopy(model)
         m.runtime._sessions = {w: ort.InferenceSession(str(files[w]), options) for w in files}
@@ -141,10 +175,14 @@ def help_row(repeats: int) -> dict:
 
 def demo_rows(args) -> dict:
     """``prfnet demo`` wall time by phase (the seconds between its stage lines), torch then onnxruntime."""
+    import inspect
+
     from prfnet.demo import run_demo
 
     rows = {}
-    for runtime in ("torch", "onnxruntime"):
+    runtimes = ("torch", "onnxruntime") if "runtime" in inspect.signature(run_demo).parameters else ("torch",)
+    for runtime in runtimes:
+        extra = {"runtime": runtime, "threads": args.threads} if len(runtimes) > 1 else {}
         marks = []
 
         def mark(line: str, marks=marks) -> None:
@@ -152,9 +190,7 @@ def demo_rows(args) -> dict:
 
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            result = run_demo(
-                Path(tmp) / "demo", progress=False, runtime=runtime, threads=args.threads, stage=mark, store=None
-            )
+            result = run_demo(Path(tmp) / "demo", progress=False, stage=mark, store=None, **extra)
             end = time.perf_counter()
         names = {"1/5": "encoding", "2/5": "training", "3/5": "evaluating", "4/5": "report", "5/5": "compare"}
         phases = {names[m]: (marks[i + 1][1] if i + 1 < len(marks) else end) - t for i, (m, t) in enumerate(marks)}
@@ -185,7 +221,7 @@ def main() -> None:
     }
     if "compare" in only:
         out["compare"] = [compare_rows(args, s) for s in args.sizes]
-    if "tune" in only:
+    if "tune" in only and hasattr(PRFNet, "use_runtime"):
         out["tune"] = [tune_rows(args, s) for s in args.sizes]
     if "help" in only:
         out |= help_row(args.repeats)

@@ -52,8 +52,8 @@ def demo(
 
     Trains PRFNet (both steps) on two thirds of the references, evaluates it against the baselines on the held-out
     third with 95 % intervals, paired differences, calibration and the hidden judge's ceiling, and writes
-    report.html, model.safetensors and results.json to --out (--json: results.json on stdout too). CPU, under 10
-    minutes on 2 cores.
+    report.html, model.safetensors and results.json to --out (--json: results.json on stdout too). CPU, about 4
+    minutes on 2 quiet cores.
     """
     from ..demo import run_demo
     from ..stats.intervals import difference_cell
