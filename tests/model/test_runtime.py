@@ -99,6 +99,7 @@ def test_training_mode_never_uses_the_graph(pair, monkeypatch):
     monkeypatch.setattr(OnnxRuntime, "features", lambda *a: pytest.fail("the graph ran in train mode"))
     trained = copy.deepcopy(fast).train()
     trained(*(torch.rand(2, 3, 64, 64) for _ in range(3))).sum().backward()  # PyTorch's path, with gradients
+    assert trained.eval().runtime is None  # weights changed: the graphs are stale, PyTorch scores from now on
 
 
 def test_gradients_are_refused_with_one_line(pair):

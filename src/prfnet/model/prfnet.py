@@ -164,14 +164,15 @@ class PRFNet(nn.Module):
         """Run eval-mode scoring in ``runtime``: ``"torch"`` (PyTorch, the default) or ``"onnxruntime"`` (CPU only,
         fp32: the backbone and the pair/fusion blocks as ONNX graphs, exported once per weights and cached; see
         :mod:`prfnet.model.runtime`) with ``threads`` intra-op threads (default: torch's setting; PyTorch's own is
-        ``torch.set_num_threads``). :class:`ConfigError` for a runtime this model cannot use. Returns self."""
+        ``torch.set_num_threads``). :class:`ConfigError` for a runtime this model cannot use. ``train()`` drops the
+        runtime (the weights may change): call this again afterwards. Returns self."""
         check_runtime(runtime, self.device, self.inference.precision, self.inference_only)
         self.runtime = None if runtime == "torch" else OnnxRuntime(self, threads, checkpoint_digest)
         return self
 
     def train(self, mode: bool = True) -> PRFNet:
-        if mode:  # weights may change from here on: they are no longer the checkpoint's (score store keys)
-            self.checkpoint_file = None
+        if mode:  # weights may change from here on: no longer the checkpoint's (store keys) nor the runtime's graphs
+            self.checkpoint_file, self.runtime = None, None
         if mode and getattr(self, "inference_only", False):
             raise ConfigError(
                 "this model's backbone is compiled with frozen weights (optimize_for_inference(compile=True)): it "
