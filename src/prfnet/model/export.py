@@ -83,7 +83,7 @@ def plain_cpu(model):
     """``model`` on the CPU in eval mode, float32, without its inference policy or runtime (what a graph is traced
     from); on exit its device, modes, policy and runtime are as they were."""
     device, modes = model.device, [(m, m.training) for m in model.modules()]
-    inference, runtime, file = model.inference, getattr(model, "runtime", None), model.checkpoint_file
+    inference, runtime = model.inference, getattr(model, "runtime", None)
     try:
         model.to("cpu").eval()
         model.inference = type(inference)()  # the plain path: no autocast, no channels-last in the graph
@@ -92,7 +92,6 @@ def plain_cpu(model):
     finally:
         model.inference, model.runtime = inference, runtime
         model.to(device)
-        model.checkpoint_file = file  # the exporter's train(...) calls do not change the weights
         for module, mode in modes:
             module.training = mode
 

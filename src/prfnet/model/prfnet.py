@@ -52,7 +52,7 @@ from .checkpoint import INFERENCE_OPTIONS, CheckpointFile, load_checkpoint, save
 from .config import PRFNetConfig
 from .inference import InferencePolicy, compile_backbone, device_policy
 from .inputs import MIN_SIDE, check_images, same_dtype, unit_float
-from .runtime import OnnxRuntime, check_runtime
+from .runtime import OnnxRuntime, check_runtime, check_threads
 from .tiling import tile_windows
 
 _PLAIN = InferencePolicy()
@@ -167,6 +167,7 @@ class PRFNet(nn.Module):
         ``torch.set_num_threads``). :class:`ConfigError` for a runtime this model cannot use. ``train()`` drops the
         runtime (the weights may change): call this again afterwards. Returns self."""
         check_runtime(runtime, self.device, self.inference.precision, self.inference_only)
+        check_threads(threads)
         self.runtime = None if runtime == "torch" else OnnxRuntime(self, threads, checkpoint_digest)
         return self
 

@@ -129,9 +129,7 @@ class OnnxRuntime:
     name = "onnxruntime"
 
     def __init__(self, model, threads: int | None = None, checkpoint_digest: str | None = None):
-        check_threads(threads)
-        check_runtime("onnxruntime", model.device, model.inference.precision, getattr(model, "inference_only", False))
-        check_exportable(model, whole_images=False)
+        check_exportable(model, whole_images=False)  # the runtime and thread checks are use_runtime's
         self.threads = threads or torch.get_num_threads()
         self.key = graph_key(model, weights_sha256(model, checkpoint_digest))
         self.folder = cache_dir("onnx", _key_name(self.key))
@@ -215,6 +213,7 @@ class OnnxRuntime:
                 }
             except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph / InvalidProtobuf types
                 raise CheckpointError(f"{self.folder}: onnxruntime cannot open a cached graph ({exc})") from None
+            self._pair_inputs = [i.name for i in self._sessions["pair"].get_inputs()]
         return self._sessions
 
     def __getstate__(self):  # sessions are rebuilt in the process that unpickles (workers, spawn)
@@ -230,7 +229,7 @@ class OnnxRuntime:
 
     def pair_vector(self, ref_feats: list[torch.Tensor], dist_feats: list[torch.Tensor]) -> torch.Tensor:
         session = self.sessions()["pair"]
-        names = [i.name for i in session.get_inputs()]
+        names = self._pair_inputs
         arrays = [np.ascontiguousarray(t.detach().cpu().float().numpy()) for t in (*ref_feats, *dist_feats)]
         (vector,) = session.run(None, dict(zip(names, arrays, strict=True)))
         return torch.from_numpy(vector)
