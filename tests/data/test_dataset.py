@@ -66,9 +66,11 @@ def test_swap_exchanges_images_and_flips_p_a(related):
         if torch.allclose(sample["b"], 1.0 - sample["ref"], atol=1e-6):  # the negative moved to B
             swapped += 1
             assert sample["p_a"].item() == pytest.approx(0.2) and sample["label"].item() == 0.0
+            assert sample["files"] == (item.ref, item.b, item.a)  # the names follow the images
         else:
             torch.testing.assert_close(sample["a"], 1.0 - sample["ref"], atol=1e-6, rtol=0)
             assert sample["p_a"].item() == pytest.approx(0.8)
+            assert sample["files"] == (item.ref, item.a, item.b)
     assert 0 < swapped < 32
 
 

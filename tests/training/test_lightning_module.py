@@ -271,3 +271,37 @@ def test_warm_up_constant_and_cosine_learning_rates_per_step(clic_dir, tmp_path)
     rows = read_metrics_csv(result.metrics_csv)  # lr: the epoch's mean over its steps
     means = [sum(expected[r["step"]][4 * r["epoch"] : 4 * r["epoch"] + 4]) / 4 for r in rows]
     assert [r["lr"] for r in rows] == pytest.approx(means, rel=1e-6)
+
+
+# -- validation --------------------------------------------------------------------------------------------------------
+def test_validation_scores_each_pair_once_per_pass_and_gives_the_forward_logits():
+    """Triplets sharing pairs (as CLIC's do): the logits equal the model's own, with one backbone pass per distinct
+    distorted image and per reference and batch; a new pass (new weights) computes them again."""
+    from prfnet.training.config import StepSettings
+    from prfnet.training.lightning_module import PRFNetModule
+
+    torch.manual_seed(0)
+    module = PRFNetModule(PRFNet(TINY, backbone_norm="batch"), "classification", StepSettings(epochs=1)).eval()
+    g = torch.Generator().manual_seed(1)
+    images = {name: torch.rand(3, 40, 48, generator=g) for name in ("r1", "r2", "x1", "y1", "z1", "x2", "y2")}
+    triplets = [("r1", "x1", "y1"), ("r1", "y1", "z1"), ("r2", "x2", "y2"), ("r1", "z1", "x1"), ("r2", "y2", "x2")]
+    batches = [triplets[:3], triplets[3:]]
+
+    def batch(rows):
+        stack = {key: torch.stack([images[row[i]] for row in rows]) for i, key in enumerate(("ref", "a", "b"))}
+        return {**stack, "files": [tuple(row[i] for row in rows) for i in range(3)]}
+
+    passes = []
+    original = module.model.features
+    module.model.features = lambda x: passes.append(x.shape[0]) or original(x)
+    with torch.no_grad():
+        for _ in range(2):  # two validation passes
+            module.on_validation_epoch_start()
+            before = len(passes)
+            for rows in batches:
+                b = batch(rows)
+                torch.testing.assert_close(module.validation_logits(b), module(b), rtol=1e-5, atol=1e-6)
+            # the forward calls above run 3 images per triplet; the memo: r1, r2 and the 5 distorted images once
+            memo_images = sum(passes[before:]) - 3 * len(triplets)
+            assert memo_images == 2 + 5
+    assert module.validation_logits({k: v for k, v in batch(triplets).items() if k != "files"}).shape == (5,)

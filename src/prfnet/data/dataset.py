@@ -20,7 +20,9 @@ class TripletDataset(Dataset):
 
     Item ``i`` is a dict: ``"ref"``, ``"a"``, ``"b"``: float32 (3, crop, crop) RGB in [0, 1];
     ``"p_a"``: float32 scalar tensor in [0, 1]; ``"label"``: float32 scalar tensor, majority label
-    (1: A closer, 0: B closer, 0.5: tie); ``"index"``: ``i``. Unlabelled :class:`Triplet` items get NaN.
+    (1: A closer, 0: B closer, 0.5: tie); ``"index"``: ``i``; ``"files"``: the item's (ref, a, b) names as listed
+    (a batch holds three lists of names: R, A, B; after a random swap, A and B are swapped here too). Unlabelled
+    :class:`Triplet` items get NaN.
 
     ``train=True``: the same random crop, horizontal flip and 90-degree rotation for R, A and B, and a
     random A/B swap (``p_a -> 1 - p_a``), drawn from a ``torch.Generator`` seeded by (seed, epoch, i).
@@ -118,7 +120,8 @@ class TripletDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         item = self.items[index]
-        ref, a, b = (self._load(index, name) for name in (item.ref, item.a, item.b))
+        files = (item.ref, item.a, item.b)
+        ref, a, b = (self._load(index, name) for name in files)
         if not ref.shape == a.shape == b.shape:
             sizes = ", ".join(f"{n}: {tuple(t.shape[1:])}" for n, t in (("ref", ref), ("a", a), ("b", b)))
             raise DataError(f"{self.path(item.ref)}: R, A and B differ in size ({sizes}; item {index})")
@@ -131,6 +134,7 @@ class TripletDataset(Dataset):
             )
             if self.swap and swap_coin(generator):
                 a, b, p_a = b, a, 1.0 - p_a
+                files = (item.ref, item.b, item.a)
         else:
             geometry = center_geometry(height, width, self.crop, source=str(self.path(item.ref)))
         ref, a, b = (geometry.apply(t).contiguous() for t in (ref, a, b))
@@ -141,4 +145,5 @@ class TripletDataset(Dataset):
             "p_a": torch.tensor(p_a, dtype=torch.float32),
             "label": torch.tensor(majority_label(p_a), dtype=torch.float32),
             "index": index,
+            "files": files,
         }

@@ -170,7 +170,7 @@ class LazyLoader(DataLoader):
 
 
 class TripletDataModule(L.LightningDataModule):
-    """Batches of ``{"ref","a","b": (N, 3, crop, crop) in [0, 1], "p_a", "label": (N,), "index"}``.
+    """Batches of ``{"ref","a","b": (N, 3, crop, crop) in [0, 1], "p_a", "label": (N,), "index", "files"}``.
 
     The datasets are built (and every image path checked) at construction, before training starts;
     samplers are built per trainer so that each DDP rank gets its share.
@@ -189,6 +189,9 @@ class TripletDataModule(L.LightningDataModule):
         super().__init__()
         self.settings, self.seed = settings, seed
         self.train_set = TripletDataset(train_items, None, crop=settings.crop, train=True, seed=seed)
+        # in reference order: a validation batch then holds few references, each encoded once per batch
+        # (PRFNetModule.validation_step computes each (reference, distorted) distance once per pass)
+        val_items = sorted(val_items, key=lambda t: t.ref)
         self.val_set = TripletDataset(val_items, None, crop=settings.val.crop, train=False) if val_items else None
         check_crop(self.train_set, "data.crop", "training")
         if self.val_set is not None:

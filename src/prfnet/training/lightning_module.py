@@ -50,6 +50,7 @@ class PRFNetModule(L.LightningModule):
             raise ValueError(f"step must be one of {STEPS}, got {step!r}")
         self.model, self.step_name, self.settings = model, step, settings
         self.save_hyperparameters({"step": step, "model": dict(vars(model.config)), "settings": vars(settings)})
+        self._val_distances: dict[tuple[str, str], torch.Tensor] = {}
         self.val_metrics = torch.nn.ModuleDict(
             {name: MeanMetric() for name in ("loss", "acc", "agreement", "bce", "mse")}
         )
@@ -69,8 +70,34 @@ class PRFNetModule(L.LightningModule):
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True, batch_size=n)
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_distances = {}  # the weights changed since the last pass
+
+    def validation_logits(self, batch: dict) -> torch.Tensor:
+        """2AFC logits (N,) of a validation batch, d(R, B) - d(R, A) (what :meth:`forward` gives, to float rounding).
+
+        Each (reference, distorted) distance is computed once per validation pass and kept by file names
+        (``batch["files"]``; validation images are whole or centre-cropped, so a name always means the same
+        pixels): a pair that several triplets share (CLIC's triplets share them) costs one backbone pass, and a
+        reference goes through the backbone once per batch for all its new pairs. Eval mode only."""
+        if "files" not in batch:  # batches built by hand
+            return self(batch)
+        known = self._val_distances
+        refs, names_a, names_b = batch["files"]
+        todo: dict[str, tuple[int, dict[str, torch.Tensor]]] = {}  # ref name -> (row of R, new distorted images)
+        for i, ref in enumerate(refs):
+            for name, images in ((names_a[i], batch["a"]), (names_b[i], batch["b"])):
+                if (ref, name) not in known:
+                    todo.setdefault(ref, (i, {}))[1].setdefault(name, images[i])
+        for ref, (row, dists) in todo.items():
+            distances = self.model.score(batch["ref"][row : row + 1], torch.stack(list(dists.values())))
+            known.update(zip(((ref, name) for name in dists), distances, strict=True))
+        d_a = torch.stack([known[ref, name] for ref, name in zip(refs, names_a, strict=True)])
+        d_b = torch.stack([known[ref, name] for ref, name in zip(refs, names_b, strict=True)])
+        return d_b - d_a
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logit = self(batch).float()
+        logit = self.validation_logits(batch).float()
         p_a, label = batch["p_a"], batch["label"]
         pred = predicted_side(logit)
         prob = torch.sigmoid(logit)
