@@ -302,8 +302,8 @@ class PRFNet(nn.Module):
         step = (self.inference.backbone_batch if self.runtime is None else None) or dist.shape[0]
         if ref_feats[0].shape[0] == 1:  # one reference for all
             return torch.cat([self.pair_vector(ref_feats, self.features(d)) for d in dist.split(step)])
-        refs = zip(*(r.split(step) for r in ref_feats), strict=True)  # one reference per image
-        return torch.cat([self.pair_vector(list(r), self.features(d)) for r, d in zip(refs, dist.split(step))])
+        pairs = zip(zip(*(r.split(step) for r in ref_feats), strict=True), dist.split(step), strict=True)
+        return torch.cat([self.pair_vector(list(r), self.features(d)) for r, d in pairs])  # a reference per image
 
     def distance(self, v: torch.Tensor) -> torch.Tensor:
         """Pair vectors (N, F) >= 0 (:meth:`pair_vector`, or a mean of them over tiles) -> distances (N,) >= 0,
