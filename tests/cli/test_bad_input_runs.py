@@ -392,6 +392,14 @@ CASES = [
     ("ablate-seeds-not-numbers", ABLATE + " --seeds abc", ["--seeds", "'abc'"]),
     ("ablate-out-is-a-file", "ablate -c demo --data {train_data} --out {afile}", ["ablation folder", "is a file"]),
     ("ablate-seed-2-to-the-32", ABLATE + " --seeds 0,4294967296", ["seed 4294967296", "[0, 4294967295]"]),
+    # view: the folder, its options, and a folder that holds no output set of prfnet
+    ("view-missing-folder", "view {dir}/nosuch", ["nosuch", "no such folder"]),
+    ("view-a-file", "view {afile}", ["afile", "is a file"]),
+    ("view-not-an-output-set", "view {folder}", ["folder"]),
+    ("view-maps-without-static", "view {folder} --maps", ["--maps", "--static DIR"]),
+    ("view-port-out-of-range", "view {folder} --port 65536", ["--port", "65536"]),
+    ("view-static-with-port", "view {folder} --static {out} --port 8000", ["--static", "--port"]),
+    ("view-max-pixels-bogus", "view {folder} --max-pixels lots", ["--max-pixels", "'lots'"]),
 ]
 
 

@@ -538,3 +538,4 @@ def test_demo_command_runs_the_pipeline_and_prints_what_it_wrote(capsys, tmp_pat
         stdout,
         re.M,
     )
+    assert stdout.strip().splitlines()[-1] == f"look at them: prfnet view {out}"  # the last line: see it

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -42,3 +44,8 @@ def setup_logging(verbose: bool = False) -> None:
 def warn_random_init() -> None:
     """The loud warning every command prints when it runs an untrained model."""
     err.print("[bold yellow]WARNING: --random-init: untrained weights, the answers below mean NOTHING.[/]")
+
+
+def view_hint(out: Path) -> str:
+    """The last line of demo, eval and rd: the command that shows their output folder ``out`` in the browser."""
+    return f"look at them: prfnet view {shlex.quote(str(out))}"

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .app import app, err, setup_logging
+from .app import app, err, setup_logging, view_hint
 from .options import JsonOpt, RuntimeOpt, ThreadsOpt, VerboseOpt
 
 
@@ -113,3 +113,4 @@ def demo(
         highlight=False,
     )
     console.print(f"wrote {result.report_path}, {result.model_path}, {result.results_path} in {elapsed:.0f} s")
+    console.print(view_hint(out), highlight=False)

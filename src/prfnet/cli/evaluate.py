@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..store import STORE_NAME
-from .app import err, eval_app, setup_logging
+from .app import err, eval_app, setup_logging, view_hint
 from .loading import model_loader
 from .options import (
     BackboneOpt,
@@ -99,6 +99,7 @@ def _emit(results: dict, as_json: bool, table: tuple[list[str], list[list]], tit
     store = _stored_in(out, stored)
     note = f"; scores stored in {store}" if store is not None else ""
     err.print(f"wrote {out / 'results.json'} and {out / 'report.html'}{note}", highlight=False, soft_wrap=True)
+    err.print(view_hint(out), highlight=False, soft_wrap=True)
 
 
 @eval_app.command(

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from ..errors import CheckpointError, ConfigError, PRFNetError
 from ..outputs import check_output_dir
-from .app import app, err, setup_logging
+from .app import app, err, setup_logging, view_hint
 from .loading import model_loader
 from .options import (
     AcceleratorOpt,
@@ -150,6 +150,7 @@ def _print_summary(summary: dict) -> None:
     written = ["results/*.json", *(["bd_rate.json"] if summary["bd_rate"] is not None else []), "rd_*.png"]
     err.print(f"wrote {', '.join(str(out / w) for w in written)}, {out / 'report.html'} and {out / 'rd.json'}",
               highlight=False, soft_wrap=True)  # fmt: skip
+    err.print(view_hint(out), highlight=False, soft_wrap=True)
 
 
 @app.command(epilog=EPILOG)
