@@ -22,13 +22,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageReadError
 from .ioutil import atomic_write
+
+if TYPE_CHECKING:
+    import torch
 
 SUPPORTED = "PNG, JPEG, BMP, WebP, TIFF (and anything else Pillow decodes)"
 
@@ -121,6 +124,8 @@ def _missing_or_directory(path: Path) -> ImageReadError | None:
 def unit_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 0..255 -> float32 value / 255 (the values :func:`load_image` gives); float unchanged. The one place
     where prfnet turns 8-bit samples into [0, 1]."""
+    import torch  # here and below: importing this module costs no torch (`prfnet view` starts without it)
+
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x
 
 
@@ -155,6 +160,8 @@ def load_image(
         raise ImageReadError(f"{path}: {exc} (raise the limit with {MAX_PIXELS_OPTION})") from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated / corrupt data
         raise ImageReadError(f"{path}: cannot decode image ({exc})") from None
+    import torch
+
     x = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0)
     if x.dtype == torch.uint8 and not keep_8bit:
         x = unit_float(x)  # the same float32 values as numpy's arr.astype(float32) / 255
@@ -198,6 +205,8 @@ def save_image(tensor: torch.Tensor, path: str | Path) -> None:
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None or fmt not in Image.SAVE:
         raise ValueError(f"{path}: cannot tell an image format Pillow writes from the suffix {path.suffix!r}")
+    import torch
+
     x = tensor.detach().cpu()
     if x.ndim == 4:
         x = x[0]

@@ -17,17 +17,18 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..cache import cache_dir
 from ..errors import ImageReadError, PRFNetError
 from ..images import DEFAULT_MAX_PIXELS, image_size, load_image
 from ..ioutil import atomic_write
-from ..model.loading import load_model
+
+if TYPE_CHECKING:
+    import torch
 
 CHUNK = 1 << 20  # bytes read and sent at a time
 THUMB_SIDE = 160  # longest side of a thumbnail, pixels
@@ -128,6 +129,7 @@ def _load(path: Path, max_pixels: int | None) -> torch.Tensor:
 
 def _rgb8(x: torch.Tensor) -> np.ndarray:
     """(H, W, 3) uint8 of a (1, 3, H, W) tensor (uint8, or float in [0, 1])."""
+    import torch  # here and below: the viewer starts without torch, which only decoding and maps need
     if x.dtype != torch.uint8:
         x = (x.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8)
     return x[0].permute(1, 2, 0).contiguous().numpy()
@@ -344,6 +346,8 @@ class Products:
             if x.shape != y.shape:
                 raise Refused(422, f"the images differ in size ({x.shape[-1]}x{x.shape[-2]} and "
                                    f"{y.shape[-1]}x{y.shape[-2]}): no score map")  # fmt: skip
+            import torch
+
             try:
                 with torch.inference_mode():
                     values = model.score_map(x, y)[0, 0].float().cpu().numpy()
@@ -355,6 +359,8 @@ class Products:
 
     def _loaded(self):
         if self._model is None and self._model_error is None:
+            from ..model.loading import load_model  # the model room, and torch, at the first score map
+
             try:
                 self._model = load_model(self.model_path, device="cpu")
             except PRFNetError as exc:

@@ -1,0 +1,78 @@
+"""The whole viewer on real output sets, in the real Chromium: ``prfnet eval clic`` and ``prfnet rd`` sets (made by
+the commands, with a tiny checkpoint) read by :func:`prfnet.view.build_view`, served by the real
+:class:`~prfnet.view.server.ViewServer` (token, Host check, CSP) and exported by ``prfnet view OUT --static DIR``.
+The table shows the run's triplets, a score map is computed on demand with the run's checkpoint and drawn over A
+and B, an RD point opens the decoded file of that point, and the static export shows the same table from file://."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import pytest
+
+from prfnet.cli import main
+from prfnet.view import build_view
+from prfnet.view.server import ViewServer
+
+from .test_browser import count, wait_ready
+from .test_catalog import sets  # noqa: F401 - the module's output sets (a fixture)
+
+
+@contextmanager
+def serving(data):
+    server = ViewServer(data)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_a_clic_run_in_the_server_and_in_its_static_export(sets, page, tmp_path):  # noqa: F811
+    data = build_view(sets / "clic_out")
+    rows = data.document["triplets"]
+    assert data.model is not None and data.document["maps"]["available"]
+    with serving(data) as server:
+        page.goto(server.url)
+        page.wait_for_function("() => prfnetView.view() === 'list-view'")
+        assert count(page) == len(rows) and page.inner_text("#mode-badge") == "server"
+        served_table = page.inner_text("#table")
+        page.goto(server.url + "#/t/0")
+        wait_ready(page, "#/t/0")
+        assert page.evaluate("prfnetView.imageId('a')") == rows[0]["a"]
+        page.keyboard.press("m")  # PRFNet's score maps of A and B, computed now with the run's checkpoint
+        page.wait_for_function("() => prfnetView.mapState() === 'shown'")
+        assert page.get_attribute("#panel-a", "data-map") == page.get_attribute("#panel-b", "data-map") == "shown"
+        assert "computed on demand" in page.inner_text("#map-info")
+        page.keyboard.press("b")
+        page.wait_for_function("() => prfnetView.shown() === 'b'")
+    site = tmp_path / "site"
+    assert main(["view", str(sets / "clic_out"), "--static", str(site)]) == 0
+    page.goto((site / "index.html").as_uri())
+    page.wait_for_function("() => prfnetView.view() === 'list-view'")
+    assert count(page) == len(rows) and page.inner_text("#table") == served_table
+
+
+def test_an_rd_point_of_a_real_run_opens_its_decoded_file(sets, page):  # noqa: F811
+    data = build_view(sets / "rd_out")
+    point = next(p for p in data.document["rd"]["points"] if p["metric"] == "psnr-rgb" and p["codec"] == "webp")
+    with serving(data) as server:
+        page.goto(server.url)
+        page.wait_for_function("() => prfnetView.view() === 'rd-view'")
+        page.select_option("#rd-metric", "psnr-rgb")
+        selector = f'circle.rd-point[data-codec="webp"][data-rate-point="{point["rate_point"]}"]'
+        page.click(selector)
+        wait_ready(page)
+        decoded = point["items"][0]["decoded"]
+        assert page.evaluate("prfnetView.imageId('a')") == decoded
+        assert data.files[decoded].name == "i0.png" and data.files[decoded].parent.name == point["rate_point"]
+        assert page.evaluate("prfnetView.imageUrl('a')").startswith(f"image/{decoded}?token=")
+
+
+@pytest.fixture(autouse=True)
+def _browser_or_skip(browser):
+    """Every test here needs the browser (skipped with the reason where it is missing)."""
