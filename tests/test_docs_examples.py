@@ -200,6 +200,7 @@ DEMO_WHY = (
     "minutes); it reads only its embedded data, so its second occurrence (README) gets a copy of the first one's "
     "prfnet_demo/"
 )
+VIEW_SERVER = "a server that runs until Ctrl-C: tests/view serves real output sets and stops a real one with SIGINT"
 MULTI_GPU = "needs several GPUs (DDP); tests/training/test_run.py trains with two-process DDP on CPUs"
 
 #: doc command (one `&&` part, whitespace collapsed, comment removed) -> what runs instead
@@ -208,6 +209,8 @@ COMMANDS: dict[str, Sub | OptionsOnly | Skip] = {
     "pip install -e '.[dev]'": Skip("installs the dev extra; the test checks the extra names pytest, ruff", _dev_extra),
     "python -m pytest": Skip("the test suite itself (would recurse)", _suite_entry),
     "prfnet demo --out prfnet_demo": Sub(DEMO, DEMO_WHY, memo="prfnet_demo"),
+    "prfnet view prfnet_demo": OptionsOnly(VIEW_SERVER),
+    "prfnet view prfnet_demo --open": OptionsOnly(VIEW_SERVER),
     "prfnet compare big_ref.png a.png b.png --tile 768 --device cuda": Sub(
         "prfnet compare big_ref.png a.png b.png --tile 32 --device cpu",
         "no GPU here; 32 px tiles on the 64 px test images, so that tiling really runs",
