@@ -130,6 +130,7 @@ def _load(path: Path, max_pixels: int | None) -> torch.Tensor:
 def _rgb8(x: torch.Tensor) -> np.ndarray:
     """(H, W, 3) uint8 of a (1, 3, H, W) tensor (uint8, or float in [0, 1])."""
     import torch  # here and below: the viewer starts without torch, which only decoding and maps need
+
     if x.dtype != torch.uint8:
         x = (x.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8)
     return x[0].permute(1, 2, 0).contiguous().numpy()
