@@ -78,7 +78,7 @@ def test_files_parse_with_the_clic_readers(codec_set):
 
 def test_rates_are_on_target_and_files_csv_matches_the_codec(codec_set):
     files = _files(codec_set)
-    assert {row["codec"] for row in files.values()} == set(codec_set.codecs) == set(cd.available_codecs())
+    assert {row["codec"] for row in files.values()} == set(codec_set.codecs) == set(cd.default_codecs())
     per_cell = defaultdict(int)
     for row in files.values():
         target, bpp = float(row["target_bpp"]), float(row["bpp"])
@@ -214,6 +214,9 @@ def test_bad_arguments_raise_config_error(tmp_path, kwargs):
     [
         (["--kind", "codecs", "--votes", "3"], "--votes applies to --kind distortions only"),
         (["--kind", "codecs", "--size", "128"], "--size"),
+        (["--kind", "codecs", "--codecs", "jpeg420,nope"], "unknown codec 'nope'"),
+        (["--kind", "codecs", "--codecs", "jpeg420,jpeg420"], "--codecs needs at least two different codecs"),
+        (["--codecs", "jpeg420,webp"], "--codecs applies to --kind codecs only"),
     ],
 )
 def test_cli_codecs_refuses_with_one_line(tmp_path, capsys, args, expected):
@@ -226,7 +229,7 @@ def test_cli_codecs_refuses_with_one_line(tmp_path, capsys, args, expected):
 
 
 def test_cli_codecs_json_summary(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cd, "available_codecs", lambda: ["jpeg420", "jpeg444", "jpeg2000"])  # the fast ones
+    monkeypatch.setattr(cd, "default_codecs", lambda: ["jpeg420", "jpeg444", "jpeg2000"])  # the fast ones
     code = main(["synth", str(tmp_path / "out"), "--kind", "codecs", "--refs", "1", "--json"])
     captured = capsys.readouterr()
     assert code == 0
@@ -235,6 +238,27 @@ def test_cli_codecs_json_summary(tmp_path, capsys, monkeypatch):
     assert 0 < doc["judge_accuracy"] < 1 and doc["n_keys"] == len(read_clic_triplets(doc["validation_csv"]))
     assert Path(doc["ceiling_json"]).is_file() and Path(doc["files_csv"]).is_file()
     assert doc["codecs"] == ["jpeg420", "jpeg444", "jpeg2000"]
+
+
+def test_cli_codecs_option_selects_jpegxl(tmp_path, capsys):
+    if cd.codec_status()["jpegxl"] is not None:
+        pytest.skip(cd.codec_status()["jpegxl"])
+    argv = ["synth", str(tmp_path / "out"), "--kind", "codecs", "--refs", "1", "--codecs", "jpeg420,jpegxl", "--json"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["codecs"] == ["jpeg420", "jpegxl"] and doc["triplets"] > 0
+    with open(doc["files_csv"], newline="") as f:
+        assert {row["codec"] for row in csv.DictReader(f)} == {"jpeg420", "jpegxl"}
+
+
+def test_cli_jpegxl_without_imagecodecs_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)
+    code = main(["synth", str(tmp_path / "out"), "--kind", "codecs", "--codecs", "jpeg420,jpegxl"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "" and not (tmp_path / "out").exists()
+    assert captured.err.strip().splitlines() == [
+        "error: jpegxl needs imagecodecs, which is not installed: pip install 'prfnet[jxl]'"
+    ]
 
 
 _SIGNALLED_SYNTH = """

@@ -47,7 +47,8 @@ def synth(
         SynthKind,
         typer.Option(
             "--kind",
-            help="distortions: labels known by construction (all votes agree). codecs: JPEG/WebP/JPEG 2000/AVIF at "
+            help="distortions: labels known by construction (all votes agree). codecs: JPEG/WebP/JPEG 2000/AVIF "
+            "(JPEG XL with --codecs) at "
             "matched bits per pixel on real photos, 3..15 SIMULATED votes per triplet from a hidden judge, "
             "plus files.csv and ceiling.json.",
         ),
@@ -67,6 +68,14 @@ def synth(
     votes: Annotated[
         int | None,
         typer.Option("--votes", help="--kind distortions only: oracle.csv rows per triplet (>= 1, default 3)."),
+    ] = None,
+    codecs: Annotated[
+        str | None,
+        typer.Option(
+            "--codecs",
+            help="--kind codecs only: comma-separated codecs, at least two (prfnet codecs --list), e.g. "
+            "jpeg420,jpegxl; default jpeg420,jpeg444,webp,jpeg2000,avif (those usable here).",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ):
@@ -98,6 +107,15 @@ def synth(
     if kind is SynthKind.codecs and votes is not None:
         raise fail("--votes applies to --kind distortions only; --kind codecs draws 3..15 votes per triplet")
     votes = DEFAULT_VOTES if votes is None else votes
+    codec_names = None
+    if codecs is not None:
+        if kind is not SynthKind.codecs:
+            raise fail("--codecs applies to --kind codecs only")
+        from ..synth.codecs import get_codec
+
+        codec_names = [get_codec(name.strip()).name for name in codecs.split(",") if name.strip()]  # one line if not
+        if len(set(codec_names)) < 2:
+            raise fail(f"--codecs needs at least two different codecs, got {codecs!r}")
     if votes < 1:
         raise fail(f"--votes must be >= 1, got {votes}")
     command = f"prfnet synth --kind {kind.value} --size {size} --refs {refs}"
@@ -126,7 +144,9 @@ def synth(
 
         staged = outputs.staging  # the set is written there, then published with its manifest
         if kind is SynthKind.codecs:
-            summary = codec_set.synthesize_codec_clic(staged, refs=refs, size=size, seed=seed, progress=progress)
+            summary = codec_set.synthesize_codec_clic(
+                staged, refs=refs, size=size, seed=seed, codecs=codec_names, progress=progress
+            )
         else:
             summary = distortion_set.synthesize_clic(
                 staged, refs=refs, size=size, seed=seed, votes=votes, progress=progress

@@ -297,13 +297,14 @@ def synthesize_codec_clic(
     """Write the simulated codec set to ``out_dir`` (see the module docstring); the same arguments give the same bytes.
 
     ``refs`` >= 1 references of ``size`` x ``size`` (>= 256) pixels; ``seed`` >= 0; ``targets_bpp``: target
-    bits per pixel (> 0); ``codecs``: names from :data:`prfnet.synth.codecs.CODECS` (default: all available
-    here, at least two); ``triplets_per_ref`` >= 1 (fewer when a reference has fewer usable pairs);
+    bits per pixel (> 0); ``codecs``: names from :data:`prfnet.synth.codecs.CODECS`, at least two (default: those
+    of :data:`~prfnet.synth.codecs.DEFAULT_CODECS` usable here; jpegxl only when named);
+    ``triplets_per_ref`` >= 1 (fewer when a reference has fewer usable pairs);
     ``slope``, ``lapse``: the psychometric function of the votes (:func:`prfnet.synth.judge.psychometric`);
     ``workers``: processes encoding references in parallel (default: the usable CPUs, at most 8; 1: none;
     forked, Linux only; the result does not depend on it). Existing files of ours in ``out_dir`` are
     overwritten and stale ``images/ref_*.png`` removed. ``progress(done, total)`` is called after each reference.
-    Raises ConfigError for bad arguments (CodecUnavailable for a codec Pillow lacks here), DataError if
+    Raises ConfigError for bad arguments (CodecUnavailable for a codec not usable here), DataError if
     ``out_dir`` is not a writable folder, :class:`~prfnet.memory.NotEnoughMemory` before anything is made if the
     set cannot fit in memory here.
     """
@@ -321,7 +322,7 @@ def synthesize_codec_clic(
     slope, lapse = float(slope), float(lapse)
     if len({_target_label(t) for t in targets}) != len(targets):
         raise ConfigError(f"synthesize_codec_clic: targets_bpp must be distinct, got {targets_bpp!r}")
-    codec_names = cd.available_codecs() if codecs is None else [cd.get_codec(c).name for c in codecs]
+    codec_names = cd.default_codecs() if codecs is None else [cd.get_codec(c).name for c in codecs]
     if len(set(codec_names)) < 2:
         raise ConfigError(
             f"synthesize_codec_clic: needs at least two different codecs, got {codec_names} "

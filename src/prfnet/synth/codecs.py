@@ -1,13 +1,16 @@
-"""Real codec output through Pillow: JPEG (4:2:0, 4:4:4), WebP, JPEG 2000 and AVIF, and a rate search.
+"""Real codec output: JPEG (4:2:0, 4:4:4), WebP, JPEG 2000 and AVIF through Pillow, JPEG XL (and mozjpeg, where
+the build has it) through the optional ``imagecodecs`` (``pip install 'prfnet[jxl]'``), and a rate search.
 
 Images are ``uint8`` arrays (H, W, 3), RGB, 0..255, in and out. Rates are in **bits per pixel**:
 ``bpp = 8 * len(bytes) / (H * W)`` (all three channels together; the whole file, headers included).
 
 Every codec has one parameter that sets its rate (:class:`Codec`): a quality (JPEG 1..95, WebP and
-AVIF 0..100, higher = more bits) or, for JPEG 2000, a compression ratio (2..400 against the 24-bit
+AVIF 0..100, JPEG XL 1..99 (libjxl's quality, as ``cjxl -q``: mapped to a Butteraugli distance), higher = more
+bits) or, for JPEG 2000, a compression ratio (2..400 against the 24-bit
 raw image, higher = fewer bits: OpenJPEG's ``quality_mode="rates"``, ``quality_layers=[ratio]``, so
 bpp is about 24 / ratio plus about 270 bytes of headers). Everything else is fixed, so the same image
-and parameter always give the same bytes (AVIF runs one thread: its output depends on the thread count).
+and parameter always give the same bytes (AVIF and JPEG XL run one thread: their output may depend on the thread
+count; JPEG XL at effort 7, cjxl's default, as a bare codestream).
 
 :func:`encode_at_bpp` searches the parameter for a target bpp (bracketing search interpolating on
 log bpp, a handful of encodes) and says when the target cannot be reached.
@@ -31,7 +34,15 @@ Array = np.ndarray
 
 
 class CodecUnavailable(ConfigError):
-    """The Pillow build here cannot encode with this codec (the message says why)."""
+    """The Pillow or imagecodecs build here cannot encode with this codec, or imagecodecs is not installed (the
+    message says why)."""
+
+
+#: the codecs of the simulated codec set by default (``prfnet synth --kind codecs``, ``prfnet demo``): adding one
+#: would change the demo's data and figures, so newer codecs (jpegxl) are chosen by name
+DEFAULT_CODECS: tuple[str, ...] = ("jpeg420", "jpeg444", "webp", "jpeg2000", "avif")
+#: the optional extra that installs imagecodecs
+JXL_EXTRA = "pip install 'prfnet[jxl]'"
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,8 @@ class Codec:
     ``param`` is the name of the rate parameter, on [``low``, ``high``]; ``more_bits_when_higher``
     gives its direction (False for the JPEG 2000 compression ratio); ``integer`` parameters are
     rounded; ``log_scale`` parameters are searched on log(param). ``options`` are fixed save options.
+    ``library`` is ``"Pillow"`` (``format``: Pillow's format, ``feature``: its ``PIL.features`` name) or
+    ``"imagecodecs"`` (``format``: the imagecodecs codec prefix, ``feature``: its attribute, e.g. ``JPEGXL``).
     """
 
     name: str
@@ -54,6 +67,7 @@ class Codec:
     more_bits_when_higher: bool = True
     log_scale: bool = False
     description: str = ""
+    library: str = "Pillow"
 
     def clamp(self, value: float) -> float | int:
         """The parameter value actually used: clipped to [low, high], rounded when ``integer``."""
@@ -97,6 +111,28 @@ CODECS: dict[str, Codec] = {
             {"subsampling": "4:2:0", "speed": 6, "max_threads": 1},
             description="libavif (AV1), 4:2:0, speed 6, one thread",
         ),
+        Codec(
+            "jpegxl",
+            "jpegxl",
+            "JPEGXL",
+            "quality",
+            1,
+            99,
+            {"effort": 7, "numthreads": 1, "usecontainer": False},
+            description="libjxl lossy (VarDCT), quality as cjxl -q, effort 7, one thread, bare codestream",
+            library="imagecodecs",
+        ),
+        Codec(
+            "mozjpeg",
+            "mozjpeg",
+            "MOZJPEG",
+            "quality",
+            1,
+            95,
+            {"subsampling": "420"},
+            description="mozjpeg (trellis quantisation, optimised Huffman), 4:2:0 chroma",
+            library="imagecodecs",
+        ),
     )
 }
 
@@ -107,31 +143,57 @@ def _supported(feature: str) -> bool:
         return bool(features.check(feature))
 
 
+def imagecodecs_module():
+    """The imagecodecs module (an optional dependency); :class:`CodecUnavailable` naming the extra when missing."""
+    try:
+        import imagecodecs
+    except ImportError:
+        raise CodecUnavailable(f"imagecodecs is not installed: {JXL_EXTRA}") from None
+    return imagecodecs
+
+
+def unavailable_reason(codec: Codec) -> str | None:
+    """None if ``codec`` is usable here, else why not (one line)."""
+    if codec.library == "Pillow":
+        if _supported(codec.feature):
+            return None
+        check = f"features.check({codec.feature!r}) is False"
+        return f"Pillow {PIL.__version__} here has no {codec.format} support ({check})"
+    try:
+        ic = imagecodecs_module()
+    except CodecUnavailable:
+        return f"{codec.name} needs imagecodecs, which is not installed: {JXL_EXTRA}"
+    if bool(getattr(getattr(ic, codec.feature, None), "available", False)):
+        return None
+    return f"not available: this imagecodecs build has no {codec.format}"
+
+
 def codec_status() -> dict[str, str | None]:
-    """``{codec name: None if usable here, else the reason}`` (from ``PIL.features.check``)."""
-    return {
-        name: None
-        if _supported(codec.feature)
-        else f"Pillow {PIL.__version__} here has no {codec.format} support (features.check({codec.feature!r}) is False)"
-        for name, codec in CODECS.items()
-    }
+    """``{codec name: None if usable here, else the reason}`` (``PIL.features.check``, imagecodecs' ``available``)."""
+    return {name: unavailable_reason(codec) for name, codec in CODECS.items()}
 
 
 def available_codecs() -> list[str]:
-    """Names of the codecs this Pillow build encodes, in :data:`CODECS` order."""
+    """Names of the codecs usable here, in :data:`CODECS` order."""
     return [name for name, reason in codec_status().items() if reason is None]
 
 
+def default_codecs() -> list[str]:
+    """The :data:`DEFAULT_CODECS` usable here (the simulated codec set's default), in that order."""
+    return [name for name in DEFAULT_CODECS if unavailable_reason(CODECS[name]) is None]
+
+
 def get_codec(codec: str | Codec) -> Codec:
-    """A :class:`Codec` by name (or itself); :class:`CodecUnavailable` if unknown or not built into Pillow."""
+    """A :class:`Codec` by name (or itself); :class:`CodecUnavailable` if unknown or not usable here (one line)."""
     if isinstance(codec, Codec):
         found = codec
     elif codec in CODECS:
         found = CODECS[codec]
     else:
         raise CodecUnavailable(f"unknown codec {codec!r}; known: {', '.join(CODECS)}")
-    if not _supported(found.feature):
-        raise CodecUnavailable(f"{found.name}: {codec_status().get(found.name) or 'not supported by this Pillow'}")
+    reason = unavailable_reason(found)
+    if reason is not None:
+        raise CodecUnavailable(reason if reason.startswith(found.name) else f"{found.name}: {reason}")
     return found
 
 
@@ -151,14 +213,35 @@ def encode(image: Array, codec: str | Codec, quality: float) -> tuple[bytes, Arr
     """Encode ``image`` (uint8 (H, W, 3)) at parameter ``quality``; returns (file bytes, decoded uint8 (H, W, 3))."""
     image = _check_image(image)
     codec = get_codec(codec)
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format=codec.format, **codec.save_options(quality))
-    data = buf.getvalue()
-    with Image.open(io.BytesIO(data)) as decoded:
-        out = np.asarray(decoded.convert("RGB")).copy()
+    if codec.library == "imagecodecs":
+        data, out = _encode_imagecodecs(image, codec, quality)
+    else:
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format=codec.format, **codec.save_options(quality))
+        data = buf.getvalue()
+        with Image.open(io.BytesIO(data)) as decoded:
+            out = np.asarray(decoded.convert("RGB")).copy()
     if out.shape != image.shape:
         raise InputError(f"{codec.name} decoded a {out.shape} image from a {image.shape} one")
     return data, out
+
+
+def _encode_imagecodecs(image: Array, codec: Codec, quality: float) -> tuple[bytes, Array]:
+    """(bytes, decoded uint8 (H, W, 3)) through ``imagecodecs.<format>_encode`` / ``_decode``; the quality is
+    imagecodecs' ``level``."""
+    ic = imagecodecs_module()
+    options = dict(codec.options)
+    level = codec.clamp(quality)
+    try:
+        data = bytes(getattr(ic, f"{codec.format}_encode")(image, level=level, **options))
+        decode_options = {"numthreads": options["numthreads"]} if "numthreads" in options else {}
+        out = np.asarray(getattr(ic, f"{codec.format}_decode")(data, **decode_options))
+    except Exception as exc:  # imagecodecs raises its own <Codec>Error types
+        what = f"{codec.name} could not encode a {image.shape} image at {codec.param}={level}"
+        raise InputError(f"{what}: {exc}") from None
+    if out.ndim == 3 and out.shape[2] == 4:
+        out = out[..., :3]
+    return data, np.ascontiguousarray(out, dtype=np.uint8)
 
 
 @dataclass(frozen=True)
