@@ -149,7 +149,7 @@ def test_synthetic_md_demo_table_is_the_recorded_demo():
     assert f"expected calibration error is {prfnet['ece']:.3f}" in prose
 
 
-RD_CODECS = {"WebP": "webp", "JPEG 2000": "jpeg2000", "AVIF": "avif"}
+RD_CODECS = {"WebP": "webp", "JPEG 2000": "jpeg2000", "AVIF": "avif", "JPEG XL": "jpegxl"}
 RD_COLUMNS = {"PRFNet (demo model)": "prfnet", "PSNR": "psnr-rgb", "MS-SSIM (RGB)": "ms-ssim-rgb"}
 
 

@@ -1,4 +1,5 @@
-"""prfnet.rd.example: the scikit-image photos coded with JPEG, WebP, JPEG 2000 and AVIF, in the rd.csv layout."""
+"""prfnet.rd.example: the scikit-image photos coded with JPEG, WebP, JPEG 2000, AVIF and JPEG XL, in the rd.csv
+layout."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ def _rows(csv_path: Path) -> list[dict[str, str]]:
 
 
 def _pixels(path: Path) -> np.ndarray:
+    if path.suffix == ".jxl":  # Pillow reads no JPEG XL: libjxl's own decoder
+        import imagecodecs
+
+        return np.asarray(imagecodecs.jpegxl_decode(path.read_bytes()))[..., :3]
     with Image.open(path) as img:
         return np.asarray(img.convert("RGB"))
 
@@ -53,7 +58,7 @@ def test_csv_lists_every_codec_rate_and_image_with_existing_files(full_example):
         for image in EXAMPLE_IMAGES
     ]
     assert [(r["codec"], r["image"], r["rate_point"]) for r in rows] == expected
-    assert len(rows) == 4 * 5 * len(EXAMPLE_IMAGES) and 3 <= len(EXAMPLE_IMAGES) <= 4
+    assert len(rows) == 5 * 5 * len(EXAMPLE_IMAGES) and 3 <= len(EXAMPLE_IMAGES) <= 4
     assert {r["rate_point"] for r in rows if r["codec"] == "jpeg2000"} == {f"r{s}" for s in EXAMPLE_CODECS["jpeg2000"]}
     for r in rows:
         for key in ("decoded_path", "original_path", "bitstream_path"):
@@ -103,7 +108,7 @@ def test_bpp_rises_with_the_setting_and_the_codecs_overlap(full_example):
 def test_prfnet_rd_reads_the_csv(full_example):
     items = read_rd_csv(full_example)
     check_rd_items(items, anchor="jpeg")
-    assert len(items) == 4 * 5 * len(EXAMPLE_IMAGES)
+    assert len(items) == len(EXAMPLE_CODECS) * 5 * len(EXAMPLE_IMAGES)
     rows = _rows(full_example)
     for item, row in zip(items, rows, strict=True):
         assert item.bpp == pytest.approx(_bpp(full_example.parent, row), rel=1e-12)
@@ -137,10 +142,18 @@ def test_missing_codec_is_a_config_error_before_anything_is_written(tmp_path, mo
     assert not (tmp_path / "x").exists()
 
 
+def test_without_imagecodecs_the_default_leaves_jpegxl_out_and_asking_for_it_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setattr(rd_example, "unavailable_reason", lambda codec: "not installed: pip install 'prfnet[jxl]'")
+    assert set(rd_example.default_example_codecs()) == set(EXAMPLE_CODECS) - {"jpegxl"}
+    with pytest.raises(ConfigError, match=r"jpegxl: .*prfnet\[jxl\]"):
+        make_example(tmp_path / "x", images=("chelsea",), codecs={"jpeg": [10], "jpegxl": [10]})
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"codecs": {"jpegxl": [10]}}, "unknown codec 'jpegxl'"),
+        ({"codecs": {"jpeg2001": [10]}}, "unknown codec 'jpeg2001'"),
         ({"codecs": {"jpeg": []}}, "codec jpeg: settings must be non-empty"),
         ({"images": ("no_such_photo",)}, "unknown scikit-image photo 'no_such_photo'"),
         ({"images": ("chelsea", "chelsea")}, "images must be non-empty and distinct"),

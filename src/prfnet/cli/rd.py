@@ -99,7 +99,7 @@ def _example_csv(folder: Path) -> Path:
         err.print(f"using the example inputs in {folder}", highlight=False, soft_wrap=True)
         return csv
     check_output_dir(folder, "example folder")
-    err.print(f"writing the example inputs (scikit-image photos, 4 codecs) into {folder} ...", highlight=False)
+    err.print(f"writing the example inputs (scikit-image photos, 5 codecs) into {folder} ...", highlight=False)
     return make_example(folder)
 
 
@@ -163,7 +163,7 @@ def rd(
         Path | None, typer.Option("--originals", help="Folder of the originals <image>.<ext>.")
     ] = None,
     example: Annotated[
-        bool, typer.Option("--example", help="Encode scikit-image photos with 4 codecs into OUT/example and use them.")
+        bool, typer.Option("--example", help="Encode scikit-image photos with 5 codecs into OUT/example and use them.")
     ] = False,
     metrics: Annotated[
         str, typer.Option("--metrics", "-m", help="Comma-separated metrics; unavailable ones are listed, not fatal.")
