@@ -22,23 +22,16 @@ from PIL import Image
 import prfnet.view.catalog as catalog
 import prfnet.view.server as server_module
 import prfnet.view.static as static_module
-from prfnet.cli import main
+from tests.cli.test_options import one_error_line as options_error_line
+from tests.cli.test_options import run
 from tests.view.test_server import ASSET_TEXT, make_assets, make_view
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def one_error_line(code: int, out: str, err: str) -> str:
-    lines = err.strip().splitlines()
-    assert code == 2 and out == "" and len(lines) == 1 and lines[0].startswith("error:"), (code, out, err)
     assert "Traceback" not in err
-    return lines[0]
+    return options_error_line(code, out, err)
 
 
 @pytest.fixture()

@@ -52,7 +52,7 @@ def demo(
 
     Trains PRFNet (both steps) on two thirds of the references, evaluates it against the baselines on the held-out
     third with 95 % intervals, paired differences, calibration and the hidden judge's ceiling, and writes
-    report.html, model.safetensors and results.json to --out (--json: results.json on stdout too). CPU, about 4
+    report.html, model.safetensors and results.json to --out (--json: results.json on stdout too). CPU, about 2
     minutes on 2 quiet cores.
     """
     from ..demo import run_demo

@@ -58,17 +58,13 @@ def _export(data, static: Path, maps: bool, limit, open_browser: bool, as_json: 
 
 
 def _serve(data, out: Path, port: int, host: str, open_browser: bool, limit, as_json: bool) -> None:
-    import threading
-    import webbrowser
-
-    from ..view.server import ViewServer, is_loopback
+    from ..view.server import is_loopback, serve
 
     if not is_loopback(host):
         warning = f"--host {host} serves beyond this machine: whoever reaches it with the URL reads these images"
         err.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-    server = ViewServer(data, host, port, max_pixels=limit)
-    stop = None
-    try:
+
+    def announce(server) -> None:
         if as_json:
             info = {"url": server.url, "host": host, "port": server.port, "token": server.token, "out": str(out)}
             typer.echo(json.dumps(info, allow_nan=False))
@@ -76,17 +72,18 @@ def _serve(data, out: Path, port: int, host: str, open_browser: bool, limit, as_
             title = data.document.get("title") or str(out)
             err.print(f"prfnet view: {title}; Ctrl-C stops the server", highlight=False, soft_wrap=True)
             typer.echo(server.url)
-        if open_browser:  # in a thread: a text-mode browser would hold the terminal
-            threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()
-        server.serve_forever(poll_interval=0.2)
+
+    stop = None
+    try:
+        serve(data, host, port, open_browser=open_browser, announce=announce, max_pixels=limit)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (prfnet.cli turns it into Terminated)
         stop = exc
-    finally:
-        server.server_close()
-    if stop is not None:  # raised outside the handler: main() sees an exit code, not an interruption to report
-        code, what = INTERRUPTED[isinstance(stop, Terminated)]
-        err.print(f"prfnet view: stopped ({what})", highlight=False)
-        raise typer.Exit(code)
+    if stop is None:  # the server was shut down from elsewhere
+        return
+    # raised outside the handler: main() sees an exit code, not an interruption to report
+    code, what = INTERRUPTED[isinstance(stop, Terminated)]
+    err.print(f"prfnet view: stopped ({what})", highlight=False)
+    raise typer.Exit(code)
 
 
 @app.command(

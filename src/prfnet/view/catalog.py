@@ -230,6 +230,23 @@ def _probabilities(d_a: np.ndarray, d_b: np.ndarray) -> list[float | None]:
     return [None if math.isnan(v) else v for v in p.tolist()]
 
 
+def _stored_decisions(store, names, pairs, results, n: int, reproduces) -> tuple[dict[str, list[str]], list | None]:
+    """Decisions ("A"/"B"/"tie" per triplet) of each metric in ``names`` whose stored scores of ``pairs`` (the n
+    (R, A) pairs, then the n (R, B) pairs) pass ``reproduces(name, higher_better)(scores)`` (they are the run's), and
+    PRFNet's probabilities when its scores are among them; closes ``store``."""
+    decisions, prob = {}, None
+    for name in names if pairs is not None else []:
+        hb = bool(results[name]["higher_better"])
+        found = store.find(name, pairs, reproduces(name, hb))
+        if found is not None:
+            values = found[0]
+            decisions[name] = DECISIONS[_codes(values[:n], values[n:], hb)].tolist()
+            if name == "prfnet":
+                prob = _probabilities(values[:n], values[n:])
+    store.close()
+    return decisions, prob
+
+
 def _majority(p_a: float | None) -> str | None:
     return None if p_a is None else "A" if p_a > 0.5 else "B" if p_a < 0.5 else "tie"
 
@@ -251,26 +268,20 @@ def _triplets(ctx, results, names, sub_dir: Path, root: Path | None, oracle: Pat
     for name in (n for key in keys for n in key if n not in ids):
         ids[name] = ctx.images.id(os.path.join(base, name) if base else None, name, "the run's image folder is unknown")
     decisions = {n: ["A" if row[3] == "0" else "B" for row in submitted[n]] for n in names}
-    prob: list | None = None
+    stored, prob = {}, None
     store = _store(ctx) if base else None
-    settled = []
     if store is not None:
         path = {name: os.path.join(base, name) for name in ids}
         pairs = store.pairs([(path[key[0]], path[key[side]]) for side in (1, 2) for key in keys])
         n = len(keys)
-        for name in names if pairs is not None else []:
-            hb, b_chosen = bool(results[name]["higher_better"]), np.array([row[3] == "1" for row in submitted[name]])
-            found = store.find(
-                name, pairs, lambda v, hb=hb, t=b_chosen: bool(((_codes(v[:n], v[n:], hb) == -1) == t).all())
-            )
-            if found is not None:
-                values = found[0]
-                decisions[name] = DECISIONS[_codes(values[:n], values[n:], hb)].tolist()
-                settled.append(name)
-                if name == "prfnet":
-                    prob = _probabilities(values[:n], values[n:])
-        store.close()
-    plain = [n for n in names if n not in settled]
+
+        def reproduces(name, hb):  # the submission's choices of B, exactly
+            b_chosen = np.array([row[3] == "1" for row in submitted[name]])
+            return lambda v: bool(((_codes(v[:n], v[n:], hb) == -1) == b_chosen).all())
+
+        stored, prob = _stored_decisions(store, names, pairs, results, n, reproduces)
+    decisions.update(stored)
+    plain = [n for n in names if n not in stored]
     if plain:
         ctx.notes.append(
             f"decisions of {', '.join(plain)} from the submissions, where a tie (equal scores) is written as T = 0, so "
@@ -343,22 +354,20 @@ def _bapps(ctx: OutputSetContext) -> dict:
     if store is not None:
         pairs = store.pairs([(it[0], it[i]) for i in (1, 2) for _, it in flat])
         n, subset, p_a = len(flat), np.array([k for k, _ in flat]), np.array([it[3] for _, it in flat])
-        for name in names if pairs is not None else []:
-            hb, expected = bool(results[name]["higher_better"]), results[name].get("subsets") or {}
 
-            def agrees(values, hb=hb, expected=expected) -> bool:  # the per-subset 2AFC scores of results.json
+        def reproduces(name, hb):  # the per-subset 2AFC scores of results.json
+            expected = results[name].get("subsets") or {}
+
+            def agrees(values) -> bool:
                 codes = _codes(values[:n], values[n:], hb)
                 chosen = np.where(codes == 1, 1.0, np.where(codes == -1, 0.0, 0.5))
                 agreement = chosen * p_a + (1.0 - chosen) * (1.0 - p_a)
                 means = {k: agreement[subset == k].mean() for k in set(subset.tolist())}
                 return all(abs(m - float(expected.get(k, math.nan))) < 1e-9 for k, m in means.items())
 
-            found = store.find(name, pairs, agrees)
-            if found is not None:
-                decisions[name] = DECISIONS[_codes(found[0][:n], found[0][n:], hb)].tolist()
-                if name == "prfnet":
-                    prob = _probabilities(found[0][:n], found[0][n:])
-        store.close()
+            return agrees
+
+        decisions, prob = _stored_decisions(store, names, pairs, results, n, reproduces)
     missing = [n for n in names if n not in decisions]
     if missing:
         ctx.notes.append(
