@@ -36,6 +36,7 @@ LAYERS = {
     "evaluation": 7,
     "training": 7,
     "rd": 7,
+    "tune": 7,
     "view": 7,
     "demo": 8,
     "cli": 9,

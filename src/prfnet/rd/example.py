@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..ioutil import atomic_write
 from ..synth.codecs import CodecUnavailable, get_codec, unavailable_reason
 from ..synth.codecs import encode as encode_with_layer
+from ..synth.photos import load_photo as load_example_image
 
 log = logging.getLogger(__name__)
 
@@ -58,24 +59,6 @@ CODECS: dict[str, tuple[str | None, str | None, str, str, Callable[..., dict] | 
 def rate_label(codec: str, setting) -> str:
     """The rate-point label of a setting: ``q30`` (quality) or ``r80`` (JPEG 2000 compression ratio)."""
     return f"{CODECS[codec][3]}{setting}"
-
-
-def load_example_image(name: str, max_side: int | None = EXAMPLE_MAX_SIDE) -> Image.Image:
-    """``skimage.data.<name>()`` as an RGB image, scaled (Lanczos) to ``max_side`` on its long side if larger."""
-    from skimage import data
-
-    loader = getattr(data, name, None) if name.isidentifier() and not name.startswith("_") else None
-    if not callable(loader):
-        raise ConfigError(f"unknown scikit-image photo {name!r} (e.g. {', '.join(EXAMPLE_IMAGES)})")
-    try:
-        img = Image.fromarray(loader()).convert("RGB")
-    except Exception as exc:  # a data set that must be downloaded, or one that is not a 2-D image
-        raise ConfigError(f"scikit-image photo {name!r} cannot be used here ({exc})") from None
-    scale = max_side / max(img.size) if max_side else 1.0
-    if scale < 1.0:
-        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-        img = img.resize(size, Image.Resampling.LANCZOS)
-    return img
 
 
 def check_codecs(codecs: Mapping[str, Sequence]) -> None:

@@ -68,6 +68,8 @@ class Codec:
     log_scale: bool = False
     description: str = ""
     library: str = "Pillow"
+    extension: str = ".jpg"  # of its files (``prfnet tune`` writes the chosen bitstreams with it)
+    max_side: int = 0  # the largest width or height the format stores (0: no limit below the memory's)
 
     def clamp(self, value: float) -> float | int:
         """The parameter value actually used: clipped to [low, high], rounded when ``integer``."""
@@ -85,9 +87,12 @@ class Codec:
 CODECS: dict[str, Codec] = {
     c.name: c
     for c in (
-        Codec("jpeg420", "JPEG", "jpg", "quality", 1, 95, {"subsampling": 2}, description="libjpeg, 4:2:0 chroma"),
-        Codec("jpeg444", "JPEG", "jpg", "quality", 1, 95, {"subsampling": 0}, description="libjpeg, 4:4:4 chroma"),
-        Codec("webp", "WEBP", "webp", "quality", 0, 100, {"method": 4}, description="libwebp lossy, 4:2:0"),
+        Codec("jpeg420", "JPEG", "jpg", "quality", 1, 95, {"subsampling": 2}, description="libjpeg, 4:2:0 chroma",
+              max_side=65500),
+        Codec("jpeg444", "JPEG", "jpg", "quality", 1, 95, {"subsampling": 0}, description="libjpeg, 4:4:4 chroma",
+              max_side=65500),
+        Codec("webp", "WEBP", "webp", "quality", 0, 100, {"method": 4}, description="libwebp lossy, 4:2:0",
+              extension=".webp", max_side=16383),
         Codec(
             "jpeg2000",
             "JPEG2000",
@@ -100,6 +105,7 @@ CODECS: dict[str, Codec] = {
             more_bits_when_higher=False,
             log_scale=True,
             description="OpenJPEG, 9/7 wavelet, one quality layer at a compression ratio",
+            extension=".jp2",
         ),
         Codec(
             "avif",
@@ -110,6 +116,7 @@ CODECS: dict[str, Codec] = {
             100,
             {"subsampling": "4:2:0", "speed": 6, "max_threads": 1},
             description="libavif (AV1), 4:2:0, speed 6, one thread",
+            extension=".avif",
         ),
         Codec(
             "jpegxl",
@@ -121,6 +128,7 @@ CODECS: dict[str, Codec] = {
             {"effort": 7, "numthreads": 1, "usecontainer": False},
             description="libjxl lossy (VarDCT), quality as cjxl -q, effort 7, one thread, bare codestream",
             library="imagecodecs",
+            extension=".jxl",
         ),
         Codec(
             "mozjpeg",
@@ -132,6 +140,7 @@ CODECS: dict[str, Codec] = {
             {"subsampling": "420"},
             description="mozjpeg (trellis quantisation, optimised Huffman), 4:2:0 chroma",
             library="imagecodecs",
+            max_side=65500,
         ),
     )
 }
