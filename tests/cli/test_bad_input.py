@@ -207,6 +207,18 @@ CLI_CASES = [
     ("directory-as-checkpoint", "compare {ref} {a} {b} -c {folder}", ["folder", "is a directory"]),
     ("directory-in-clic-csv", "eval clic --csv {dir_csv} --root {dir} --metrics psnr", ["folder", "is a directory"]),
     ("directory-as-clic-csv", "eval clic --csv {folder} --root {dir} --metrics psnr", ["folder", "is a directory"]),
+    # 8. prfnet tune
+    ("tune-unknown-codec", "tune {ref} --codecs heic -m psnr --target 30 -o {out}/t", ["'heic'", "known:"]),
+    ("tune-unknown-metric", "tune {ref} -m sharpness --target 30 -o {out}/t", ["'sharpness'"]),
+    ("tune-two-metrics", "tune {ref} -m psnr,ssim --target 30 -o {out}/t", ["one metric", "psnr, ssim"]),
+    ("tune-two-targets", "tune {ref} -m psnr --target 30 --match jpeg420:q85 -o {out}/t", ["exactly one target"]),
+    ("tune-no-target", "tune {ref} -m psnr -o {out}/t", ["exactly one target"]),
+    ("tune-bad-match", "tune {ref} -m psnr --match jpeg420-85 -o {out}/t", ["CODEC:SETTING", "'jpeg420-85'"]),
+    ("tune-match-range", "tune {ref} -m psnr --match webp:q101 -o {out}/t", ["webp quality", "[0, 100]"]),
+    ("tune-missing-image", "tune {dir}/nope.png -m psnr --target 30 -o {out}/t", ["nope.png", "not found"]),
+    ("tune-too-small", "tune {ref} -m ms_ssim --target 0.9 -o {out}/t", ["ref.png", "176"]),
+    ("tune-images-and-example", "tune {ref} --example -m psnr --target 30 -o {out}/t", ["--example"]),
+    ("tune-no-checkpoint", "tune {ref} --match jpeg420:q85 -o {out}/t", ["checkpoint"]),
 ]
 
 

@@ -138,7 +138,9 @@ def tune(
     chosen_codecs = _codec_names(codecs)
     if not chosen_codecs:
         raise ConfigError("none of the default codecs can encode here (prfnet codecs --list)")
-    load = model_loader(checkpoint, device, random_init, backbone, tile, tile_stride, precision, False, runtime, threads)
+    load = model_loader(
+        checkpoint, device, random_init, backbone, tile, tile_stride, precision, False, runtime, threads
+    )
     if names[0] == PRFNET and checkpoint is None and not random_init:
         raise CheckpointError(NO_CHECKPOINT_HELP)
     if example == bool(images):

@@ -46,8 +46,10 @@ def target_text(summary: dict) -> str:
 def write_report(summary: dict, path: Path) -> Path:
     """One self-contained HTML page: the target, the totals, every image's choice per codec."""
     report = Report("prfnet tune: the fewest bits meeting a target")
-    report.add_text(f"Target: {target_text(summary)} ({summary['metric']['about']}). {summary['n_images']} images; "
-                    f"bisection over each codec's setting, at most {summary['max_encodes']} encodes per image.")  # fmt: skip
+    report.add_text(
+        f"Target: {target_text(summary)} ({summary['metric']['about']}). {summary['n_images']} images; "
+        f"bisection over each codec's setting, at most {summary['max_encodes']} encodes per image."
+    )
     report.add_heading("Totals")
     columns, rows = totals_rows(summary)
     report.add_table(columns, rows)

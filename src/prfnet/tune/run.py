@@ -143,7 +143,8 @@ def _distance_of(metric, key: str, reference: np.ndarray) -> Callable[[np.ndarra
     import torch
 
     def tensor(pixels: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).unsqueeze(0)
+        pixels = np.ascontiguousarray(pixels)
+        return torch.from_numpy(pixels if pixels.flags.writeable else pixels.copy()).permute(2, 0, 1).unsqueeze(0)
 
     ref = tensor(reference)
     score_reference = getattr(metric, "score_reference", None)
@@ -161,7 +162,7 @@ def _saved(codec_bytes: np.ndarray, match_bytes: np.ndarray, n_boot: int) -> dic
     bootstrap interval that resamples images (``None`` without images)."""
     if not len(codec_bytes):
         return None
-    pairs = [np.array([[c, m]], dtype=np.float64) for c, m in zip(codec_bytes, match_bytes)]
+    pairs = [np.array([[c, m]], dtype=np.float64) for c, m in zip(codec_bytes, match_bytes, strict=True)]
 
     def saved(x: np.ndarray) -> float:
         return 100.0 * (1.0 - x[:, 0].sum() / x[:, 1].sum())

@@ -75,7 +75,8 @@ def parse_encoding(text: str) -> Encoding:
                           f"{'r' if codec.param == 'ratio' else 'q'}{value:g}")  # fmt: skip
     if not codec.low <= value <= codec.high or (codec.integer and value != int(value)):
         kind = "an integer" if codec.integer else "a number"
-        raise ConfigError(f"{codec.name} {codec.param} must be {kind} in [{codec.low:g}, {codec.high:g}], got {value:g}")
+        span = f"[{codec.low:g}, {codec.high:g}]"
+        raise ConfigError(f"{codec.name} {codec.param} must be {kind} in {span}, got {value:g}")
     return Encoding(codec.name, int(value) if codec.integer else value)
 
 
@@ -124,7 +125,7 @@ def count_violations(trials: list[Trial], higher_better: bool, ladder_values: li
     order = {value: i for i, value in enumerate(ladder_values)}
     seen = sorted(trials, key=lambda t: order[t.setting])
     worse = 0
-    for lower, higher in zip(seen, seen[1:]):
+    for lower, higher in zip(seen, seen[1:], strict=False):
         further = higher.distance < lower.distance if higher_better else higher.distance > lower.distance
         worse += int(further or higher.bytes < lower.bytes)
     return worse
