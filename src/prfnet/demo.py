@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .api import Comparison, compare_files, load_model
-from .baselines import BASELINE_NAMES, learned
+from .baselines import BASELINE_NAMES, canonical_metric_name, learned
 from .data import Triplet, read_clic_oracle, read_clic_triplets, split_by_reference, write_clic_csv
 from .data.clic import read_kinds
 from .errors import ConfigError, Terminated
@@ -288,9 +288,14 @@ def default_demo_metrics() -> tuple[str, ...]:
 def _check_metric_names(metrics: Sequence[str]) -> None:
     """An unknown metric name fails before the demo writes or trains anything (not after the training)."""
     known = (PRFNET, *BASELINE_NAMES)
-    unknown = [name for name in parse_metric_names(metrics) if name not in known]
-    if unknown:
-        raise ConfigError(f"unknown metric {unknown[0]!r} in --metrics; known: {', '.join(known)}")
+    for name in parse_metric_names(metrics):
+        try:
+            if name != PRFNET:
+                canonical_metric_name(name)  # cvvdp:<display> too
+        except ConfigError:
+            if ":" in name:  # a known metric with an option it does not take (the registry says which)
+                raise
+            raise ConfigError(f"unknown metric {name!r} in --metrics; known: {', '.join(known)}") from None
 
 
 def demo_config(config: str | Path | dict, size: int, seed: int | None = None) -> TrainConfig:

@@ -374,3 +374,13 @@ def test_ddp_two_processes_rank_zero_writes(rd_data, tmp_path):
     assert summary["bd_rate"]["bd_rate"]["psnr-rgb"]["B"] == pytest.approx((B_SCALE - 1) * 100, abs=0.5)
     assert {f["path"] for f in verify_outputs(out)["files"]} >= {"results/A.json", "results/B.json", "rd.json"}
     assert not [p for p in out.iterdir() if p.name.startswith(".run-")]
+
+
+def test_metric_names_are_canonical_with_options():
+    from prfnet.rd.run import figure_stem, metric_names
+
+    names = metric_names("prfnet,PSNR,MS-SSIM-RGB,vifp,cvvdp:standard_fhd,cvvdp:standard_4k,flip")
+    assert names == ["prfnet", "psnr", "ms_ssim_rgb", "vif", "cvvdp:standard_fhd", "cvvdp", "flip"]
+    assert figure_stem("cvvdp:standard_fhd") == "cvvdp-standard_fhd"
+    with pytest.raises(ConfigError, match="'cinema' is not a cvvdp display; choose one of standard_4k"):
+        metric_names("cvvdp:cinema")

@@ -12,6 +12,7 @@ from .registry import (
     Metric,
     MetricUnavailable,
     available_metrics,
+    canonical_metric_name,
     get_metric,
     prefers_a,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "MetricUnavailable",
     "available_metrics",
     "box_downsample",
+    "canonical_metric_name",
     "get_metric",
     "ms_ssim_matlab",
     "prefers_a",

@@ -17,7 +17,7 @@ import torch
 from ..errors import ConfigError, InputError
 from ..images import unit_float
 from ..model import check_images
-from . import learned
+from . import codec_metrics, learned
 from .compressai_msssim import MIN_SIDE as MS_SSIM_RGB_MIN_SIDE
 from .compressai_msssim import ms_ssim_rgb
 from .reference import MS_SSIM_MIN_SIDE, WINDOW_SIZE, ms_ssim_matlab, ssim_matlab
@@ -41,7 +41,9 @@ class Metric(Protocol):
 @dataclass(frozen=True)
 class BaselineMetric:
     """One baseline. ``__call__(ref, dist)``: (N, 3, H, W) RGB in [0, 1] (or uint8 0..255) each, H, W >= ``min_side`` ->
-    (N,) float64 on the CPU; ``higher_better`` True for similarities (PSNR, SSIM), False for distances."""
+    (N,) float64 on the CPU; ``higher_better`` True for similarities (PSNR, SSIM), False for distances.
+    ``identity``: the score-store key when set (codec metrics: with their package's version), else None
+    (:func:`prfnet.scoring.plan.metric_identity` derives it from ``about``)."""
 
     name: str
     higher_better: bool
@@ -49,6 +51,7 @@ class BaselineMetric:
     score_fn: ScoreFn = field(repr=False)
     min_side: int = 32
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    identity: str | None = None
     accepts_uint8: ClassVar[bool] = True  # 0..255 is divided by 255 on the metric's device
 
     def __call__(self, ref: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
@@ -92,7 +95,7 @@ def _learned(name: str, device: torch.device) -> ScoreFn:
 
 
 # name -> (higher_better, min_side, about, factory(device) -> score function)
-_SPECS: dict[str, tuple[bool, int, str, Callable[[torch.device], ScoreFn]]] = {
+_SPECS: dict[str, tuple[bool, int, str, Callable[[torch.device], ScoreFn] | None]] = {
     "psnr": (True, 1, "PSNR on RGB, 10 log10(1 / (MSE + 1e-8)) dB (piq.psnr), capped at 80 dB", lambda d: _psnr),
     "ssim": (True, WINDOW_SIZE, "SSIM of Wang's ssim.m on BT.601 luma (auto down-sampling)", lambda d: ssim_matlab),
     "ssim_gray": (
@@ -129,10 +132,15 @@ _SPECS: dict[str, tuple[bool, int, str, Callable[[torch.device], ScoreFn]]] = {
     "mdsi": (False, 32, "MDSI (piq.mdsi defaults), a deviation: lower = closer", lambda d: _piq(piq.mdsi)),
     "lpips": (False, 32, "LPIPS v0.1, VGG16 (piq.LPIPS; torchmetrics' linear layers)", lambda d: _learned("lpips", d)),
     "dists": (False, 32, "DISTS (piq.DISTS; torchmetrics' alpha/beta weights)", lambda d: _learned("dists", d)),
+    # codec-practice metrics from optional packages (codec_metrics.py); cvvdp also as "cvvdp:<display>"
+    "ssimulacra2": (True, codec_metrics.SSIMULACRA2_MIN_SIDE, codec_metrics.about("ssimulacra2"), None),
+    "cvvdp": (True, 2, "ColorVideoVDP in JOD, image mode (single frame), display model standard_4k", None),
+    "flip": (False, 1, codec_metrics.about("flip"), None),
 }
 
 BASELINE_NAMES: tuple[str, ...] = tuple(_SPECS)
 LEARNED_NAMES: tuple[str, ...] = ("lpips", "dists")
+CODEC_NAMES: tuple[str, ...] = codec_metrics.CODEC_NAMES
 #: other accepted names -> the metric they stand for (``get_metric("vifp").name == "vif"``)
 ALIASES: dict[str, str] = {"vifp": "vif"}
 
@@ -154,6 +162,12 @@ REFERENCES: dict[str, str] = {
     "perceptual metric, CVPR 2018",
     "dists": "Ding, Ma, Wang, Simoncelli, Image quality assessment: unifying structure and texture similarity, "
     "IEEE TPAMI 2022",
+    "ssimulacra2": "Sneyers, SSIMULACRA 2: Structural SIMilarity Unveiling Local And Compression Related Artifacts, "
+    "Cloudinary / libjxl 2022 (version 2.1, 2023; github.com/cloudinary/ssimulacra2)",
+    "cvvdp": "Mantiuk, Hanji, Ashraf, Asano, Chapiro, ColorVideoVDP: a visual difference predictor for image, video "
+    "and display distortions, ACM TOG (SIGGRAPH) 2024",
+    "flip": "Andersson, Nilsson, Akenine-Moller, Oskarsson, Astrom, Fairchild, FLIP: a difference evaluator for "
+    "alternating images, HPG 2020",
 }
 for _variant, _original in (("ssim_gray", "ssim"), ("ssim_nods", "ssim"), ("ms_ssim_gray", "ms_ssim")):
     REFERENCES[_variant] = REFERENCES[_original]
@@ -178,33 +192,79 @@ RANGES: dict[str, str] = {
     "mdsi": "[0, inf), 0 = identical",
     "lpips": "[0, inf), 0 = identical",
     "dists": "[0, 1], 0 = identical",
+    "ssimulacra2": "(-inf, 100], 100 = identical",
+    "cvvdp": "JOD, (-inf, 10], 10 = identical",
+    "flip": "[0, 1], 0 = identical",
 }
 
+#: name -> the computing code and its licence (as the installed packages' metadata state it)
+LICENCES: dict[str, str] = {
+    "psnr": "piq (Apache-2.0)",
+    "ssim": "prfnet (this project)",
+    "ms_ssim": "prfnet (this project)",
+    "ms_ssim_rgb": "prfnet (this project)",
+    **{name: "piq (Apache-2.0)" for name in ("fsim", "fsimc", "vif", "gmsd", "vsi", "haarpsi", "mdsi")},
+    "lpips": "piq (Apache-2.0); weights: torchvision VGG16 (BSD-3-Clause), torchmetrics LPIPS layers (Apache-2.0)",
+    "dists": "piq (Apache-2.0); weights: torchvision VGG16 (BSD-3-Clause), torchmetrics DISTS weights (Apache-2.0)",
+    "ssimulacra2": "ssimulacra2 package (BSD-3-Clause) + prfnet's port of libjxl's blur (libjxl: BSD-3-Clause)",
+    "cvvdp": "cvvdp / pycvvdp (MIT)",
+    "flip": "flip-evaluator, NVIDIA FLIP (BSD-3-Clause)",
+}
+for _variant, _original in (("ssim_gray", "ssim"), ("ssim_nods", "ssim"), ("ms_ssim_gray", "ms_ssim")):
+    LICENCES[_variant] = LICENCES[_original]
 
-def _canonical(name: str) -> str:
-    key = str(name).strip().lower().replace("-", "_")
+
+def _resolve(name: str) -> tuple[str, str]:
+    """(spec key, canonical name): ``"cvvdp:standard_fhd"`` -> ("cvvdp", "cvvdp:standard_fhd"); ConfigError for an
+    unknown name or option."""
+    text = str(name).strip()
+    base, option = codec_metrics.split_name(text)
+    key = base.lower().replace("-", "_")
     key = ALIASES.get(key, key)
     if key not in _SPECS:
         raise ConfigError(f"unknown metric {name!r}; choose one of {', '.join(BASELINE_NAMES)}")
-    return key
+    if key in CODEC_NAMES:
+        return key, codec_metrics.canonical(key, option)
+    if option is not None:
+        raise ConfigError(f"metric {key!r} takes no option (got {text!r})")
+    return key, key
+
+
+def _canonical(name: str) -> str:
+    return _resolve(name)[1]
+
+
+def canonical_metric_name(name: str) -> str:
+    """The baseline's canonical name (``"MS-SSIM"`` -> ``"ms_ssim"``, ``"vifp"`` -> ``"vif"``, ``"cvvdp:standard_4k"``
+    -> ``"cvvdp"``); :class:`ConfigError` (one line) for an unknown name or option. Loads and imports nothing."""
+    return _canonical(name)
+
+
+def _unavailable(key: str) -> str | None:
+    if key in LEARNED_NAMES:
+        return learned.unavailable_reason(key)
+    return codec_metrics.unavailable_reason(key) if key in CODEC_NAMES else None
 
 
 def available_metrics() -> dict[str, str | None]:
-    """name -> None if the metric can run here, else the reason it cannot (checks files; loads and downloads
-    nothing: LPIPS / DISTS are available while their VGG16 file can still be downloaded on first use)."""
-    return {name: learned.unavailable_reason(name) if name in LEARNED_NAMES else None for name in BASELINE_NAMES}
+    """name -> None if the metric can run here, else the reason it cannot (checks files and installed packages;
+    loads, imports and downloads nothing: LPIPS / DISTS are available while their VGG16 file can still be
+    downloaded on first use)."""
+    return {name: _unavailable(name) for name in BASELINE_NAMES}
 
 
 def metric_info(name: str) -> dict[str, object]:
     """What ``prfnet metrics --list`` shows for ``name`` (aliases accepted); cheap (checks files only).
 
     Keys: ``name``, ``higher_better`` (bool), ``direction`` ("higher" or "lower" = closer), ``range`` (text),
-    ``min_side`` (pixels), ``about``, ``reference``, ``available`` (bool), ``status`` (one line: "yes",
-    "yes (downloads vgg16-397923af.pth on first use)" or why it cannot run here), ``aliases``.
+    ``min_side`` (pixels), ``about``, ``reference``, ``licence`` (the computing code and its licence),
+    ``available`` (bool), ``status`` (one line: "yes", "yes (downloads vgg16-397923af.pth on first use)" or why it
+    cannot run here), ``aliases``. ``cvvdp:<display>`` gives that display model in ``about``.
     """
-    key = _canonical(name)
+    key, canonical = _resolve(name)
     higher_better, min_side, about, _ = _SPECS[key]
-    reason = learned.unavailable_reason(key) if key in LEARNED_NAMES else None
+    about = codec_metrics.about(canonical) if key in CODEC_NAMES else about
+    reason = _unavailable(key)
     if reason is not None:
         status = reason
     elif key in LEARNED_NAMES and learned.needs_download(key):
@@ -212,13 +272,14 @@ def metric_info(name: str) -> dict[str, object]:
     else:
         status = "yes"
     return {
-        "name": key,
+        "name": canonical,
         "higher_better": higher_better,
         "direction": "higher" if higher_better else "lower",
         "range": RANGES[key],
         "min_side": min_side,
         "about": about,
         "reference": REFERENCES[key],
+        "licence": LICENCES[key],
         "available": reason is None,
         "status": status,
         "aliases": sorted(alias for alias, target in ALIASES.items() if target == key),
@@ -228,17 +289,22 @@ def metric_info(name: str) -> dict[str, object]:
 def get_metric(name: str, device: str | torch.device = "cpu") -> BaselineMetric:
     """The baseline ``name`` (case-insensitive, '-' = '_') computed on ``device``.
 
-    Raises ConfigError for an unknown name and MetricUnavailable (with the reason) when it cannot run here;
-    LPIPS / DISTS download their VGG16 file here on first use (see :func:`prfnet.baselines.learned.download_vgg16`).
+    Raises ConfigError for an unknown name (or cvvdp display) and MetricUnavailable (with the reason, one line)
+    when it cannot run here; LPIPS / DISTS download their VGG16 file here on first use (see
+    :func:`prfnet.baselines.learned.download_vgg16`). ``cvvdp:<display>`` picks cvvdp's display model.
     """
-    key = _canonical(name)
-    if key in LEARNED_NAMES and (reason := learned.unavailable_reason(key)) is not None:
+    key, canonical = _resolve(name)
+    if (reason := _unavailable(key)) is not None:
         raise MetricUnavailable(reason)  # cheap check first; a failed first-use download raises it too
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ConfigError(f"invalid device {device!r} ({exc})") from None
     higher_better, min_side, about, factory = _SPECS[key]
+    if key in CODEC_NAMES:
+        fn = codec_metrics.build(canonical, device)
+        about, identity = codec_metrics.about(canonical), codec_metrics.identity(canonical)
+        return BaselineMetric(canonical, higher_better, about, fn, min_side, device, identity)
     return BaselineMetric(key, higher_better, about, factory(device), min_side, device)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..baselines import BASELINE_NAMES
+from ..baselines import BASELINE_NAMES, canonical_metric_name
 from ..errors import ConfigError
 from ..images import DEFAULT_MAX_PIXELS
 from ..ioutil import atomic_write, json_safe, write_json
@@ -58,17 +58,24 @@ def codec_file_names(codecs: Sequence[str]) -> dict[str, str]:
     return names
 
 
+def figure_stem(metric: str) -> str:
+    """The metric's part of its figure's file name: ``cvvdp:standard_fhd`` -> ``cvvdp-standard_fhd``."""
+    return metric.replace(":", "-")
+
+
 def metric_names(metrics: str | Sequence[str]) -> list[str]:
     """``"prfnet,psnr"`` (or a list of names) -> canonical names in order (``-`` = ``_``, ``all``/``baselines``
     expanded, duplicates dropped). :class:`ConfigError` for an unknown name, before any model is loaded."""
     raw = [metrics] if isinstance(metrics, str) else list(metrics)
-    names = list(dict.fromkeys(n.replace("-", "_") for n in parse_metric_names(",".join(raw))))
-    unknown = [n for n in names if n != PRFNET and n not in BASELINE_NAMES]
-    if unknown:
-        raise ConfigError(
-            f"unknown metric {', '.join(map(repr, unknown))}; choose among {PRFNET}, {', '.join(BASELINE_NAMES)}"
-        )
-    return names
+    names = []
+    for name in parse_metric_names(",".join(raw)):
+        try:
+            names.append(PRFNET if name == PRFNET else canonical_metric_name(name))  # cvvdp:<display> too
+        except ConfigError:
+            if ":" in name:  # a known metric with an option it does not take (the registry says which)
+                raise
+            raise ConfigError(f"unknown metric {name!r}; choose among {PRFNET}, {', '.join(BASELINE_NAMES)}") from None
+    return list(dict.fromkeys(names))
 
 
 def _counts(pairs, selection, scores) -> dict:
@@ -115,7 +122,7 @@ def _write(sink, curves, bd, summary, file_names, *, ms_ssim_db: bool, title: st
     if bd is not None:
         write_json(sink.path("bd_rate.json"), _keyed_bd(bd))
     for metric in curves.metrics:
-        with atomic_write(sink.path(f"rd_{metric}.png"), "wb") as f:
+        with atomic_write(sink.path(f"rd_{figure_stem(metric)}.png"), "wb") as f:
             f.write(figure_png(plot_rd(curves, metric)))  # 110 dpi
     rd_report(curves, bd, title, notes).write(sink.path("report.html"))
     write_json(sink.path("rd.json"), summary)
@@ -202,7 +209,7 @@ def run_rd(
     outputs = {
         "results": {c: str(out_dir / "results" / f"{file_names[c]}.json") for c in codecs},
         "bd_rate": str(out_dir / "bd_rate.json") if bd is not None else None,
-        "figures": {m: str(out_dir / f"rd_{m}.png") for m in curves.metrics},
+        "figures": {m: str(out_dir / f"rd_{figure_stem(m)}.png") for m in curves.metrics},
         "report": str(out_dir / "report.html"),
         "summary": str(out_dir / "rd.json"),
         "manifest": str(out_dir / "manifest.json"),
