@@ -201,6 +201,7 @@ DEMO_WHY = (
     "prfnet_demo/"
 )
 VIEW_SERVER = "a server that runs until Ctrl-C: tests/view serves real output sets and stops a real one with SIGINT"
+TUNE_PHOTOS = "needs photos (the workspace's are noise); tests/tune and tests/cli/test_tune.py tune image files"
 MULTI_GPU = "needs several GPUs (DDP); tests/training/test_run.py trains with two-process DDP on CPUs"
 
 #: doc command (one `&&` part, whitespace collapsed, comment removed) -> what runs instead
@@ -215,9 +216,11 @@ COMMANDS: dict[str, Sub | OptionsOnly | Skip] = {
         "prfnet compare big_ref.png a.png b.png --tile 32 --device cpu",
         "no GPU here; 32 px tiles on the 64 px test images, so that tiling really runs",
     ),
-    "prfnet rd --example --out rd_example -c prfnet_demo/model.safetensors": Sub(
-        "prfnet rd --example --out rd_example -c model.safetensors --metrics prfnet,psnr --bootstrap 100",
-        "the workspace's tiny model instead of the demo's, PRFNet and PSNR only (MS-SSIM on 80 images takes a minute)",
+    "prfnet rd --example --out rd_example -c prfnet_demo/model.safetensors -m prfnet,psnr,ms_ssim_rgb,ssimulacra2,"
+    "cvvdp,flip": Sub(
+        "prfnet rd --example --out rd_example -c model.safetensors -m prfnet,psnr,flip --bootstrap 100",
+        "the workspace's tiny model instead of the demo's, PRFNet, PSNR and FLIP only (all six on 100 images take a "
+        "minute)",
     ),
     "prfnet rd --csv rd.csv --metrics prfnet,psnr,ms_ssim_rgb,lpips --anchor jpeg --out rd --json": OptionsOnly(
         "needs a codec test set; the --example line above runs the same command on the example's own rd.csv"
@@ -233,6 +236,22 @@ COMMANDS: dict[str, Sub | OptionsOnly | Skip] = {
         "--bootstrap 100",
         "PRFNet and PSNR only (MS-SSIM on the 80 images takes a minute)",
     ),
+    "prfnet tune --example --match jpeg420:q85 --metric ssimulacra2 --out tune_example_s2": Sub(
+        "prfnet tune --example --match jpeg420:q85 --metric ssimulacra2 --out tune_example_s2 --codecs webp "
+        "--max-encodes 4 --bootstrap 100",
+        "one codec and 4 encodes per photo (the documented run takes a minute)",
+    ),
+    "prfnet tune --example --match jpeg420:q85 --metric prfnet -c prfnet_demo/model.safetensors --out "
+    "tune_example": Sub(
+        "prfnet tune --example --match jpeg420:q85 --metric prfnet -c prfnet_demo/model.safetensors --out tune_example "
+        "--codecs webp --max-encodes 4 --bootstrap 100",
+        "the workspace's tiny model, one codec and 4 encodes per photo",
+    ),
+    "prfnet tune photos/ --codecs jpegxl,avif --target 80 --metric ssimulacra2 --out tuned": OptionsOnly(TUNE_PHOTOS),
+    "prfnet tune photos/ --codecs jpegxl,avif --match jpeg420:q85 --metric prfnet -c prfnet.safetensors --out tuned": (
+        OptionsOnly(TUNE_PHOTOS)
+    ),
+    "prfnet tune photo.png --codecs webp --target 0.05 --metric flip --out tuned-flip": OptionsOnly(TUNE_PHOTOS),
     "prfnet synth data/synth --refs 12": Sub("prfnet synth data/synth --refs 12 --size 64", "64 px images"),
     "prfnet synth data/synth": Sub("prfnet synth data/synth --refs 4 --size 64", "4 references of 64 px"),
     "prfnet synth data/codecs --kind codecs": Sub(

@@ -150,7 +150,14 @@ def test_synthetic_md_demo_table_is_the_recorded_demo():
 
 
 RD_CODECS = {"WebP": "webp", "JPEG 2000": "jpeg2000", "AVIF": "avif", "JPEG XL": "jpegxl"}
-RD_COLUMNS = {"PRFNet (demo model)": "prfnet", "PSNR": "psnr-rgb", "MS-SSIM (RGB)": "ms-ssim-rgb"}
+RD_COLUMNS = {
+    "PRFNet (demo model)": "prfnet",
+    "PSNR": "psnr-rgb",
+    "MS-SSIM (RGB)": "ms-ssim-rgb",
+    "SSIMULACRA 2": "ssimulacra2",
+    "ColorVideoVDP": "cvvdp",
+    "FLIP": "flip",
+}
 
 
 def bd_cell(bd: dict, key: str, codec: str) -> str:
@@ -179,11 +186,33 @@ def test_rd_md_console_table_is_the_recorded_example():
     bd, source = recorded("rd_example_bd_rate.json"), sources()["rd_example_bd_rate.json"]
     text = doc("docs/rd.md")
     rows = {m[1]: m[2] for m in re.finditer(r"^│ (\w+)\s+│(.+)│$", text, re.M)}
-    keys = ["prfnet", "psnr-rgb", "ms-ssim-rgb"]
+    keys = list(RD_COLUMNS.values())
     assert set(rows) == {"jpeg", *RD_CODECS.values()}
     for codec, cells in rows.items():
         found = [c.strip() for c in cells.split("│")]
-        expected = ["anchor"] * 3 if codec == bd["anchor"] else [f"{bd_cell(bd, k, codec)} %" for k in keys]
+        expected = ["anchor"] * len(keys) if codec == bd["anchor"] else [f"{bd_cell(bd, k, codec)} %" for k in keys]
         assert found == expected, codec
     after = " ".join(text[text.index("└") :].split("\n\n")[1].split())
     provenance(after, source)
+
+
+# -- prfnet tune --example: docs/tune.md's tables ---------------------------------------------------------------------
+
+TUNE_RUNS = ("tune_example_prfnet.json", "tune_example_ssimulacra2.json")
+
+
+@pytest.mark.parametrize("name", TUNE_RUNS)
+def test_tune_md_tables_are_the_recorded_runs(name):
+    from prfnet.tune.report import totals_rows
+
+    summary, source = recorded(name), sources()[name]
+    text = doc("docs/tune.md")
+    section = text[text.index("## The example, measured") :]
+    blocks = section.split("\n\n")
+    (at,) = [i for i, b in enumerate(blocks) if f"`{source['command']}`" in " ".join(b.split())]
+    intro, table = " ".join(blocks[at].split()), blocks[at + 1].splitlines()
+    provenance(intro, source)
+    assert summary["metric"]["name"] in source["command"]
+    columns, rows = totals_rows(summary)
+    assert table[0] == "| " + " | ".join(columns) + " |"
+    assert table[2:] == ["| " + " | ".join(row) + " |" for row in rows]
