@@ -219,6 +219,11 @@ CLI_CASES = [
     ("tune-too-small", "tune {ref} -m ms_ssim --target 0.9 -o {out}/t", ["ref.png", "176"]),
     ("tune-images-and-example", "tune {ref} --example -m psnr --target 30 -o {out}/t", ["--example"]),
     ("tune-no-checkpoint", "tune {ref} --match jpeg420:q85 -o {out}/t", ["checkpoint"]),
+    (
+        "tune-too-large-for-webp",
+        "tune {bomb} --codecs webp -m psnr --target 30 --max-pixels 0 -o {out}/t",
+        ["bomb.png", "100000x100000", "16383 px"],
+    ),  # fmt: skip
     ("cvvdp-unknown-display", "tune {ref} -m cvvdp:cinema --target 9 -o {out}/t", ["'cinema'", "standard_fhd"]),
     ("option-on-plain-metric", "tune {ref} -m psnr:fast --target 30 -o {out}/t", ["'psnr'", "takes no option"]),
 ]
