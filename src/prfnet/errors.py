@@ -38,6 +38,11 @@ class OutputError(PRFNetError):
     (a full disk) raises it too, and the outputs of the run are then discarded as a whole (``docs/errors.md``)."""
 
 
+class DownloadError(PRFNetError):
+    """A download failed or was refused: no network (or ``$PRFNET_OFFLINE``), an HTTP error, a checksum that does
+    not match (the file is kept aside, never used), an archive member that would land outside its folder."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (e.g. a cluster pre-empting a job): ends a command like Ctrl-C, but the CLI exits with 143
     (128 + 15) instead of 130. Not a :class:`PRFNetError`: nothing was wrong with the input."""

@@ -1,6 +1,7 @@
 """Atomic file writes, strict JSON and file hashes: the lowest room of prfnet (standard library only).
 
-Every output file prfnet writes (CSV, JSON, YAML, HTML, PNG, safetensors) goes through :func:`atomic_write`; every
+Every output file prfnet writes (CSV, JSON, YAML, HTML, PNG, safetensors) goes through :func:`atomic_write` (a
+download's ``.part`` file through :func:`part_file`, renamed into place once verified); every
 JSON file through :func:`write_json`; every file hash (the score store's digests, the outputs manifest) is
 :func:`file_sha256`.
 """
@@ -81,6 +82,17 @@ def atomic_write(path: str | Path, mode: str = "w", **kwargs):
             os.unlink(tmp)
         raise
     fsync_directory(path.parent)
+
+
+@contextmanager
+def part_file(path: str | Path, resume: bool):
+    """The ``.part`` file of a download, the one writer besides :func:`atomic_write`: opened for appending when
+    ``resume`` (an interrupted download goes on), else truncated; flushed and fsynced on a normal exit. Its owner
+    (:func:`prfnet.hub.download`) renames it into place only once it is whole and verified."""
+    with open(path, "ab" if resume else "wb") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def file_sha256(path: str | Path) -> str:
