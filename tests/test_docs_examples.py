@@ -204,6 +204,21 @@ VIEW_SERVER = "a server that runs until Ctrl-C: tests/view serves real output se
 TUNE_PHOTOS = "needs photos (the workspace's are noise); tests/tune and tests/cli/test_tune.py tune image files"
 MULTI_GPU = "needs several GPUs (DDP); tests/training/test_run.py trains with two-process DDP on CPUs"
 
+#: docs/checkpoints.md's example URL and pin (example.org: never downloaded; tests/hub serves URLs on 127.0.0.1)
+EXAMPLE_URL = "https://example.org/prfnet/model.safetensors"
+EXAMPLE_PIN = "9b5c0e7a41d3f2c86e1b0a7d5f4c3e2b1a09f8e7d6c5b4a3928170f6e5d4c3b2"
+CHECKPOINT_URL_WHY = (
+    "no internet here: the workspace's model as a local file; tests/hub/test_cli.py runs --checkpoint and "
+    "$PRFNET_CHECKPOINT with URL#sha256= pins against a server on 127.0.0.1"
+)
+
+
+def _nothing_published() -> None:
+    from prfnet.hub import list_checkpoints
+
+    assert list_checkpoints() == []
+
+
 #: doc command (one `&&` part, whitespace collapsed, comment removed) -> what runs instead
 COMMANDS: dict[str, Sub | OptionsOnly | Skip] = {
     "pip install -e .": Skip("installs the package under test; the test checks it is installed", _installed),
@@ -293,6 +308,26 @@ COMMANDS: dict[str, Sub | OptionsOnly | Skip] = {
         "2 nodes x 4 GPUs; '...' stands for the options above",
         "prfnet train -c clic2022 --devices 4 --num-nodes 2 --strategy ddp",
     ),
+    # docs/fetch.md, docs/training.md: downloads from the internet (tests/fetch fetches from a server on 127.0.0.1)
+    "prfnet fetch clic2021-test --to data": OptionsOnly("downloads about 11 GB (estimated) from the internet"),
+    "prfnet fetch bapps-2afc-train bapps-2afc-val --to data": OptionsOnly("downloads 6.4 GB from the internet"),
+    "prfnet train --config clic2022 --data data/clic2021-test --out runs/clic2022 --set "
+    "data.val.path=/data/clic2022_valid/oracle.csv --set data.val.images=/data/clic2022_valid/images": Sub(
+        f"prfnet train --config clic2022 --data tiny_clic --out runs/clic2022 {SHRINK_CLIC} --set "
+        "data.val.path=../clic/oracle.csv --set data.val.images=../clic/images",
+        "the workspace's tiny CLIC folder trains, its 256 px CLIC set (another folder) validates; test_resnet, 1 + 1 "
+        "epochs",
+    ),
+    f'prfnet score ref.png a.png -c "{EXAMPLE_URL}#sha256={EXAMPLE_PIN}"': Sub(
+        "prfnet score ref.png a.png -c model.safetensors", CHECKPOINT_URL_WHY
+    ),
+    f'export PRFNET_CHECKPOINT="{EXAMPLE_URL}#sha256={EXAMPLE_PIN}"': Sub(
+        "export PRFNET_CHECKPOINT=model.safetensors", CHECKPOINT_URL_WHY
+    ),
+    "prfnet score ref.png a.png -c prfnet-clic2022": Skip(
+        "no checkpoint is published yet; the check fails once one is, so that docs/checkpoints.md follows",
+        _nothing_published,
+    ),
 }
 
 #: Python line (stripped) -> the line run instead, with the reason
@@ -301,6 +336,10 @@ PYTHON_LINES: dict[str, tuple[str, str]] = {
         'config = load_train_config("demo", {"steps.regression.epochs": 0, "steps.classification.epochs": 1, '
         '"data.crop": 32})',
         "1 epoch, 32 px crops of the 64 px images of the workspace's data/synth",
+    ),
+    f'model = PRFNet.from_pretrained("{EXAMPLE_URL}", sha256=pin)': (
+        'model = PRFNet.from_pretrained("model.safetensors")',
+        CHECKPOINT_URL_WHY,
     ),
 }
 

@@ -84,6 +84,14 @@ def atomic_write(path: str | Path, mode: str = "w", **kwargs):
     fsync_directory(path.parent)
 
 
+def copy_file(src: str | Path, dest: str | Path) -> Path:
+    """Copy ``src`` to ``dest`` through :func:`atomic_write` (``dest`` is whole or untouched) -> ``dest``."""
+    with open(src, "rb") as f, atomic_write(dest, "wb") as out:
+        while block := f.read(_BLOCK):
+            out.write(block)
+    return Path(dest)
+
+
 @contextmanager
 def part_file(path: str | Path, resume: bool):
     """The ``.part`` file of a download, the one writer besides :func:`atomic_write`: opened for appending when

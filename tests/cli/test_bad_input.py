@@ -226,6 +226,14 @@ CLI_CASES = [
     ),  # fmt: skip
     ("cvvdp-unknown-display", "tune {ref} -m cvvdp:cinema --target 9 -o {out}/t", ["'cinema'", "standard_fhd"]),
     ("option-on-plain-metric", "tune {ref} -m psnr:fast --target 30 -o {out}/t", ["'psnr'", "takes no option"]),
+    # 9. prfnet fetch (never the network: an unknown name and a missing --to are refused first, --offline asks none)
+    ("fetch-unknown-dataset", "fetch clic2099 --to {out}/fetch", ["'clic2099'", "known:", "clic2021-test"]),
+    ("fetch-no-to", "fetch clic2021-valid", ["--to DIR is required"]),
+    (
+        "fetch-offline",
+        "fetch clic2021-valid --to {out}/fetch --offline",
+        ["not downloaded, offline", "clic_2021_perceptual_valid.zip"],
+    ),
 ]
 
 

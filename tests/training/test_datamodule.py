@@ -311,3 +311,21 @@ def test_data_order_depends_on_seed_and_epoch_only():
     assert order(0, 3) == order(0, 3)
     assert order(0, 3) != order(0, 4) and order(0, 3) != order(1, 3)
     assert sorted(order(0, 3)) == items
+
+
+def test_clic_validation_reads_its_own_images_folder(tmp_path):
+    """The paper's split: train on one CLIC set, validate on another set's oracle and images (data.val.images)."""
+    from prfnet.errors import DataError
+    from tests.conftest import make_clic_dir
+
+    for name in ("train_set", "val_set"):
+        (tmp_path / name).mkdir()
+    train_dir, val_dir = make_clic_dir(tmp_path / "train_set"), make_clic_dir(tmp_path / "val_set")
+    changes = {"data.root": str(train_dir), "data.val.path": str(val_dir / "oracle.csv")}
+    own = load_training_data(tiny(**changes, **{"data.val.images": str(val_dir / "images")}).data)
+    assert {Path(t.ref).parent for t in own.val} == {(val_dir / "images").resolve()}
+    assert {Path(t.ref).parent for t in own.train} == {(train_dir / "images").resolve()}
+    shared = load_training_data(tiny(**changes).data)  # without it: the training images folder, as before
+    assert {Path(t.ref).parent for t in shared.val} == {(train_dir / "images").resolve()}
+    with pytest.raises(DataError, match="data.val.images"):
+        load_training_data(tiny(**changes, **{"data.val.images": str(tmp_path / "missing")}).data)

@@ -1,6 +1,6 @@
-"""Command line: ``prfnet compare|score|rank|synth|train|ablate|eval|rd|tune|demo|view|metrics|codecs|export`` (also
-``python -m prfnet``). ``prfnet --help`` and every ``--help`` import no torch: a command imports the library in its
-body; the option types shared by several commands are in :mod:`.options`, the model loader in :mod:`.loading`."""
+"""Command line: ``prfnet compare|score|rank|synth|train|ablate|eval|rd|tune|demo|view|metrics|codecs|fetch|export``
+(also ``python -m prfnet``). ``prfnet --help`` and every ``--help`` import no torch: a command imports the library in
+its body; the option types shared by several commands are in :mod:`.options`, the model loader in :mod:`.loading`."""
 # ruff: noqa: I001  (the command modules are imported in the order `prfnet --help` lists them)
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..outputs import reset_command, set_command
 from .app import USER_ERROR_EXIT, app, err
 
 # each module registers its commands on `app`; this order is the order of `prfnet --help`
-from . import infer, synth, train, ablate, evaluate, rd, tune, demo, view, metrics, codecs, export  # noqa: E402, F401
+from . import infer, synth, train, ablate, evaluate, rd, tune, demo, view, metrics, codecs, fetch, export  # noqa: E402, F401
 
 
 #: exit codes of an interruption: 128 + the signal number, as a shell reports a process killed by it

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .app import warn_random_init
-from .options import check_precision, check_runtime_options, check_tiling
+from .options import check_precision, check_runtime_options, check_tiling, checkpoint_value
 
 
 def model_loader(
-    checkpoint: Path | None,
+    checkpoint: str | Path | None,
     device: str,
     random_init: bool,
     backbone: str,
@@ -22,10 +22,12 @@ def model_loader(
     threads: int | None = None,
 ) -> Callable[[], object]:
     """A function of no argument returning the PRFNet of these options (:func:`prfnet.api.load_model`: the same
-    checkpoint rules, messages and ``--random-init`` seed for every command). ``--tile``, ``--tile-stride``,
-    ``--precision`` and ``--runtime`` are checked now, so a command fails on them before it reads or writes anything;
+    checkpoint rules, messages and ``--random-init`` seed for every command). ``--checkpoint`` (a file, a URL or a
+    published name: its syntax, nothing downloaded), ``--tile``, ``--tile-stride``, ``--precision`` and ``--runtime``
+    are checked now, so a command fails on them before it reads or writes anything;
     the model is loaded only when the returned function is called (a library function given it loads the model after
     its own input and output checks, and only if a metric needs it). An untrained model prints the loud warning then."""
+    checkpoint = checkpoint_value(checkpoint)
     check_tiling(tile, tile_stride)
     check_precision(precision, device)
     check_runtime_options(runtime, device, precision, compile)

@@ -13,9 +13,16 @@ import typer
 from ..errors import ConfigError
 
 # the model and its inputs (compare, score, rank, eval, rd, export)
-CheckpointOpt = Annotated[
-    Path | None,
-    typer.Option("--checkpoint", "-c", envvar="PRFNET_CHECKPOINT", help="prfnet .safetensors checkpoint."),
+CheckpointOpt = Annotated[  # a str: a URL passed through Path would lose its '//' (checkpoint_value converts)
+    str | None,
+    typer.Option(
+        "--checkpoint",
+        "-c",
+        envvar="PRFNET_CHECKPOINT",
+        metavar="PATH|URL|NAME",
+        help="prfnet checkpoint: a .safetensors file, an http(s) URL (downloaded once into the cache; pin it with "
+        "URL#sha256=HEX) or a published name (docs/checkpoints.md).",
+    ),
 ]
 RandomOpt = Annotated[
     bool, typer.Option("--random-init", help="Untrained model for smoke tests: its answers mean NOTHING.")
@@ -136,6 +143,15 @@ def store_argument(store: Path | None, no_store: bool) -> dict:
     if store is None:
         return {}
     return {"store": store}
+
+
+def checkpoint_value(checkpoint: str | Path | None) -> str | Path | None:
+    """``--checkpoint`` (or ``$PRFNET_CHECKPOINT``) as the library takes it: None when not given, a URL or a
+    published name as given (its ``#sha256=`` pin and the name checked now: one line, nothing downloaded), a file
+    as a Path."""
+    from ..hub.checkpoints import checked_spec
+
+    return checked_spec(checkpoint) if checkpoint else None
 
 
 def check_tiling(tile: int | None, stride: int | None) -> None:

@@ -14,7 +14,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from .._version import __version__
+from ..cache import cache_dir
 from ..errors import CheckpointError, ConfigError
+from ..hub.checkpoints import CACHE_FOLDER, describe, resolve_checkpoint
 from ..ioutil import atomic_write, file_sha256
 
 if TYPE_CHECKING:
@@ -126,10 +128,20 @@ def mismatch_summary(expected: dict[str, torch.Tensor], stored: dict[str, torch.
     return "; ".join(parts) or "the tensors differ"
 
 
-def load_checkpoint(cls: type[PRFNet], path: str | Path, map_location="cpu", **overrides) -> PRFNet:
-    """A ``cls`` model (eval mode, on ``map_location``) from the checkpoint at ``path``, with the config keys
-    ``overrides`` (already checked by the caller) replaced; ``model.source`` and ``model.checkpoint_file`` name
-    the file. :class:`CheckpointError` for a file that is not a readable checkpoint of this architecture."""
+def locate_checkpoint(spec: str | Path, sha256: str | None = None) -> tuple[Path, str]:
+    """(local file, what messages call it) of a checkpoint path, http(s) URL or published name: URLs and names are
+    downloaded once into ``cache_dir("checkpoints")`` (:func:`prfnet.hub.resolve_checkpoint`)."""
+    path = resolve_checkpoint(spec, sha256, cache=lambda: cache_dir(CACHE_FOLDER))
+    return path, describe(spec, path)
+
+
+def load_checkpoint(
+    cls: type[PRFNet], path: str | Path, source: str | None = None, map_location="cpu", **overrides
+) -> PRFNet:
+    """A ``cls`` model (eval mode, on ``map_location``) from the checkpoint file at ``path``, with the config keys
+    ``overrides`` (already checked by the caller) replaced; ``model.checkpoint_file`` names the file and
+    ``model.source`` ``source`` (default: the file). :class:`CheckpointError` for a file that is not a readable
+    checkpoint of this architecture."""
     try:
         stamp = CheckpointFile.of(path)  # before the read: a file replaced meanwhile no longer matches it
     except OSError:
@@ -153,6 +165,6 @@ def load_checkpoint(cls: type[PRFNet], path: str | Path, map_location="cpu", **o
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0][:300]
         raise CheckpointError(f"{path}: weights do not match the stored config: {first}") from None
-    model.source = str(path)
+    model.source = source or str(path)
     model.checkpoint_file = stamp
     return model.to(map_location).eval()

@@ -1,6 +1,6 @@
-"""The one PRFNet loader: a checkpoint (or ``$PRFNET_CHECKPOINT``, or a seeded untrained model) on a device, set up
-for inference. :func:`load_model` is re-exported by :mod:`prfnet.api`; the command line, the integrations
-(``frozen_model``) and metric selection (``select_metrics``) load through it."""
+"""The one PRFNet loader: a checkpoint (a file, an http(s) URL or a published name; or ``$PRFNET_CHECKPOINT``; or a
+seeded untrained model) on a device, set up for inference. :func:`load_model` is re-exported by :mod:`prfnet.api`;
+the command line, the integrations (``frozen_model``) and metric selection (``select_metrics``) load through it."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from .runtime import check_runtime, check_threads
 
 log = logging.getLogger(__name__)
 
-#: the environment variable naming the default checkpoint file
+#: the environment variable naming the default checkpoint (a file, an http(s) URL or a published name)
 CHECKPOINT_ENV = "PRFNET_CHECKPOINT"
 NO_CHECKPOINT_HELP = (
-    "no checkpoint given: pass --checkpoint PATH (in Python: a checkpoint path) or set $PRFNET_CHECKPOINT to a "
-    "prfnet .safetensors file (train one with `prfnet train` or `prfnet demo`); --random-init runs an untrained "
-    "model for smoke tests"
+    "no checkpoint given: pass --checkpoint PATH|URL|NAME (in Python: a checkpoint path, URL or name) or set "
+    "$PRFNET_CHECKPOINT to a prfnet .safetensors file (train one with `prfnet train` or `prfnet demo`; "
+    "docs/checkpoints.md); --random-init runs an untrained model for smoke tests"
 )
 _DEVICE_ERRORS = (RuntimeError, AssertionError, AttributeError, ValueError, TypeError, NotImplementedError)
 
@@ -70,8 +70,11 @@ def load_model(
     seed: int = 0,
     runtime: str = "torch",
     threads: int | None = None,
+    sha256: str | None = None,
 ) -> PRFNet:
-    """A model in eval mode from ``checkpoint`` (or ``$PRFNET_CHECKPOINT``), set up for inference on ``device``
+    """A model in eval mode from ``checkpoint`` (or ``$PRFNET_CHECKPOINT``): a ``.safetensors`` file, an http(s) URL
+    (downloaded once into prfnet's cache; ``sha256`` or ``URL#sha256=HEX`` pins it) or a published name
+    (docs/checkpoints.md; :meth:`PRFNet.from_pretrained`), set up for inference on ``device``
     (:meth:`PRFNet.optimize_for_inference`: the device's batching policy and memory format, the backbone's
     autocast ``precision``, and with ``compile`` a compiled backbone with frozen weights).
 
@@ -91,7 +94,9 @@ def load_model(
     check_runtime(runtime, dev, precision, compile)
     check_threads(threads)
     if checkpoint is not None:
-        model = PRFNet.from_pretrained(checkpoint, map_location=dev, tile_size=tile_size, tile_stride=tile_stride)
+        model = PRFNet.from_pretrained(
+            checkpoint, map_location=dev, sha256=sha256, tile_size=tile_size, tile_stride=tile_stride
+        )
     elif not random_init:
         raise CheckpointError(NO_CHECKPOINT_HELP)
     else:

@@ -48,7 +48,7 @@ from .backbone import (
     scoring_bytes_per_pixel,
 )
 from .blocks import FUSION_BLOCKS, PAIR_BLOCKS, PositiveLinear, unit_normalise
-from .checkpoint import INFERENCE_OPTIONS, CheckpointFile, load_checkpoint, save_checkpoint
+from .checkpoint import INFERENCE_OPTIONS, CheckpointFile, load_checkpoint, locate_checkpoint, save_checkpoint
 from .config import PRFNetConfig
 from .inference import InferencePolicy, compile_backbone, device_policy
 from .inputs import MIN_SIDE, check_images, same_dtype, unit_float
@@ -436,12 +436,12 @@ class PRFNet(nn.Module):
         return save_checkpoint(self, path, metadata)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, map_location: str | torch.device = "cpu", **overrides) -> PRFNet:
-        """Rebuild a model from :meth:`save_pretrained` output, in eval mode. ``overrides`` may
-        change inference-only settings (``tile_size``, ``tile_stride``). ``model.source`` and
-        ``model.checkpoint_file`` name the file; the file is read once (it is not hashed here)."""
+    def from_pretrained(cls, path: str | Path, map_location="cpu", sha256: str | None = None, **overrides) -> PRFNet:
+        """Rebuild a model from :meth:`save_pretrained` output (a file, an http(s) URL pinned by ``sha256`` or
+        ``URL#sha256=HEX``, or a published name: docs/checkpoints.md), in eval mode; ``overrides``: ``tile_size``,
+        ``tile_stride``. ``model.source`` names the checkpoint, ``model.checkpoint_file`` the file (read once)."""
         unknown = set(overrides) - INFERENCE_OPTIONS
         if unknown:
             raise InputError(f"only {sorted(INFERENCE_OPTIONS)} can be overridden at load time, got {sorted(unknown)}")
         PRFNetConfig(**overrides)  # a bad tile_size / tile_stride is the caller's ConfigError, not the checkpoint's
-        return load_checkpoint(cls, path, map_location, **overrides)
+        return load_checkpoint(cls, *locate_checkpoint(path, sha256), map_location=map_location, **overrides)

@@ -53,6 +53,7 @@ class ValSettings:
 
     path: str | list[str] | None = None
     holdout_fraction: float = 0.1
+    images: str | None = None  # clic: the images folder of ``path`` (relative to data.root); null = data.images
     crop: int | None = 256  # deterministic centre crop; null = whole images
     batch_size: int | None = None  # null = data.batch_size
 

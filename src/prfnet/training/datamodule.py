@@ -60,13 +60,15 @@ def _with_root(items: list[LabeledTriplet], images: Path) -> list[LabeledTriplet
     return [dataclasses.replace(t, ref=str(images / t.ref), a=str(images / t.a), b=str(images / t.b)) for t in items]
 
 
-def read_source(settings: DataSettings, path: Path, seed: int) -> list[LabeledTriplet]:
-    """Labelled triplets of one file/folder in ``settings.format`` (paths made absolute)."""
+def read_source(settings: DataSettings, path: Path, seed: int, images: str | None = None) -> list[LabeledTriplet]:
+    """Labelled triplets of one file/folder in ``settings.format`` (paths made absolute); ``images``: the CLIC images
+    folder of this file (default ``settings.images``)."""
     fmt = settings.format
     if fmt == "clic":
-        images = _resolve(settings.root, settings.images)
+        key = "data.val.images" if images else "data.images"
+        images = _resolve(settings.root, images or settings.images)
         if not images.is_dir():
-            raise DataError(f"{images}: CLIC images folder not found (set data.images, or --data DIR with DIR/images)")
+            raise DataError(f"{images}: CLIC images folder not found (set {key}, or --data DIR with DIR/images)")
         return _with_root(read_clic_oracle(path).triplets, images.resolve())
     if fmt == "bapps":
         return read_bapps(path)
@@ -92,7 +94,7 @@ def load_training_data(settings: DataSettings, seed: int = 0) -> TrainingData:
         raise DataError(f"{', '.join(map(str, train_paths))}: no labelled triplets to train on")
     val_paths = [_resolve(settings.root, p) for p in _as_list(settings.val.path)]
     if val_paths:
-        val = [t for p in val_paths for t in read_source(settings, p, seed)]
+        val = [t for p in val_paths for t in read_source(settings, p, seed, settings.val.images)]
         how = f"validation from {', '.join(map(str, val_paths))}"
     elif settings.val.holdout_fraction > 0:
         train, val = split_by_reference(train, settings.val.holdout_fraction, seed=seed)
