@@ -201,6 +201,7 @@ DEMO_WHY = (
     "prfnet_demo/"
 )
 VIEW_SERVER = "a server that runs until Ctrl-C: tests/view serves real output sets and stops a real one with SIGINT"
+REPRODUCE_WHY = "the workspace's 256 px CLIC set for the fetched one, its tiny model for the trained one"
 TUNE_PHOTOS = "needs photos (the workspace's are noise); tests/tune and tests/cli/test_tune.py tune image files"
 MULTI_GPU = "needs several GPUs (DDP); tests/training/test_run.py trains with two-process DDP on CPUs"
 
@@ -309,6 +310,23 @@ COMMANDS: dict[str, Sub | OptionsOnly | Skip] = {
         "prfnet train -c clic2022 --devices 4 --num-nodes 2 --strategy ddp",
     ),
     # docs/fetch.md, docs/training.md: downloads from the internet (tests/fetch fetches from a server on 127.0.0.1)
+    # docs/reproduce.md: the fetched sets and the trained model stand in as the workspace's CLIC set and tiny model
+    "prfnet eval clic --csv data/clic2021-valid/validation.csv --root data/clic2021-valid/images --oracle "
+    "data/clic2021-valid/oracle.csv -c runs/clic2022/model.safetensors --out eval_valid": Sub(
+        "prfnet eval clic --csv clic/validation.csv --root clic/images --oracle clic/oracle.csv -c model.safetensors "
+        "--out eval_valid --metrics prfnet,psnr,ssim",
+        REPRODUCE_WHY + "; PRFNet, PSNR and SSIM only",
+    ),
+    "prfnet eval clic --csv data/clic2022-test/test.csv --root data/clic2022-test/images -c "
+    "runs/clic2022/model.safetensors --metrics prfnet --out submission": Sub(
+        "prfnet eval clic --csv clic/validation.csv --root clic/images -c model.safetensors --metrics prfnet "
+        "--out submission",
+        REPRODUCE_WHY,
+    ),
+    "prfnet fetch clic2021-test --to data --dry-run": Sub(
+        "prfnet fetch clic2021-test --to data --dry-run --offline",
+        "tests never reach the internet: the sizes are the catalog's, the servers are not asked (HEAD)",
+    ),
     "prfnet fetch clic2021-test --to data": OptionsOnly("downloads about 11 GB (estimated) from the internet"),
     "prfnet fetch bapps-2afc-train bapps-2afc-val --to data": OptionsOnly("downloads 6.4 GB from the internet"),
     "prfnet train --config clic2022 --data data/clic2021-test --out runs/clic2022 --set "

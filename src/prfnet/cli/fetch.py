@@ -44,11 +44,11 @@ def _list(as_json: bool) -> None:
         typer.echo(f"{'':<17} from {host} ({files}); {row['terms']}")
 
 
-def _dry_run(names: list[str], to: Path, as_json: bool) -> None:
+def _dry_run(names: list[str], to: Path, as_json: bool, offline: bool = False) -> None:
     from ..fetch import plan
     from ..hub import human_size
 
-    result = plan(names, to)
+    result = plan(names, to, ask_server=not offline)
     if as_json:
         typer.echo(json.dumps(result, allow_nan=False))
         return
@@ -118,7 +118,7 @@ def fetch(
     if to is None:
         raise ConfigError("--to DIR is required: the folder the data sets go to")
     if dry_run:
-        _dry_run(names, to, as_json)
+        _dry_run(names, to, as_json, offline_)
         return
 
     def say(message: str) -> None:

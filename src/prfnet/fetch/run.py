@@ -102,7 +102,7 @@ def plan(names: list[str], to: str | Path, ask_server: bool = True) -> dict:
         sets.append({"name": ds.name, "folder": str(to / ds.folder), "complete": complete, "files": files,
                      "unpacked": ds.unpacked, "unpacked_source": "published" if ds.unpacked_known else "estimated",
                      "size_note": ds.size_note, "terms": ds.terms})  # fmt: skip
-    return {"to": str(to), "offline": offline(), "datasets": sets, "disk_needed": needed}
+    return {"to": str(to), "offline": offline() or not ask_server, "datasets": sets, "disk_needed": needed}
 
 
 def _verified(to: Path, ds: DataSet, say: Say) -> dict | None:
