@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +25,17 @@ SMOOTH_SIDE = 48  # default side of smooth_image
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n N`: N processes share the cores, one thread each
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_raises():
+    """Ctrl-C as a user's shell delivers it, however the suite was started: a test run started in the background
+    (`pytest ... &`, nohup, some CI runners) inherits SIGINT *ignored*, so Python installs no KeyboardInterrupt handler
+    and the tests of Ctrl-C (in this process, and in the processes they start, which inherit an ignored signal)
+    would see nothing. Python's own handler is installed; the processes the tests start then get the default."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
 
 
 @pytest.fixture(scope="session", autouse=True)
