@@ -242,3 +242,21 @@ def test_the_cache_layout_and_a_folder_given_directly(server, checkpoint, tmp_pa
     server.files["model.safetensors"] = checkpoint.read_bytes()
     path = resolve_checkpoint(server.url("model.safetensors"), cache=tmp_path / "mine")
     assert path.parent.parent == tmp_path / "mine" and path.read_bytes() == checkpoint.read_bytes()
+
+
+def test_a_download_on_a_terminal_shows_its_progress_on_one_line():
+    import io
+
+    from prfnet.hub.checkpoints import terminal_progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert terminal_progress("m.safetensors", io.StringIO()) is None  # a pipe or a log: nothing
+    screen = Terminal()
+    update = terminal_progress("m.safetensors", screen, every_s=0.0)
+    for done in (1_000_000, 2_000_000, 3_000_000):
+        update(done, 3_000_000)
+    text = screen.getvalue()
+    assert text.count("\r") == 3 and text.endswith("3.0 MB / 3.0 MB\n") and text.count("\n") == 1

@@ -16,6 +16,8 @@ import hashlib
 import logging
 import os
 import re
+import sys
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -169,6 +171,28 @@ def describe(spec: str | Path, path: Path) -> str:
     return text
 
 
+def terminal_progress(name: str, stream=None, every_s: float = 0.5):
+    """A progress callback for :func:`download` that rewrites one stderr line (``downloading NAME: 12.3 MB / 98.0
+    MB``) at most every ``every_s`` seconds and ends it when the file is whole; None when stderr is not a terminal
+    (logs, pipes and CI stay free of it)."""
+    stream = stream or sys.stderr
+    if not stream.isatty():
+        return None
+    shown = {"at": 0.0}
+
+    def update(done: int, total: int | None) -> None:
+        now = time.monotonic()
+        last = total is not None and done >= total
+        if now - shown["at"] < every_s and not last:
+            return
+        shown["at"] = now
+        of = f" / {human_size(total)}" if total else ""
+        stream.write(f"\rdownloading {name}: {human_size(done)}{of}" + ("\n" if last else ""))
+        stream.flush()
+
+    return update
+
+
 def _fetch(url: str, sha256: str | None, cache: Path | Callable[[], Path]) -> Path:
     dest = cache_file(url, cache() if callable(cache) else Path(cache))
     with _locked(dest.parent):  # processes started together (DDP ranks) download it once
@@ -182,7 +206,7 @@ def _fetch(url: str, sha256: str | None, cache: Path | Callable[[], Path]) -> Pa
         elif offline():
             raise DownloadError(f"{url}: not in the cache and ${OFFLINE_ENV} is set: put the file at {dest}")
         log.info("downloading %s into %s", url, dest)
-        download(url, dest, sha256=sha256)
+        download(url, dest, sha256=sha256, progress=terminal_progress(dest.name))
         _check_safetensors(dest, url)
     if not sha256:
         digest = file_digest(dest)
