@@ -323,6 +323,9 @@ COMMANDS: dict[str, Sub | OptionsOnly | Skip] = {
         "--out submission",
         REPRODUCE_WHY,
     ),
+    "prfnet eval jnd --root data/bapps/jnd/val --metrics prfnet,psnr,ssim,lpips -c prfnet.safetensors": OptionsOnly(
+        "needs the BAPPS JND set (downloaded); tests/evaluation/test_jnd.py evaluates a generated jnd/val folder"
+    ),
     "prfnet fetch clic2021-test --to data --dry-run": Sub(
         "prfnet fetch clic2021-test --to data --dry-run --offline",
         "tests never reach the internet: the sizes are the catalog's, the servers are not asked (HEAD)",

@@ -12,8 +12,8 @@ import prfnet
 from prfnet._version import __version__
 
 HEAVY = ("torch", "timm", "lightning")
-COMMANDS = {"compare", "score", "rank", "synth", "train", "ablate", "eval", "eval bapps", "eval clic", "eval mos",
-            "rd", "tune", "demo", "view", "metrics", "codecs", "fetch", "export"}  # fmt: skip
+COMMANDS = {"compare", "score", "rank", "synth", "train", "ablate", "eval", "eval bapps", "eval clic", "eval jnd",
+            "eval mos", "rd", "tune", "demo", "view", "metrics", "codecs", "fetch", "export"}  # fmt: skip
 
 HELP_EVERY_COMMAND = """
 import contextlib, io, json, sys

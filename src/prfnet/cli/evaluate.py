@@ -73,7 +73,10 @@ def _stored_in(out: Path, stored: dict) -> Path | None:
     return default if default.is_file() else None
 
 
-def _emit(results: dict, as_json: bool, table: tuple[list[str], list[list]], title: str, out: Path, stored: dict):
+def _emit(
+    results: dict, as_json: bool, table: tuple[list[str], list[list]], title: str, out: Path, stored: dict,
+    method: str | None = None,
+):  # fmt: skip
     from ..ioutil import json_safe
     from ..stats.intervals import METHOD, ceiling_note
 
@@ -88,7 +91,7 @@ def _emit(results: dict, as_json: bool, table: tuple[list[str], list[list]], tit
             view.add_row(*(_cell(v) for v in row[:-1]), "ok" if row[-1] == "ok" else "unavailable")
         console = Console()
         console.print(view)
-        for note in (ceiling_note(results), METHOD):
+        for note in (ceiling_note(results), method or METHOD):
             if note:
                 console.print(note, highlight=False, soft_wrap=True)
         for name, entry in results.items():
@@ -204,6 +207,51 @@ def bapps(
         batch_size=batch_size, max_pixels=max_pixels_value(max_pixels), workers=workers, **stored,
     )  # fmt: skip
     _emit(results, as_json, bapps_table(results, intervals=True), f"BAPPS 2AFC: {root}", out, stored)
+
+
+@eval_app.command(
+    "jnd",
+    epilog="Example: prfnet eval jnd --root data/bapps/jnd/val --metrics prfnet,psnr,lpips -c prfnet.safetensors",
+)
+def jnd(
+    root: Annotated[Path, typer.Option("--root", help="jnd/val folder of subsets (p0/, p1/, same/), or one subset.")],
+    metrics: MetricsOpt = "all",
+    checkpoint: CheckpointOpt = None,
+    random_init: RandomOpt = False,
+    backbone: BackboneOpt = "seres2net50",
+    device: DeviceOpt = "cpu",
+    tile: TileOpt = None,
+    tile_stride: StrideOpt = None,
+    batch_size: BatchOpt = 64,
+    out: EvalOutOpt = None,
+    out_dir: OutDirOpt = None,
+    as_json: JsonOpt = False,
+    no_progress: NoProgressOpt = False,
+    max_pixels: MaxPixelsOpt = None,
+    store: StoreOpt = None,
+    no_store: NoStoreOpt = False,
+    workers: WorkersOpt = 2,
+    precision: PrecisionOpt = "fp32",
+    compile_backbone: CompileOpt = False,
+    runtime: RuntimeOpt = "torch",
+    threads: ThreadsOpt = None,
+    verbose: VerboseOpt = False,
+):
+    """BAPPS JND (LPIPS paper): average precision of ranking the pairs by each metric's distance against the fraction
+    of judges who saw no difference, per subset; higher = better."""
+    from ..evaluation import evaluate_jnd
+    from ..evaluation.jnd import JND_METHOD, jnd_rows
+
+    model, out, stored = _prepare(
+        "jnd", out, out_dir, store, no_store, checkpoint, device, random_init, backbone, tile, tile_stride, verbose,
+        precision, compile_backbone, runtime, threads,
+    )  # fmt: skip
+    results = evaluate_jnd(
+        root, metrics=[metrics], model=model, out_dir=out, device=device, progress=not no_progress,
+        batch_size=batch_size, max_pixels=max_pixels_value(max_pixels), workers=workers, **stored,
+    )  # fmt: skip
+    subsets = next((list(e["subsets"]) for e in results.values() if e.get("available", True)), [])
+    _emit(results, as_json, jnd_rows(results, subsets), f"BAPPS JND: {root}", out, stored, JND_METHOD)
 
 
 @eval_app.command(

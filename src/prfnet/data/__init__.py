@@ -6,13 +6,14 @@ means A closer; images are float32 RGB in [0, 1].
 """
 
 from .augment import Geometry, center_geometry, item_generator, random_geometry
-from .bapps import read_bapps, read_pieapp
+from .bapps import JNDPair, read_bapps, read_bapps_jnd, read_pieapp
 from .clic import ClicOracle, aggregate_votes, read_clic_oracle, read_clic_triplets, write_clic_csv
 from .dataset import TripletDataset
 from .mos import MosItem, MosSet, mos_pairs, read_kadid, read_mos_csv, read_pipal, read_tid2013
 from .triplets import LabeledTriplet, Triplet, majority_label, split_by_reference
 
 __all__ = [
+    "JNDPair",
     "ClicOracle",
     "Geometry",
     "LabeledTriplet",
@@ -27,6 +28,7 @@ __all__ = [
     "mos_pairs",
     "random_geometry",
     "read_bapps",
+    "read_bapps_jnd",
     "read_clic_oracle",
     "read_clic_triplets",
     "read_kadid",

@@ -7,6 +7,7 @@ Both readers return absolute image paths, checked to exist.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,52 @@ def read_bapps(root: str | Path) -> list[LabeledTriplet]:
             "judge/ (or a 2afc/<split> folder of such subsets)"
         )
     return [item for subset in subsets for item in _read_bapps_subset(subset)]
+
+
+JND_FOLDERS = ("p0", "p1", "same")
+
+
+@dataclass(frozen=True)
+class JNDPair:
+    """A BAPPS JND pair: two distortions ``p0``, ``p1`` of one patch and ``same`` = the fraction of humans who
+    judged them the same (in [0, 1]); absolute paths."""
+
+    p0: str
+    p1: str
+    same: float
+
+
+def _is_jnd_subset(folder: Path) -> bool:
+    return all((folder / name).is_dir() for name in JND_FOLDERS)
+
+
+def _read_jnd_subset(folder: Path) -> list[JNDPair]:
+    p0, p1 = (_files_by_stem(folder / name, IMAGE_SUFFIXES) for name in JND_FOLDERS[:2])
+    same = _files_by_stem(folder / "same", {".npy"})
+    for name, files in (("p1", p1), ("same", same)):
+        if set(files) != set(p0):
+            missing, extra = sorted(set(p0) - set(files)), sorted(set(files) - set(p0))
+            what = f"no {name} file for p0/{missing[0]}" if missing else f"{name}/{extra[0]} has no p0 image"
+            raise DataError(f"{folder}: {what} (p0/p1/same files are paired by name)")
+    if not p0:
+        raise DataError(f"{folder}: BAPPS JND folder has no images in p0/")
+    # a "same" file holds the fraction of judges who saw no difference: the number the 2AFC judge files hold
+    return [JNDPair(str(p0[s].resolve()), str(p1[s].resolve()), _read_judge(same[s])) for s in sorted(p0)]
+
+
+def read_bapps_jnd(root: str | Path) -> dict[str, list[JNDPair]]:
+    """Read a BAPPS JND folder: ``jnd/val/<subset>`` with ``p0/ p1/ same/`` (files paired by name), a folder of such
+    subsets (``jnd/val``) or ``jnd`` itself -> ``{subset name: pairs}`` in sorted order. :class:`DataError` (one line)
+    for another layout or an unpaired file."""
+    root = require_dir(root, "BAPPS JND folder")
+    if _is_jnd_subset(root):
+        return {root.name: _read_jnd_subset(root)}
+    for depth in ("*", "*/*"):
+        subsets = [d for d in sorted(root.glob(depth)) if d.is_dir() and _is_jnd_subset(d)]
+        found = {d.relative_to(root).as_posix(): d for d in subsets}
+        if found:
+            return {name: _read_jnd_subset(folder) for name, folder in found.items()}
+    raise DataError(f"{root}: unknown BAPPS JND layout: expected jnd/val/<subset> folders holding p0/, p1/ and same/")
 
 
 class _PieappImages:

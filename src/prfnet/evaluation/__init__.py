@@ -1,4 +1,4 @@
-"""The official evaluation protocols: CLIC 2AFC, BAPPS 2AFC and MOS correlations, with their report pages
+"""The official evaluation protocols: CLIC 2AFC, BAPPS 2AFC and JND, and MOS correlations, with their report pages
 (``docs/evaluation.md``).
 
 Every protocol scores each (reference, distorted) image pair once per metric through :mod:`prfnet.scoring` and
@@ -16,6 +16,7 @@ from .clic import (
     vote_accuracy,
     write_submission,
 )
+from .jnd import evaluate_jnd, jnd_average_precision
 from .mos import evaluate_mos, load_mos
 
 __all__ = [
@@ -24,9 +25,11 @@ __all__ = [
     "decisions",
     "evaluate_bapps",
     "evaluate_clic",
+    "evaluate_jnd",
     "evaluate_mos",
     "find_splits",
     "find_subsets",
+    "jnd_average_precision",
     "load_mos",
     "majority_accuracy",
     "official_accuracy",

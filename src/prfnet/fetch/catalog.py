@@ -210,7 +210,7 @@ CATALOG: dict[str, DataSet] = {
         ),
         DataSet(
             name="bapps-jnd",
-            purpose="BAPPS JND validation split (same/different judgements); prfnet has no JND reader yet",
+            purpose="BAPPS JND validation split (same/different judgements): prfnet eval jnd",
             kind="bapps-jnd",
             folder="bapps",
             split="val",
@@ -220,7 +220,7 @@ CATALOG: dict[str, DataSet] = {
             size_note="published: 0.2 GB (lpips README); the archive is taken to be as large",
             source=BAPPS_SOURCE,
             terms=BAPPS_TERMS,
-            notes=("laid out as DIR/bapps/jnd/val/<subset>/{p0,p1,same}; no prfnet command reads it yet",),
+            next=("prfnet eval jnd --root {dir}/jnd/val --metrics psnr,ssim",),
         ),
     )
 }
