@@ -75,7 +75,7 @@ def _stored_in(out: Path, stored: dict) -> Path | None:
 
 def _emit(
     results: dict, as_json: bool, table: tuple[list[str], list[list]], title: str, out: Path, stored: dict,
-    method: str | None = None,
+    method: str | None = None, viewable: bool = True,
 ):  # fmt: skip
     from ..ioutil import json_safe
     from ..stats.intervals import METHOD, ceiling_note
@@ -102,7 +102,8 @@ def _emit(
     store = _stored_in(out, stored)
     note = f"; scores stored in {store}" if store is not None else ""
     err.print(f"wrote {out / 'results.json'} and {out / 'report.html'}{note}", highlight=False, soft_wrap=True)
-    err.print(view_hint(out), highlight=False, soft_wrap=True)
+    if viewable:  # prfnet view shows eval clic|bapps|mos
+        err.print(view_hint(out), highlight=False, soft_wrap=True)
 
 
 @eval_app.command(
@@ -251,7 +252,7 @@ def jnd(
         batch_size=batch_size, max_pixels=max_pixels_value(max_pixels), workers=workers, **stored,
     )  # fmt: skip
     subsets = next((list(e["subsets"]) for e in results.values() if e.get("available", True)), [])
-    _emit(results, as_json, jnd_rows(results, subsets), f"BAPPS JND: {root}", out, stored, JND_METHOD)
+    _emit(results, as_json, jnd_rows(results, subsets), f"BAPPS JND: {root}", out, stored, JND_METHOD, False)
 
 
 @eval_app.command(
