@@ -183,8 +183,12 @@ def fetch_one(ds: DataSet, to: Path, say: Say, progress: ProgressFactory | None 
         raise DownloadError(f"{resolve_url(waiting[0].url)}: not downloaded, offline ({len(waiting)} of "
                             f"{len(ds.files)} files missing; put them in {dest.parent})")  # fmt: skip
     partial = sum(p.stat().st_size for f in waiting if (p := to / DOWNLOADS / ds.name / f"{f.name}.part").is_file())
-    needed = sum(f.size or 0 for f in waiting) - partial + ds.unpacked
-    estimated = "" if ds.sizes_known and ds.unpacked_known else ", sizes partly estimated"
+    # a size the catalog only estimates is asked from the server first (HEAD), so that a guess refuses no one
+    sizes = {f.name: (f.size if f.size_known else head_size(resolve_url(f.url)) or f.size) or 0 for f in ds.files}
+    archives = sum(sizes.values())
+    unpacked = ds.unpacked if ds.unpacked_known or not archives else archives  # PNGs barely compress
+    needed = sum(sizes[f.name] for f in waiting) - partial + unpacked
+    estimated = "" if ds.sizes_known and ds.unpacked_known else ", unpacked size taken as the archives' (estimated)"
     check_free_space(to, needed, f"{ds.name} (download and unpack{estimated})")
     paths, entries, new = _download_all(to, ds, say, progress)
     staging = to / STATE / f"staging-{ds.name}"
