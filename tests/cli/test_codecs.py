@@ -68,3 +68,16 @@ def test_unknown_codec_is_one_line(capsys):
     code, out, err = run(capsys, "codecs", "jpegxs")
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "unknown codec 'jpegxs'" in err
+
+
+def test_the_install_hint_is_printed_whole_not_read_as_markup(capsys, monkeypatch):
+    """'prfnet[jxl]' in a reason must not lose '[jxl]' to the terminal's markup (rich reads [..] as a style)."""
+    import prfnet.synth.codecs as codecs
+
+    def missing():
+        raise codecs.CodecUnavailable("imagecodecs is not installed")
+
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setattr(codecs, "imagecodecs_module", missing)
+    code, out, _ = run(capsys, "codecs", "--list", "jpegxl")
+    assert code == 0 and "pip install 'prfnet[jxl]'" in out

@@ -92,3 +92,12 @@ def test_json_is_one_object_and_names_filter(capsys, monkeypatch):
 def test_unknown_name_is_one_line_and_exit_2(capsys):
     code, out, err = run(capsys, "metrics", "ssim2")
     assert code == 2 and out == "" and "unknown metric 'ssim2'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_install_hints_are_printed_whole_not_read_as_markup(capsys, monkeypatch):
+    """'prfnet[codec-metrics]' in a reason must not lose its '[...]' to rich's markup, in the table or below it."""
+    import prfnet.baselines.codec_metrics as codec_metrics
+
+    monkeypatch.setattr(codec_metrics.importlib.util, "find_spec", lambda name: None)
+    code, out, _ = run(capsys, "metrics", "--list", "flip")
+    assert code == 0 and "pip install 'prfnet[codec-metrics]'" in out

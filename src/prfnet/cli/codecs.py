@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .app import app
@@ -42,7 +43,7 @@ def codecs(
         table.add_column(column, overflow="fold")
     for info in infos:
         low, high = info["range"]
-        table.add_row(
+        cells = (
             info["name"] + (" *" if info["default"] else ""),
             info["library"],
             info["library_version"] or "-",
@@ -50,6 +51,7 @@ def codecs(
             f"{info['parameter']} {low:g}..{high:g}",
             info["status"],
         )
+        table.add_row(*map(escape, cells))  # text, not markup: 'prfnet[jxl]' stays whole
     # piped or redirected: one line per codec (rich would wrap the reasons at 80 columns)
     console = Console() if sys.stdout.isatty() else Console(width=220)
     console.print(table)

@@ -105,7 +105,7 @@ def demo(
             highlight=False,
         )
     for name, reason in result.unavailable.items():
-        console.print(f"{name}: unavailable ({reason})", highlight=False)
+        console.print(f"{name}: unavailable ({reason})", highlight=False, markup=False)
     c, t = result.comparison, result.compared
     console.print(
         f"compare {t.ref} {t.a} {t.b}: closer {c.closer} (P(A closer) = {c.prob_a:.3f}, "
@@ -113,4 +113,4 @@ def demo(
         highlight=False,
     )
     console.print(f"wrote {result.report_path}, {result.model_path}, {result.results_path} in {elapsed:.0f} s")
-    console.print(view_hint(out), highlight=False)
+    console.print(view_hint(out), highlight=False, markup=False)

@@ -96,14 +96,16 @@ def _emit(
                 console.print(note, highlight=False, soft_wrap=True)
         for name, entry in results.items():
             if not entry.get("available"):
-                console.print(f"{name}: {entry['reason']}", highlight=False, soft_wrap=True)
+                console.print(f"{name}: {entry['reason']}", highlight=False, soft_wrap=True, markup=False)
             for figure, why in (entry.get("undefined") or {}).items():
-                console.print(f"{name} {figure}: n/a, {why}", highlight=False, soft_wrap=True)
+                console.print(f"{name} {figure}: n/a, {why}", highlight=False, soft_wrap=True, markup=False)
     store = _stored_in(out, stored)
     note = f"; scores stored in {store}" if store is not None else ""
-    err.print(f"wrote {out / 'results.json'} and {out / 'report.html'}{note}", highlight=False, soft_wrap=True)
+    err.print(
+        f"wrote {out / 'results.json'} and {out / 'report.html'}{note}", highlight=False, soft_wrap=True, markup=False
+    )
     if viewable:  # prfnet view shows eval clic|bapps|mos
-        err.print(view_hint(out), highlight=False, soft_wrap=True)
+        err.print(view_hint(out), highlight=False, soft_wrap=True, markup=False)
 
 
 @eval_app.command(

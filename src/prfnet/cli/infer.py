@@ -104,7 +104,7 @@ def compare(
     result = compare_files(model, ref, a, b, max_pixels=limit)
     if heatmap is not None:
         written = _write_heatmaps(model, ref, a, b, outputs, limit)
-        err.print(f"heatmaps: {', '.join(map(str, written))}", highlight=False, soft_wrap=True)
+        err.print(f"heatmaps: {', '.join(map(str, written))}", highlight=False, soft_wrap=True, markup=False)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), allow_nan=False))
         return

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .app import app
@@ -45,10 +46,11 @@ def metrics(
     for info in infos:
         available = info["status"] if info["available"] else "no (see below)"
         name = ", ".join([info["name"], *info["aliases"]])
-        table.add_row(name, f"{info['direction']}", info["range"], available, info["reference"])
+        cells = (name, f"{info['direction']}", info["range"], available, info["reference"])
+        table.add_row(*map(escape, cells))  # text, not markup: 'prfnet[codec-metrics]' stays whole
     # piped or redirected: one line per metric (rich would wrap the references at 80 columns)
     console = Console() if sys.stdout.isatty() else Console(width=220)
     console.print(table)
     for info in infos:
         if not info["available"]:
-            console.print(f"{info['name']}: {info['status']}", highlight=False, soft_wrap=True)
+            console.print(f"{info['name']}: {info['status']}", highlight=False, soft_wrap=True, markup=False)

@@ -96,10 +96,12 @@ def _example_csv(folder: Path) -> Path:
 
     csv = folder / "rd.csv"
     if _example_complete(csv):
-        err.print(f"using the example inputs in {folder}", highlight=False, soft_wrap=True)
+        err.print(f"using the example inputs in {folder}", highlight=False, soft_wrap=True, markup=False)
         return csv
     check_output_dir(folder, "example folder")
-    err.print(f"writing the example inputs (scikit-image photos, 5 codecs) into {folder} ...", highlight=False)
+    err.print(
+        f"writing the example inputs (scikit-image photos, 5 codecs) into {folder} ...", highlight=False, markup=False
+    )
     return make_example(folder)
 
 
@@ -138,19 +140,21 @@ def _print_summary(summary: dict) -> None:
         for note in notes:
             console.print(note, highlight=False, soft_wrap=True)
     else:
-        console.print(f"BD-rate not computed (--no-bd-rate); {summary['n_images']} image(s)", highlight=False)
+        console.print(
+            f"BD-rate not computed (--no-bd-rate); {summary['n_images']} image(s)", highlight=False, markup=False
+        )
     for name, info in summary["metrics"].items():
         if not info["available"]:
-            console.print(f"{name}: not scored, {info['reason']}", highlight=False, soft_wrap=True)
+            console.print(f"{name}: not scored, {info['reason']}", highlight=False, soft_wrap=True, markup=False)
     store = summary["store"]
     where = f"store: {store['path']}" if store.get("path") is not None else "no score store"
     err.print(f"scores: {store['from_store']} from the store, {store['computed']} computed ({where})",
-              highlight=False, soft_wrap=True)  # fmt: skip
+              highlight=False, soft_wrap=True, markup=False)  # fmt: skip
     out = Path(summary["outputs"]["report"]).parent
     written = ["results/*.json", *(["bd_rate.json"] if summary["bd_rate"] is not None else []), "rd_*.png"]
     err.print(f"wrote {', '.join(str(out / w) for w in written)}, {out / 'report.html'} and {out / 'rd.json'}",
-              highlight=False, soft_wrap=True)  # fmt: skip
-    err.print(view_hint(out), highlight=False, soft_wrap=True)
+              highlight=False, soft_wrap=True, markup=False)  # fmt: skip
+    err.print(view_hint(out), highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command(epilog=EPILOG)

@@ -84,7 +84,7 @@ def _print_totals(summary: dict, seconds: float) -> None:
     Console(width=max(console.width, needed)).print(view)  # cells never wrap (a pipe gets 80 columns)
     out = Path(summary["outputs"]["tune.json"]).parent
     err.print(f"wrote {out / 'files'}/, {out / 'tune.csv'}, {out / 'tune.json'} and {out / 'report.html'} "
-              f"in {seconds:.0f} s", highlight=False, soft_wrap=True)  # fmt: skip
+              f"in {seconds:.0f} s", highlight=False, soft_wrap=True, markup=False)  # fmt: skip
 
 
 @app.command(epilog=EPILOG)

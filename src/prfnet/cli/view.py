@@ -44,12 +44,12 @@ def _export(data, static: Path, maps: bool, limit, open_browser: bool, as_json: 
         data, static, maps=maps, max_pixels=limit, progress=lambda m: err.print(m, highlight=False, soft_wrap=True)
     )
     for image_id, why in summary["skipped"].items():
-        err.print(f"warning: {image_id} left out: {why}", highlight=False, soft_wrap=True)
+        err.print(f"warning: {image_id} left out: {why}", highlight=False, soft_wrap=True, markup=False)
     if as_json:
         typer.echo(json.dumps(summary, allow_nan=False))
     else:
         err.print(f"wrote {summary['images']} images, {summary['thumbs']} thumbnails and {summary['maps']} score maps "
-                  f"into {static}; open it from disk:", highlight=False, soft_wrap=True)  # fmt: skip
+                  f"into {static}; open it from disk:", highlight=False, soft_wrap=True, markup=False)  # fmt: skip
         typer.echo(Path(summary["index"]).resolve().as_uri())
     if open_browser:
         import webbrowser
@@ -70,7 +70,7 @@ def _serve(data, out: Path, port: int, host: str, open_browser: bool, limit, as_
             typer.echo(json.dumps(info, allow_nan=False))
         else:
             title = data.document.get("title") or str(out)
-            err.print(f"prfnet view: {title}; Ctrl-C stops the server", highlight=False, soft_wrap=True)
+            err.print(f"prfnet view: {title}; Ctrl-C stops the server", highlight=False, soft_wrap=True, markup=False)
             typer.echo(server.url)
 
     stop = None
@@ -82,7 +82,7 @@ def _serve(data, out: Path, port: int, host: str, open_browser: bool, limit, as_
         return
     # raised outside the handler: main() sees an exit code, not an interruption to report
     code, what = INTERRUPTED[isinstance(stop, Terminated)]
-    err.print(f"prfnet view: stopped ({what})", highlight=False)
+    err.print(f"prfnet view: stopped ({what})", highlight=False, markup=False)
     raise typer.Exit(code)
 
 
