@@ -74,3 +74,16 @@ def test_a_metric_that_cannot_run_here_is_one_line(capsys, image, tmp_path, monk
     line = one_error_line(*run(capsys, "tune", image, "-m", "psnr", "--target", "30", "-o", tmp_path / "o"))
     assert "pip install" in line
     assert not (tmp_path / "o" / "tune.json").exists()
+
+
+def test_a_default_codec_that_cannot_run_here_is_left_out_with_a_warning(capsys, image, tmp_path, monkeypatch):
+    import prfnet.synth.codecs as codecs
+
+    def missing():
+        raise codecs.CodecUnavailable("imagecodecs is not installed")
+
+    monkeypatch.setattr(codecs, "imagecodecs_module", missing)
+    code, out, err = run(capsys, "tune", image, "-m", "psnr", "--target", "25", "-o", tmp_path / "o", "--json",
+                         "--bootstrap", "0")  # fmt: skip
+    assert code == 0 and strict_json(out)["codecs"] == ["jpeg420", "webp", "avif"]
+    assert "warning: jpegxl left out" in err and "pip install 'prfnet[jxl]'" in err

@@ -46,10 +46,17 @@ def _codec_names(text: str | None) -> list[str]:
     from ..synth.codecs import get_codec, unavailable_reason
     from ..tune import DEFAULT_TUNE_CODECS
 
-    if text is None:  # the default set: those usable here
+    if text is None:  # the default set: those usable here, each one left out said once
         from ..synth.codecs import CODECS
 
-        return [c for c in DEFAULT_TUNE_CODECS if unavailable_reason(CODECS[c]) is None]
+        usable = []
+        for name in DEFAULT_TUNE_CODECS:
+            reason = unavailable_reason(CODECS[name])
+            if reason is None:
+                usable.append(name)
+            else:
+                err.print(f"warning: {name} left out: {reason}", highlight=False, soft_wrap=True, markup=False)
+        return usable
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     if not names:
         raise ConfigError("--codecs is empty: give e.g. --codecs jpegxl,avif (prfnet codecs --list)")
