@@ -3,8 +3,6 @@ the target (with the closest encodes written), the default codecs, --example, an
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,15 +11,9 @@ from prfnet.baselines import MetricUnavailable
 from prfnet.outputs import verify_outputs
 from prfnet.synth.codecs import available_codecs
 from prfnet.tune import DEFAULT_TUNE_CODECS, EXAMPLE_PHOTOS
+from tests.rd.test_run import strict_json
 
 from .test_options import one_error_line, run
-
-
-def strict_json(text: str):
-    def refuse(constant):
-        raise ValueError(f"not strict JSON: {constant}")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from prfnet.cli import main
+from tests.cli.test_options import one_error_line, run
 from tests.conftest import write_noisy_copies
 
 WRONG = "0" * 64
@@ -17,18 +17,6 @@ WRONG = "0" * 64
 def images(tmp_path) -> dict[str, str]:
     (tmp_path / "img").mkdir()
     return {k: str(v) for k, v in write_noisy_copies(tmp_path / "img", 0, [0.05, 0.3]).items()}
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_error_line(code: int, out: str, err: str) -> str:
-    lines = err.strip().splitlines()
-    assert code == 2 and out == "" and len(lines) == 1 and lines[0].startswith("error:"), (code, out, err)
-    return lines[0]
 
 
 def test_score_with_a_pinned_url_gives_the_scores_of_the_local_file(
