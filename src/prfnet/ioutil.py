@@ -105,7 +105,12 @@ def part_file(path: str | Path, resume: bool):
 
 def file_sha256(path: str | Path) -> str:
     """SHA-256 hex digest of the file's bytes, read in 1 MiB blocks (``OSError`` when it cannot be read)."""
-    digest = hashlib.sha256()
+    return file_digest(path, "sha256")
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of the file's bytes with ``hashlib``'s ``algorithm`` ("sha256", "md5"), read in 1 MiB blocks."""
+    digest = hashlib.new(algorithm)
     buf = bytearray(_BLOCK)
     view = memoryview(buf)
     with open(path, "rb") as f:

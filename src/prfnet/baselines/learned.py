@@ -31,6 +31,8 @@ from piq import DISTS, LPIPS, ContentLoss
 from piq.perceptual import VGG16_LAYERS
 
 from ..errors import CheckpointError, PRFNetError
+from ..hub.download import OFFLINE_ENV as ENV_OFFLINE
+from ..hub.download import offline
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,6 @@ TORCHMETRICS_FILES = {
 }
 ENV_WEIGHTS_DIR = "PRFNET_BASELINE_WEIGHTS"
 ENV_VGG16_URL = "PRFNET_VGG16_URL"
-ENV_OFFLINE = "PRFNET_OFFLINE"
 DOWNLOAD_TIMEOUT_S = 30.0  # per socket operation (connect, each read), not for the whole download
 HASH_REGEX = re.compile(r"-([a-f0-9]*)\.")  # torchvision / torch.hub: the hex digits after the last '-'
 VGG_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
@@ -66,11 +67,6 @@ def vgg16_url() -> str:
 def vgg16_file() -> str:
     """File name of the VGG16 weights: the last part of :func:`vgg16_url` (``vgg16-397923af.pth`` by default)."""
     return Path(urlparse(vgg16_url()).path).name or VGG16_FILE
-
-
-def offline() -> bool:
-    """True when ``$PRFNET_OFFLINE`` is set to anything but "", "0", "false", "no": nothing is downloaded."""
-    return os.environ.get(ENV_OFFLINE, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def hub_checkpoints() -> Path:

@@ -10,7 +10,6 @@ Torch-free (urllib): ``prfnet fetch --list`` and the checks before a download im
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -21,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import DownloadError, OutputError
-from ..ioutil import part_file
+from ..ioutil import file_digest, part_file
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +34,6 @@ Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
 def offline() -> bool:
     """True when ``$PRFNET_OFFLINE`` is set to anything but "", "0", "false", "no": nothing is downloaded."""
     return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in 1 MiB blocks."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checksum_problem(path: Path, sha256: str | None = None, md5: str | None = None) -> str | None:
