@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import CheckpointError, ConfigError, PRFNetError
+from ..errors import ConfigError, PRFNetError
 from ..outputs import check_output_dir
 from .app import app, err, setup_logging, view_hint
 from .loading import model_loader
@@ -210,7 +210,6 @@ def rd(
     """Rate-distortion curves and BD-rate: score every decoded image against its original with every metric,
     plot mean quality against mean bpp per codec and report the BD-rate of each codec against the anchor
     (negative = fewer bits for the same quality). Inputs are checked before anything is scored."""
-    from ..api import NO_CHECKPOINT_HELP
     from ..outputs import OutputSet
     from ..rd.run import RD_OUTPUTS, metric_names, run_rd
     from ..scoring.metrics import PRFNET
@@ -222,10 +221,18 @@ def rd(
     names = metric_names(metrics)
     stored = store_argument(store, no_store)
     model = model_loader(
-        checkpoint, device, random_init, backbone, tile, tile_stride, precision, compile_backbone, runtime, threads
+        checkpoint,
+        device,
+        random_init,
+        backbone,
+        tile,
+        tile_stride,
+        precision,
+        compile_backbone,
+        runtime,
+        threads,
+        required=PRFNET in names,  # now, before an example is written or an input read
     )
-    if PRFNET in names and checkpoint is None and not random_init:
-        raise CheckpointError(NO_CHECKPOINT_HELP)  # now, before an example is written or an input read
     trainer = _trainer(accelerator, devices, num_nodes, strategy)
     if trainer:
         check_trainer_arguments(trainer)  # before an example is written or an input read

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 from .app import USER_ERROR_EXIT, app, err, setup_logging
 from .loading import model_loader
 from .options import (
@@ -130,7 +130,6 @@ def tune(
     """For each image and codec, the setting with the fewest bits whose distance in --metric meets the target
     (--target VALUE, or --match CODEC:SETTING: as close as that encoding of the same image): bisection over the
     codec's setting, the reference encoded once per image. Everything is checked before anything is encoded."""
-    from ..api import NO_CHECKPOINT_HELP
     from ..outputs import OutputSet
     from ..scoring.metrics import PRFNET, parse_metric_names
     from ..tune import TUNE_OUTPUTS, Target, example_images, file_images, parse_encoding, run_tune
@@ -146,10 +145,18 @@ def tune(
     if not chosen_codecs:
         raise ConfigError("none of the default codecs can encode here (prfnet codecs --list)")
     load = model_loader(
-        checkpoint, device, random_init, backbone, tile, tile_stride, precision, False, runtime, threads
+        checkpoint,
+        device,
+        random_init,
+        backbone,
+        tile,
+        tile_stride,
+        precision,
+        False,
+        runtime,
+        threads,
+        required=names[0] == PRFNET,
     )
-    if names[0] == PRFNET and checkpoint is None and not random_init:
-        raise CheckpointError(NO_CHECKPOINT_HELP)
     if example == bool(images):
         raise ConfigError("give image files or folders, or --example (one of the two)")
     outputs = OutputSet(out, TUNE_OUTPUTS).check()
