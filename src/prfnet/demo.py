@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .api import Comparison, compare_files, load_model
-from .baselines import BASELINE_NAMES, canonical_metric_name, learned
+from .baselines import learned
 from .data import Triplet, read_clic_oracle, read_clic_triplets, split_by_reference, write_clic_csv
 from .data.clic import read_kinds
 from .errors import ConfigError, Terminated
@@ -40,7 +40,7 @@ from .model import PRFNet
 from .model.runtime import check_runtime, check_threads
 from .outputs import MANIFEST, OutputSet
 from .report.html import Report
-from .scoring.metrics import PRFNET, PRFNetMetric, parse_metric_names
+from .scoring.metrics import PRFNET, PRFNetMetric, canonical_metric_names
 from .stats.bootstrap import accuracy_ci
 from .stats.ceilings import clic_correct, clic_noise_ceiling
 from .store import DEFAULT_STORE, ScoreStore, resolve_store
@@ -165,7 +165,7 @@ def run_demo(
     check_runtime(runtime)
     check_threads(threads)
     metrics = tuple(metrics or default_demo_metrics())
-    _check_metric_names(metrics)
+    canonical_metric_names(metrics)  # an unknown name fails before the demo writes or trains anything
     if size < MIN_SIZE:
         raise ConfigError(f"--size {size}: the codec set needs images of at least {MIN_SIZE} px (codec rate floors)")
     out_dir = Path(out_dir)
@@ -283,19 +283,6 @@ def default_demo_metrics() -> tuple[str, ...]:
     """:data:`DEMO_METRICS` without LPIPS and DISTS where their VGG16 trunk would have to be downloaded first (528 MB):
     the demo runs offline and in minutes; ``--metrics ...,lpips,dists`` asks for them (and the download)."""
     return tuple(m for m in DEMO_METRICS if m not in ("lpips", "dists") or not learned.needs_download(m))
-
-
-def _check_metric_names(metrics: Sequence[str]) -> None:
-    """An unknown metric name fails before the demo writes or trains anything (not after the training)."""
-    known = (PRFNET, *BASELINE_NAMES)
-    for name in parse_metric_names(metrics):
-        try:
-            if name != PRFNET:
-                canonical_metric_name(name)  # cvvdp:<display> too
-        except ConfigError:
-            if ":" in name:  # a known metric with an option it does not take (the registry says which)
-                raise
-            raise ConfigError(f"unknown metric {name!r} in --metrics; known: {', '.join(known)}") from None
 
 
 def demo_config(config: str | Path | dict, size: int, seed: int | None = None) -> TrainConfig:

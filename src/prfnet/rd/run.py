@@ -21,13 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..baselines import BASELINE_NAMES, canonical_metric_name
 from ..errors import ConfigError
 from ..images import DEFAULT_MAX_PIXELS
 from ..ioutil import atomic_write, json_safe, write_json
 from ..protocol import ProtocolRun
 from ..report.html import figure_png
-from ..scoring.metrics import PRFNET, parse_metric_names
+from ..scoring.metrics import canonical_metric_names
 from ..store import DEFAULT_STORE
 from ..trainer_settings import check_trainer_arguments
 from .bdrate import METHODS, bd_rate_table
@@ -67,15 +66,7 @@ def metric_names(metrics: str | Sequence[str]) -> list[str]:
     """``"prfnet,psnr"`` (or a list of names) -> canonical names in order (``-`` = ``_``, ``all``/``baselines``
     expanded, duplicates dropped). :class:`ConfigError` for an unknown name, before any model is loaded."""
     raw = [metrics] if isinstance(metrics, str) else list(metrics)
-    names = []
-    for name in parse_metric_names(",".join(raw)):
-        try:
-            names.append(PRFNET if name == PRFNET else canonical_metric_name(name))  # cvvdp:<display> too
-        except ConfigError:
-            if ":" in name:  # a known metric with an option it does not take (the registry says which)
-                raise
-            raise ConfigError(f"unknown metric {name!r}; choose among {PRFNET}, {', '.join(BASELINE_NAMES)}") from None
-    return list(dict.fromkeys(names))
+    return canonical_metric_names(",".join(raw))
 
 
 def _counts(pairs, selection, scores) -> dict:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ..api import finite_outputs, load_model, model_identity, resolve_device
-from ..baselines import BASELINE_NAMES, MetricUnavailable, get_metric
+from ..baselines import BASELINE_NAMES, MetricUnavailable, canonical_metric_name, get_metric
 from ..errors import ConfigError
 from .plan import PairScores
 
@@ -26,6 +26,7 @@ __all__ = [
     "PRFNET",
     "MetricSelection",
     "PRFNetMetric",
+    "canonical_metric_names",
     "drop_failed",
     "metric_info",
     "parse_metric_names",
@@ -139,6 +140,21 @@ def parse_metric_names(text: str | Sequence[str]) -> list[str]:
     if not names:
         raise ConfigError("no metric requested: pass e.g. --metrics prfnet,psnr,ssim (or 'all')")
     return names
+
+
+def canonical_metric_names(text: str | Sequence[str]) -> list[str]:
+    """:func:`parse_metric_names`, each name canonical (``prfnet``, or the registry's: ``MS-SSIM`` -> ``ms_ssim``,
+    ``cvvdp:<display>``), duplicates dropped. :class:`ConfigError` (one line, loading nothing) for an unknown name,
+    or the registry's own for an option a metric does not take."""
+    names = []
+    for name in parse_metric_names(text):
+        try:
+            names.append(PRFNET if name == PRFNET else canonical_metric_name(name))
+        except ConfigError:
+            if ":" in name:  # a known metric with an option it does not take (the registry says which)
+                raise
+            raise ConfigError(f"unknown metric {name!r}; choose among {PRFNET}, {', '.join(BASELINE_NAMES)}") from None
+    return list(dict.fromkeys(names))
 
 
 def _prfnet_model(model, device):
