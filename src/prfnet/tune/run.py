@@ -157,31 +157,31 @@ def _trial_fields(trial: Trial) -> dict:
     return {"setting": trial.setting, "bpp": trial.bpp, "bytes": trial.bytes, "distance": trial.distance}
 
 
-def _saved(codec_bytes: np.ndarray, match_bytes: np.ndarray, n_boot: int) -> dict | None:
-    """% of the match encoding's bytes saved over the images, 100 (1 - sum(codec) / sum(match)), with a 95 %
-    bootstrap interval that resamples images (``None`` without images)."""
-    if not len(codec_bytes):
+def _over_images(per_image: list[np.ndarray], statistic, n_boot: int) -> dict | None:
+    """``statistic`` of the images' rows (one array per image) with its 95 % bootstrap interval resampling images
+    (``low``/``high`` None with ``n_boot`` 0; ``None`` without images)."""
+    if not per_image:
         return None
-    pairs = [np.array([[c, m]], dtype=np.float64) for c, m in zip(codec_bytes, match_bytes, strict=True)]
+    if n_boot < 1:
+        return {"estimate": float(statistic(np.concatenate(per_image))), "low": None, "high": None,
+                "n_images": len(per_image)}  # fmt: skip
+    ci = bootstrap_ci(per_image, statistic, n_boot=n_boot, seed=0)
+    return {"estimate": ci.estimate, "low": ci.low, "high": ci.high, "level": ci.level, "n_images": ci.n_groups,
+            "n_boot": ci.n_boot}  # fmt: skip
+
+
+def _saved(codec_bytes: np.ndarray, match_bytes: np.ndarray, n_boot: int) -> dict | None:
+    """% of the match encoding's bytes saved over the images, 100 (1 - sum(codec) / sum(match)), with its interval."""
 
     def saved(x: np.ndarray) -> float:
         return 100.0 * (1.0 - x[:, 0].sum() / x[:, 1].sum())
 
-    if n_boot < 1:
-        return {"estimate": saved(np.concatenate(pairs)), "low": None, "high": None, "n_images": len(pairs)}
-    ci = bootstrap_ci(pairs, saved, n_boot=n_boot, seed=0)
-    return {"estimate": ci.estimate, "low": ci.low, "high": ci.high, "level": ci.level, "n_images": ci.n_groups,
-            "n_boot": ci.n_boot}  # fmt: skip
+    pairs = [np.array([[c, m]], dtype=np.float64) for c, m in zip(codec_bytes, match_bytes, strict=True)]
+    return _over_images(pairs, saved, n_boot)
 
 
 def _mean_bpp(bpp: np.ndarray, n_boot: int) -> dict | None:
-    if not len(bpp):
-        return None
-    if n_boot < 1:
-        return {"estimate": float(bpp.mean()), "low": None, "high": None, "n_images": len(bpp)}
-    ci = bootstrap_ci([np.array([b]) for b in bpp], np.mean, n_boot=n_boot, seed=0)
-    return {"estimate": ci.estimate, "low": ci.low, "high": ci.high, "level": ci.level, "n_images": ci.n_groups,
-            "n_boot": ci.n_boot}  # fmt: skip
+    return _over_images([np.array([b]) for b in bpp], np.mean, n_boot)
 
 
 def totals(rows: list[dict], codecs: Sequence[str], matched: bool, n_boot: int) -> dict:
