@@ -5,8 +5,11 @@ process: this one has imported torch long ago."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+
+import pytest
 
 import prfnet
 from prfnet._version import __version__
@@ -27,27 +30,43 @@ def paths(group, prefix=()):
         if hasattr(command, "commands"):
             yield from paths(command, (*prefix, name))
 
-codes = {}
+codes, texts = {}, {}
 for path in [(), *paths(typer.main.get_command(app))]:
     text = io.StringIO()
     with contextlib.redirect_stdout(text):
         codes[" ".join(path)] = (main([*path, "--help"]), "Usage:" in text.getvalue())
+    texts[" ".join(path)] = text.getvalue()
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "timm", "lightning"))
-print(json.dumps({"codes": codes, "heavy": heavy}))
+print(json.dumps({"codes": codes, "heavy": heavy, "texts": texts}))
 """
 
 
-def _python(code: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+def _python(code: str, **env: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, **env}
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
-def test_help_of_every_command_imports_no_torch_timm_or_lightning():
-    result = json.loads(_python(HELP_EVERY_COMMAND).splitlines()[-1])
+@pytest.fixture(scope="module")
+def help_of_every_command() -> dict:
+    return json.loads(_python(HELP_EVERY_COMMAND, COLUMNS="250").splitlines()[-1])
+
+
+def test_help_of_every_command_imports_no_torch_timm_or_lightning(help_of_every_command):
+    result = help_of_every_command
     assert set(result["codes"]) == {"", *COMMANDS}  # every registered command was asked, and only those
     assert all(code == [0, True] for code in result["codes"].values()), result["codes"]
     assert result["heavy"] == []
+
+
+def test_install_hints_in_help_keep_their_extra(help_of_every_command):
+    """Help is rendered as rich markup, where a bare '[onnxruntime]' is a style tag and vanishes: the extras must
+    be escaped in the source ('prfnet\\[jxl]')."""
+    texts = help_of_every_command["texts"]
+    assert not [name for name, text in texts.items() if "'prfnet'" in text]
+    assert "pip install 'prfnet[onnxruntime]'" in texts["compare"] and "'prfnet[jxl]'" in texts["codecs"]
 
 
 def test_import_prfnet_is_lazy_and_its_names_resolve():

@@ -30,7 +30,7 @@ def codecs(
     set by default (--json: {"codecs": [{name, library, library_version, binding, ...}, ...]}).
 
     JPEG XL (and mozjpeg, where the imagecodecs build has it) needs the optional imagecodecs: pip install
-    'prfnet[jxl]'. The others need a Pillow built with them."""
+    'prfnet\\[jxl]'. The others need a Pillow built with them."""
     from ..synth.codec_info import codec_info
     from ..synth.codecs import CODECS
 

@@ -50,7 +50,7 @@ RuntimeOpt = Annotated[
     typer.Option(
         "--runtime",
         help="What runs PRFNet: torch, or onnxruntime (CPU, fp32; the graphs are exported once per checkpoint and "
-        "cached; pip install 'prfnet[onnxruntime]').",
+        "cached; pip install 'prfnet\\[onnxruntime]').",
     ),
 ]
 ThreadsOpt = Annotated[
