@@ -9,7 +9,8 @@ bits per pixel with :func:`~prfnet.synth.codecs.encode_at_bpp`; a target a codec
 pairs whose PSNRs are close are preferred (that is where PSNR disagrees with the judge), with some
 easy pairs kept. Votes are drawn from the psychometric function of the hidden judge
 (:func:`prfnet.synth.judge.judge_quality`, :func:`prfnet.synth.judge.simulate_votes`): 3..15 per
-triplet, often split. See ``docs/synthetic.md``.
+triplet, often split (pair choice, votes and scoring: :mod:`prfnet.synth.codec_triplets`). See
+``docs/synthetic.md``.
 
 Labels follow CLIC: T = 0 means A is closer to the reference O, T = 1 means B is.
 """
@@ -22,20 +23,27 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..ioutil import atomic_write, write_json
-from ..stats.bootstrap import paired_difference
-from ..stats.ceilings import clic_correct, clic_noise_ceiling, judge_ceiling, official_dict
 from . import codecs as cd
 from . import distortions as sd
 from . import judge as jd
+from .codec_triplets import (
+    CLOSE_DB,
+    KINDS,
+    VOTES_MAX,
+    VOTES_MIN,
+    Encoded,
+    accuracies,
+    choose_pairs,
+    clic_rows,
+    pair_kind,
+)
 from .common import (
     SetSummary,
-    balanced_flags,
     check_int,
     check_set_memory,
     cpus,
@@ -46,16 +54,10 @@ from .common import (
     write_rows,
 )
 
-KINDS = ("psnr_close", "psnr_apart")
 MIN_SIZE = 256
 DEFAULT_TARGETS_BPP = (0.5, 0.75, 1.0)  # all five codecs reach these at 256 px (JPEG 4:4:4's floor there: ~0.37)
 BPP_TOLERANCE = 0.10  # encodes further than this from their target are not used
-CLOSE_DB = 1.0  # |PSNR(A) - PSNR(B)| below this: kind psnr_close, else psnr_apart
-NEAR_DB = 2.0  # pairs within this are preferred when choosing triplets (psnr_close first, then 1..2 dB)
 TRIPLETS_PER_REFERENCE = 12
-EASY_FRACTION = 0.25  # share of each reference's triplets drawn from pairs >= NEAR_DB apart
-VOTES_MIN, VOTES_MAX = 3, 15
-SWAPPED_FRACTION = 1 / 3  # triplets with some of their votes written as (O, B, A, 1 - T)
 MAX_WORKERS = 8  # default worker processes: the CPU count, at most this
 #: peak bytes per pixel of one reference's work in one process (its encodes at every codec and target, PNG
 #: writing, the judge's float64 buffers), beside the 3 bytes per pixel every reference holds: the peak-RSS increase
@@ -63,19 +65,6 @@ MAX_WORKERS = 8  # default worker processes: the CPU count, at most this
 #: "Memory"); the smaller, less those 3 bytes, is kept. Each worker process works on one reference.
 WORKING_BYTES_PER_PIXEL = 262
 FILES_HEADER = ("image", "reference", "codec", "quality", "target_bpp", "bpp", "psnr", "judge_distance")
-
-
-class Encoded(NamedTuple):
-    """One codec encode of one reference: ``name`` of the PNG written, None when the target was not reached."""
-
-    codec: str
-    target_bpp: float
-    quality: float
-    bpp: float
-    psnr: float  # dB on RGB, rounded to 4 decimals (the value written to files.csv)
-    judge_distance: float  # rounded to 6 decimals (the value written to files.csv and used for the votes)
-    name: str | None
-    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -148,92 +137,6 @@ def _encode_reference(job: tuple[Path, int, np.ndarray, tuple[str, ...], tuple[f
             distance = round(jd.judge_quality(img, match.image), 6)
             out.append(Encoded(codec, target, match.quality, match.bpp, psnr, distance, name))
     return out
-
-
-def _choose_pairs(encodes: list[Encoded], n: int, rng: np.random.Generator) -> list[tuple[Encoded, Encoded]]:
-    """Up to ``n`` pairs of two different codecs at the same target: ``n - round(EASY_FRACTION * n)`` from
-    the pairs within NEAR_DB (those within CLOSE_DB first), the rest from pairs further apart; a short pool
-    is filled from the others. Random order within each pool."""
-    usable = [e for e in encodes if e.name is not None]
-    pools: dict[str, list[tuple[int, int]]] = {"close": [], "near": [], "apart": []}
-    for i, x in enumerate(usable):
-        for j in range(i + 1, len(usable)):
-            y = usable[j]
-            if x.target_bpp != y.target_bpp or x.codec == y.codec:
-                continue
-            gap = abs(x.psnr - y.psnr)
-            pools["close" if gap < CLOSE_DB else "near" if gap < NEAR_DB else "apart"].append((i, j))
-    for name in pools:
-        pools[name] = [pools[name][k] for k in rng.permutation(len(pools[name]))]
-    easy = round(EASY_FRACTION * n)
-    chosen = (pools["close"] + pools["near"])[: n - easy]
-    chosen += pools["apart"][: n - len(chosen)]
-    rest = [p for p in pools["close"] + pools["near"] + pools["apart"] if p not in chosen]
-    return [(usable[i], usable[j]) for i, j in chosen + rest[: n - len(chosen)]]
-
-
-def _clic_rows(
-    triplets: list[tuple[str, str, str, str]],
-    distance: dict[tuple[str, str], float],
-    seed: int,
-    slope: float,
-    lapse: float,
-):
-    """(O, X, Y, kind) -> validation rows (O,A,B), kinds rows (O,A,B,kind), shuffled oracle rows (O,A,B,T).
-
-    Per kind, half of the triplets have the judge's closer image as A. Each triplet gets 3..15 votes from
-    :func:`judge.simulate_votes`; a SWAPPED_FRACTION of the triplets get 1..n-1 of their n votes written as
-    (O, B, A, 1 - T), and validation/kinds then list both orientations.
-    """
-    rng = np.random.default_rng([seed, 8])
-    judge_closer_first = np.zeros(len(triplets), dtype=bool)
-    for kind in KINDS:
-        members = [i for i, t in enumerate(triplets) if t[3] == kind]
-        judge_closer_first[members] = balanced_flags(len(members), rng)
-    swapped = np.zeros(len(triplets), dtype=bool)
-    swapped[rng.permutation(len(triplets))[: round(SWAPPED_FRACTION * len(triplets))]] = True
-
-    validation, kinds_rows, oracle = [], [], []
-    for i, (o, x, y, kind) in enumerate(triplets):
-        x_first = (distance[(o, x)] <= distance[(o, y)]) == judge_closer_first[i]
-        a, b = (x, y) if x_first else (y, x)
-        votes = jd.simulate_votes(distance[(o, a)], distance[(o, b)], rng, slope, lapse, VOTES_MIN, VOTES_MAX)
-        flip = np.zeros(len(votes), dtype=bool)
-        if swapped[i]:
-            flip[rng.permutation(len(votes))[: int(rng.integers(1, len(votes)))]] = True
-        keys = [(o, a, b)] + ([(o, b, a)] if swapped[i] else [])
-        validation += keys
-        kinds_rows += [(*k, kind) for k in keys]
-        oracle += [(o, b, a, 1 - t) if f else (o, a, b, t) for t, f in zip(votes, flip, strict=True)]
-    return validation, kinds_rows, [oracle[i] for i in rng.permutation(len(oracle))]
-
-
-def _accuracies(rows: list[tuple[str, str, str, int]], distance: dict, psnr: dict, slope: float, lapse: float) -> dict:
-    """Noise ceiling, hidden judge and PSNR under the official scorer on ``rows`` (see prfnet.stats.ceilings),
-    judge minus PSNR on the same keys with a 95% interval resampling references, and the expected accuracies:
-    the mean over keys of the probability that the key's (last) vote names the image the predictor names."""
-    judge = judge_ceiling(rows, distance)
-    by_psnr = judge_ceiling(rows, lambda o, x: -psnr[(o, x)])
-    keys = official_dict(rows)
-    judge_correct, groups = clic_correct(
-        rows, {(o, a, b): int(distance[(o, a)] > distance[(o, b)]) for o, a, b in keys}
-    )
-    p_a = {(o, a, b): jd.psychometric(distance[(o, a)], distance[(o, b)], slope, lapse) for o, a, b in keys}
-    psnr_correct, _ = clic_correct(rows, {(o, a, b): int(psnr[(o, a)] < psnr[(o, b)]) for o, a, b in keys})
-    return {
-        "n_keys": judge["n_keys"],
-        "n_rows": len(rows),
-        "noise_ceiling": clic_noise_ceiling(rows),
-        "judge": judge,
-        "psnr": by_psnr,
-        "judge_minus_psnr": paired_difference(judge_correct, psnr_correct, groups, n_boot=2000, seed=0),
-        "expected_accuracy": {
-            "judge": float(
-                np.mean([p if distance[(o, a)] <= distance[(o, b)] else 1 - p for (o, a, b), p in p_a.items()])
-            ),
-            "psnr": float(np.mean([p if psnr[(o, a)] >= psnr[(o, b)] else 1 - p for (o, a, b), p in p_a.items()])),
-        },
-    }
 
 
 def _readme(refs: int, size: int, seed: int, codecs: list[str], targets: tuple[float, ...], counts, unreached) -> str:
@@ -360,23 +263,22 @@ def synthesize_codec_clic(
                  f"{e.judge_distance:.6f}")
             )  # fmt: skip
         rng = np.random.default_rng([seed, 6, index])
-        for x, y in _choose_pairs(encodes, triplets_per_ref, rng):
-            kind = "psnr_close" if abs(x.psnr - y.psnr) < CLOSE_DB else "psnr_apart"
-            triplets.append((o, x.name, y.name, kind))
+        for x, y in choose_pairs(encodes, triplets_per_ref, rng):
+            triplets.append((o, x.name, y.name, pair_kind(x, y)))
     remove_stale_images(images_dir, written)
     if not triplets:
         raise DataError(f"no usable codec pairs: every reference had fewer than two codecs at a target ({unreached})")
 
-    validation, kinds_rows, oracle = _clic_rows(triplets, distance, seed, slope, lapse)
+    validation, kinds_rows, oracle = clic_rows(triplets, distance, seed, slope, lapse)
     kind_of = {tuple(r[:3]): r[3] for r in kinds_rows}
     counts = Counter(t[3] for t in triplets)
     counts = {kind: counts.get(kind, 0) for kind in KINDS}
-    overall = _accuracies(oracle, distance, psnr, slope, lapse)
+    overall = accuracies(oracle, distance, psnr, slope, lapse)
     by_kind = {}
     for kind in KINDS:
         rows = [r for r in oracle if kind_of[r[:3]] == kind]
         if rows:
-            by_kind[kind] = {"triplets": counts[kind], **_accuracies(rows, distance, psnr, slope, lapse)}
+            by_kind[kind] = {"triplets": counts[kind], **accuracies(rows, distance, psnr, slope, lapse)}
     ceiling = {
         "simulated": True,
         "note": "SIMULATED votes from a hidden judge (prfnet.synth.judge), NOT human judgments. Accuracies are "
