@@ -17,6 +17,7 @@ LAYERS = {
     "errors": 0,
     "_version": 0,
     "ioutil": 0,
+    "sqlite_file": 0,
     "images": 1,
     "memory": 1,
     "cache": 1,

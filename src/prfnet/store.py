@@ -4,11 +4,15 @@ A score is keyed by the metric identity (a string the caller builds) and the SHA
 reference and the distorted file, so a re-run scores only what is new. Writes are one transaction per batch in
 WAL mode: a process killed with SIGKILL loses at most the batch in flight, and several processes on one host can
 write into one store at once. The store knows hashes and rows, never models. Imports only the standard library,
-:mod:`prfnet.errors` and :mod:`prfnet.ioutil`.
+:mod:`prfnet.errors`, :mod:`prfnet.ioutil` and :mod:`prfnet.sqlite_file`.
 
 Which store a run uses is decided here, once, for ``eval``, ``rd`` and the demo (:func:`resolve_store`): the default
 :data:`DEFAULT_STORE` is ``<output folder>/scores.sqlite`` (outside the run's output set: it persists between runs),
 ``None`` is no store, a path or an open :class:`ScoreStore` is that store.
+
+The connection plumbing (one connection per process, forked children, pickled copies, all-or-nothing
+transactions) is in :class:`prfnet.sqlite_file.SQLiteFile`, the base of :class:`ScoreStore`; this module holds the
+store's schema, the errors its failures become, and its API.
 """
 
 from __future__ import annotations
@@ -16,20 +20,18 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import DataError, ImageReadError, OutputError
 from .ioutil import file_sha256
+from .sqlite_file import BUSY_CODES, NOTADB_CODES, SQLiteFile, result_code
 
 SCHEMA_VERSION = 1
 FORMAT_MARKER = "prfnet-score-store"
 STORE_NAME = "scores.sqlite"  # the default store's file name in a run's output folder
 _CHUNK = 500  # paths per IN query, below SQLite's 999-parameter floor
-_ABANDONED: list[sqlite3.Connection] = []  # a parent's connections, seen in a forked child: never used nor closed
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -39,10 +41,6 @@ _SCHEMA = (
     " digest TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS metrics(metric TEXT PRIMARY KEY, description TEXT, created_utc TEXT)",
 )
-
-# SQLite primary result codes (the low byte of an extended code)
-_NOTADB_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
-_BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
 
 
 def file_digest(path: str | Path) -> str:
@@ -54,19 +52,7 @@ def file_digest(path: str | Path) -> str:
         raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def _code(exc: sqlite3.Error) -> int | None:
-    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
-    if code is not None:
-        return code & 0xFF
-    text = str(exc).lower()
-    if "not a database" in text or "malformed" in text:
-        return 26
-    if "locked" in text or "busy" in text:
-        return 5
-    return None
-
-
-class ScoreStore:
+class ScoreStore(SQLiteFile):
     """Scores of ``(metric_id, ref_digest, dist_digest)`` keys in the SQLite file ``path`` (opened or created).
 
     ``timeout_s`` is how long a write waits for another process's write to finish before failing. Safe to use
@@ -75,13 +61,7 @@ class ScoreStore:
     """
 
     def __init__(self, path: str | Path, timeout_s: float = 60.0, wal: bool = True):
-        self.path = Path(path)
-        self.timeout_s = float(timeout_s)
-        self.wal = wal  # False: rollback journal, for a file one process writes on a shared file system (shards)
-        self._conn: sqlite3.Connection | None = None
-        self._pid = os.getpid()
-        self._lock = threading.RLock()
-        self._closed = False
+        super().__init__(path, timeout_s, wal)
         if self.path.is_dir():
             raise DataError(
                 f"{self.path}: is a folder, not a score store file; pass a file path such as {path}/scores.db"
@@ -97,10 +77,10 @@ class ScoreStore:
     # -- connection ------------------------------------------------------------------------------------------------
 
     def _error(self, exc: sqlite3.Error, action: str) -> Exception:
-        code = _code(exc)
-        if code in _NOTADB_CODES:
+        code = result_code(exc)
+        if code in NOTADB_CODES:
             return DataError(f"{self.path}: not an SQLite database or damaged ({exc}); remove it or pass another path")
-        if code in _BUSY_CODES:
+        if code in BUSY_CODES:
             return OutputError(
                 f"{self.path}: still locked by another process after {self.timeout_s:g} s while trying to {action};"
                 " raise timeout_s or give each writer its own store"
@@ -162,49 +142,6 @@ class ScoreStore:
         if version != SCHEMA_VERSION:
             raise DataError(f"{self.path}: unsupported store schema {meta.get('schema_version')!r}; pass a new path")
         return False
-
-    def _db(self) -> sqlite3.Connection:
-        if self._closed:
-            raise ValueError(f"{self.path}: the score store is closed")
-        if self._conn is None:
-            self._connect()
-        assert self._conn is not None
-        return self._conn
-
-    def _after_fork(self) -> None:
-        """In a forked child (DataLoader workers), drop the parent's connection and lock: never used nor closed
-        here (closing it could release the parent's locks); the next call opens the child's own connection."""
-        if os.getpid() != self._pid:
-            if self._conn is not None:
-                _ABANDONED.append(self._conn)
-            self._conn = None
-            self._pid = os.getpid()
-            self._lock = threading.RLock()
-
-    @contextmanager
-    def _tx(self, conn: sqlite3.Connection, action: str, write: bool) -> Iterator[sqlite3.Connection]:
-        """One transaction: BEGIN IMMEDIATE (a write: waits up to timeout_s for other writers) or BEGIN (a
-        consistent snapshot) ... COMMIT; ROLLBACK on any error, so a write is all or nothing."""
-        try:
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        except sqlite3.Error as exc:
-            raise self._error(exc, action) from None
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                with suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise self._error(exc, action) from None
-            raise
-
-    @contextmanager
-    def _transaction(self, action: str, write: bool = False) -> Iterator[sqlite3.Connection]:
-        self._after_fork()
-        with self._lock, self._tx(self._db(), action, write) as conn:
-            yield conn
 
     # -- public API ------------------------------------------------------------------------------------------------
 
@@ -344,27 +281,11 @@ class ScoreStore:
             out.update(conn.execute("SELECT metric, COUNT(*) FROM scores GROUP BY metric"))
         return dict(sorted(out.items()))
 
-    def close(self) -> None:
-        """Close this process's connection (a parent's connection seen in a forked child is left alone)."""
-        self._after_fork()
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-            self._conn = None
-            self._closed = True
-
     def __enter__(self) -> ScoreStore:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    def __getstate__(self) -> dict:  # pickled (spawned DataLoader workers): the copy opens its own connection
-        return {"path": self.path, "timeout_s": self.timeout_s, "wal": self.wal, "_closed": self._closed}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._conn, self._pid, self._lock = None, os.getpid(), threading.RLock()
 
     def __repr__(self) -> str:
         return f"ScoreStore({str(self.path)!r})"

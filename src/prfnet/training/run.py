@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import logging
 import os
 import signal
@@ -29,7 +28,6 @@ from pathlib import Path
 
 import lightning as L
 import torch
-import yaml
 from lightning.pytorch.callbacks import Callback, OnExceptionCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -39,22 +37,27 @@ from ..ioutil import atomic_write
 from ..model import PRFNet
 from ..model.backbone import HubUnavailable
 from ..outputs import check_output_dir
-from .checkpoints import INTERRUPTED, RollingCheckpoint, drop_stale_checkpoints, newest_checkpoint
-from .config import ModelSettings, TrainConfig, dump_config
+from .checkpoints import INTERRUPTED, RollingCheckpoint, drop_stale_checkpoints
+from .config import TrainConfig, dump_config
 from .curves import best_validation, merge_step_metrics, read_metrics_csv, write_metrics_csv, write_training_report
 from .datamodule import TrainingData, TripletDataModule, load_training_data, write_triplets_csv
-from .lightning_module import STEPS, PRFNetModule
+from .lightning_module import PRFNetModule
 from .preflight import check_trainer_settings, clear_failed_start, hardware_arguments, holds_progress
+from .run_folder import (
+    FINAL_MODEL,
+    STEP_DIRS,
+    STEP_MODEL,
+    StepPlan,
+    check_config_change,
+    holds_a_run,
+    plan_steps,
+    set_data_root,
+)
 
 log = logging.getLogger(__name__)
 
-STEP_DIRS = {"classification": "step1_classification", "regression": "step2_regression"}
-FINAL_MODEL = "model.safetensors"
-STEP_MODEL = "model.safetensors"
 #: the end of the message of an interrupted ``prfnet train`` (see :func:`train`'s ``resume_hint``)
 RESUME_HINT = "continue with --resume"
-#: model settings that only choose the initial weights: a resumed run may change them
-INITIAL_WEIGHTS = ("pretrained_backbone", "backbone_weights")
 _QUIET = (
     r".*does not have many workers.*",
     r".*smaller than the logging interval.*",
@@ -115,37 +118,6 @@ def build_model(config: TrainConfig, load_pretrained: bool = True) -> PRFNet:
             f"model.backbone_weights to a local .safetensors file of timm's {exc.arch} (--set "
             "model.backbone_weights=PATH), or train from scratch (--set model.pretrained_backbone=false)"
         ) from None
-
-
-@dataclass
-class StepPlan:
-    """What to do for one step: ``skip`` (0 epochs), ``done`` (its model file exists), ``resume`` (from
-    ``checkpoint``) or ``fresh``."""
-
-    name: str
-    directory: Path
-    action: str
-    checkpoint: Path | None = None
-
-
-def plan_steps(config: TrainConfig, out_dir: Path, resume: bool) -> list[StepPlan]:
-    plans = []
-    for name in STEPS:
-        step_dir = out_dir / STEP_DIRS[name]
-        if getattr(config.steps, name).epochs == 0:
-            plans.append(StepPlan(name, step_dir, "skip"))
-        elif resume and (step_dir / STEP_MODEL).is_file():
-            plans.append(StepPlan(name, step_dir, "done"))
-        elif resume and (ckpt := newest_checkpoint(step_dir)) is not None:
-            plans.append(StepPlan(name, step_dir, "resume", ckpt))
-        else:
-            plans.append(StepPlan(name, step_dir, "fresh"))
-    return plans
-
-
-def _holds_a_run(out_dir: Path) -> bool:
-    names = ["config.yaml", FINAL_MODEL, *STEP_DIRS.values()]
-    return any((out_dir / n).exists() for n in names)
 
 
 def _tensorboard_available() -> bool:
@@ -213,78 +185,6 @@ def _fit(
         raise interruption(f"training {what} in step {plan.name}{where}") from exc  # the CLI's one line (143, 130)
 
 
-def _saved_config(out_dir: Path) -> dict:
-    """The run's ``config.yaml`` as a dict ({} when missing or unreadable)."""
-    try:
-        saved = yaml.safe_load((out_dir / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return {}
-    return saved if isinstance(saved, dict) else {}
-
-
-def _set_data_root(config: TrainConfig, data_dir: Path | None, resumed_run: Path | None) -> None:
-    """``config.data.root`` from ``--data``, else (when resuming) from the run's ``config.yaml``, else the config's;
-    made absolute so that the saved config does not depend on the working directory."""
-    saved = _saved_config(resumed_run).get("data") if resumed_run is not None else None
-    saved_root = saved.get("root") if isinstance(saved, dict) else None
-    if data_dir is not None:
-        root = str(Path(data_dir).expanduser().absolute())
-        if saved_root and Path(saved_root).expanduser().absolute() != Path(root):
-            log.warning(
-                "--data %s differs from the run's data.root %s (%s): using %s",
-                data_dir,
-                saved_root,
-                resumed_run / "config.yaml",
-                root,
-            )
-    elif saved_root:
-        root = saved_root
-        if config.data.root and Path(config.data.root).expanduser().absolute() != Path(saved_root):
-            log.warning(
-                "resuming with the run's data.root %s, not the config's %s (pass --data to choose)",
-                saved_root,
-                config.data.root,
-            )
-    else:
-        root = config.data.root
-    config.data.root = str(Path(root).expanduser().absolute()) if root else None
-
-
-def _changed_keys(before: dict, now: dict, prefix: str = "") -> list[str]:
-    """The dotted keys whose values differ between two config dicts (``steps.classification.lr``)."""
-    changed = []
-    for key, value in now.items():
-        old = before.get(key)
-        if isinstance(value, dict) and isinstance(old, dict):
-            changed += _changed_keys(old, value, f"{prefix}{key}.")
-        elif old != value:
-            changed.append(f"{prefix}{key}")
-    return changed
-
-
-def _check_config_change(out_dir: Path, config: TrainConfig, plans: list[StepPlan], warn: bool) -> None:
-    """On ``--resume``: the keys in which ``config`` differs from the run's ``config.yaml`` are logged, and the new
-    values apply; :class:`ConfigError` for those the saved state cannot follow: the architecture once a step has
-    weights, the optimizer and ``freeze_backbone`` of a step continued from its checkpoint."""
-    before = _saved_config(out_dir)
-    changed = _changed_keys(before, config.to_dict()) if before else []
-    fixed = set()
-    if any(p.action in ("done", "resume") for p in plans):
-        fixed |= {f"model.{f.name}" for f in dataclasses.fields(ModelSettings) if f.name not in INITIAL_WEIGHTS}
-    fixed |= {f"steps.{p.name}.{k}" for p in plans if p.action == "resume" for k in ("optimizer", "freeze_backbone")}
-    saved = out_dir / "config.yaml"
-    refused = [key for key in changed if key in fixed]
-    if refused:
-        raise ConfigError(
-            f"cannot resume with {', '.join(refused)} changed (see {saved}): the run's saved weights or optimizer "
-            "state cannot continue with another value; resume with the run's values, or train again with another --out"
-        )
-    if changed and warn:
-        log.warning(
-            "resuming with a config that differs from %s in: %s (the new values apply)", saved, ", ".join(changed)
-        )
-
-
 def _finished_result(out_dir: Path) -> TrainResult:
     metrics = out_dir / "metrics.csv"
     rows = read_metrics_csv(metrics) if metrics.is_file() else []
@@ -315,9 +215,9 @@ def train(
     """
     out_dir = Path(out_dir)
     config = copy.deepcopy(config)  # the caller's config is left as it was
-    if resume and not _holds_a_run(out_dir):
+    if resume and not holds_a_run(out_dir):
         raise ConfigError(f"nothing to resume in {out_dir}: it holds no training run (start one without --resume)")
-    _set_data_root(config, data_dir, out_dir if resume else None)
+    set_data_root(config, data_dir, out_dir if resume else None)
     launcher_zero = env_global_rank_is_zero()
     if resume and (out_dir / FINAL_MODEL).is_file():
         log.warning("%s: this run has already finished (%s exists); nothing to do", out_dir, FINAL_MODEL)
@@ -326,7 +226,7 @@ def train(
     restart = False
     if launcher_zero:
         check_output_dir(out_dir, "run folder")
-        if not resume and _holds_a_run(out_dir):
+        if not resume and holds_a_run(out_dir):
             if holds_progress(out_dir, STEP_DIRS.values(), FINAL_MODEL, STEP_MODEL):
                 raise ConfigError(
                     f"{out_dir} already holds a training run: pass --resume to continue it, or choose another --out"
@@ -335,7 +235,7 @@ def train(
 
     plans = plan_steps(config, out_dir, resume)
     if resume:
-        _check_config_change(out_dir, config, plans, warn=launcher_zero)
+        check_config_change(out_dir, config, plans, warn=launcher_zero)
     L.seed_everything(config.seed, workers=True, verbose=False)
     data = load_training_data(config.data, seed=config.seed)
     log.info(data.description)
