@@ -18,7 +18,7 @@ from prfnet.errors import ImageReadError, InputError, OutputError
 from prfnet.outputs import OutputSet, verify_outputs
 from prfnet.scoring.metrics import PRFNetMetric
 from prfnet.tune import TUNE_OUTPUTS, Target, file_images, parse_encoding, run_tune
-from prfnet.tune.run import CSV_COLUMNS
+from prfnet.tune.run import CSV_COLUMNS, TuneImage
 
 CODECS = ["jpeg420", "webp"]
 
@@ -60,6 +60,35 @@ def test_match_run_writes_one_consistent_set(photos, tmp_path):
     saved = summary["totals"]["webp"]["bits_saved_percent"]
     assert saved["n_images"] == 3 and saved["low"] <= saved["estimate"] <= saved["high"]
     assert json.loads((out / "tune.json").read_text()) == json.loads(json.dumps(summary))
+
+
+def test_the_match_bitstreams_are_kept_and_the_inputs_named_for_the_viewer(photos, tmp_path):
+    out = tmp_path / "out"
+    summary = run(photos, out, get_metric("psnr"), Target(match=parse_encoding("jpeg420:q85")), codecs=["webp"])
+    listed = {f["path"] for f in verify_outputs(out)["files"]}
+    assert not any(path.startswith("files/original/") for path in listed)  # the inputs are files: no copies
+    for entry in summary["images"]:
+        assert entry["original"] == str((photos / f"{entry['image']}.png").resolve())
+        match = entry["match"]
+        assert match["file"] == f"files/match/{entry['image']}.jpg" and match["file"] in listed
+        data = (out / match["file"]).read_bytes()
+        assert len(data) == match["bytes"] and Image.open(io.BytesIO(data)).format == "JPEG"
+        decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float64)
+        original = np.asarray(Image.open(entry["original"]).convert("RGB"), dtype=np.float64)
+        psnr = 10 * np.log10(255.0**2 / np.mean((decoded - original) ** 2))
+        assert psnr == pytest.approx(match["distance"], abs=0.01)  # the file is the encoding the target came from
+
+
+def test_images_made_in_memory_are_written_losslessly_as_the_originals(photos, tmp_path):
+    pixels = np.asarray(Image.open(photos / "img1.png").convert("RGB"))
+    made = TuneImage("made", "made in memory", (pixels.shape[1], pixels.shape[0]), lambda: pixels)
+    out = tmp_path / "out"
+    summary = run_tune([made], ["webp"], get_metric("psnr"), Target(value=30.0), OutputSet(out, TUNE_OUTPUTS).check(),
+                       bootstrap=0)  # fmt: skip
+    (entry,) = summary["images"]
+    assert entry["original"] == "files/original/made.png" and entry["match"] is None
+    assert np.array_equal(np.asarray(Image.open(out / entry["original"])), pixels)
+    assert entry["original"] in {f["path"] for f in verify_outputs(out)["files"]}
 
 
 def test_the_same_inputs_give_the_same_bytes(photos, tmp_path):

@@ -32,7 +32,7 @@ from .documents import View
 CHROMIUM = Path("/usr/bin/chromium")
 ASSETS = Path(prfnet.__file__).resolve().parent / "view" / "assets"
 #: the page's files, as the static export copies them and the server's /assets/ allow-list names them
-ASSET_NAMES = ("index.html", "viewer.css", "viewer.js", "table.js", "compare.js", "plots.js")
+ASSET_NAMES = ("index.html", "viewer.css", "viewer.js", "table.js", "compare.js", "plots.js", "tune.js")
 VIEWPORT = {"width": 1280, "height": 800}
 _INLINE = re.search(rb"<script>(.*?)</script>", (ASSETS / "index.html").read_bytes(), re.S)
 #: the page's own scripts only (its inline loader by its hash), no eval; tests wait with functions ("() => ..."),

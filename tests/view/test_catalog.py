@@ -40,7 +40,8 @@ def _cli(*argv) -> None:
 
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory, one_thread):
-    """A folder with a tiny checkpoint, CLIC / BAPPS / MOS / RD inputs and one output set of each command, run from
+    """A folder with a tiny checkpoint, CLIC / BAPPS / MOS / RD inputs and one output set of each command (tune on
+    the RD originals), run from
     that folder with relative paths (as a user types them)."""
     root = tmp_path_factory.mktemp("sets")
     save_tiny_checkpoint(root / "tiny.safetensors", 0)
@@ -72,6 +73,8 @@ def sets(tmp_path_factory, one_thread):
         _cli("eval", "bapps", "--root", "bapps/2afc/val", *metrics, *TOOLS, "-o", "bapps_out")
         _cli("eval", "mos", "--dataset", "csv", "--csv", "mos/mos.csv", *metrics, *TOOLS, "--out", "mos_out")
         _cli("rd", "--csv", "rd/rd.csv", "--metrics", "prfnet,psnr", *TOOLS, "--bootstrap", "20", "--out", "rd_out")
+        _cli("tune", "rd/orig", "--codecs", "webp,jpeg420", "--match", "jpeg420:q85", "-m", "prfnet",
+             "-c", "tiny.safetensors", "--no-progress", "--bootstrap", "20", "--out", "tune_out")  # fmt: skip
     return root
 
 
@@ -341,6 +344,40 @@ def test_twenty_thousand_triplets_build_without_decoding_an_image(tmp_path, monk
     assert (jpeg["width"], jpeg["height"]) == (23, 12)  # from the JPEG header, through Pillow
     assert rows[1]["decisions"] == {"prfnet": "B", "psnr": "A", "ssim": "B"}
     assert all(r["votes"] >= 3 and r["prfnet_p"] is None for r in rows[:100])
+
+
+def test_a_tune_set_shows_each_codecs_choice_beside_the_match_and_the_original(sets):
+    view = build_view(sets / "tune_out")
+    doc = _strict(view)
+    summary = json.loads((sets / "tune_out" / "tune.json").read_text())
+    tune = doc["tune"]
+    assert doc["kind"] == "tune" and tune["codecs"] == ["webp", "jpeg420"] and tune["target"] == summary["target"]
+    assert tune["metric"] == {"name": "prfnet", "label": "PRFNet", "higher_better": False}
+    assert tune["totals"] == summary["totals"] and len(tune["rows"]) == len(summary["images"]) == 2
+    for row, entry in zip(tune["rows"], summary["images"], strict=True):
+        assert view.files[row["ref"]] == (sets / "rd" / "orig" / f"{entry['image']}.png").resolve()
+        assert view.files[row["match"]["file"]] == sets / "tune_out" / "files" / "match" / f"{entry['image']}.jpg"
+        assert row["match"]["distance"] == entry["match"]["distance"] and row["target"] == entry["target"]
+        for codec, cell in row["cells"].items():
+            chosen = entry["codecs"][codec]
+            assert view.files[cell["file"]] == sets / "tune_out" / chosen["file"]
+            assert (cell["label"], cell["bpp"], cell["status"]) == (chosen["label"], chosen["bpp"], chosen["status"])
+    assert view.model == (sets / "tiny.safetensors").resolve() and doc["notes"] == []
+
+
+def test_a_tune_set_from_before_the_originals_were_kept_says_what_it_lacks(sets):
+    old = sets / "tune_old"  # beside the run's set: its relative input paths resolve as they did
+    shutil.copytree(sets / "tune_out", old, dirs_exist_ok=True)
+    summary = json.loads((old / "tune.json").read_text())
+    for entry in summary["images"]:
+        del entry["original"], entry["match"]["file"]
+    summary["images"][1]["source"] = "skimage.data.camera()"  # made in memory: nothing to show
+    (old / "tune.json").write_text(json.dumps(summary))
+    view = build_view(old)
+    first, second = view.document["tune"]["rows"]
+    assert view.files[first["ref"]] == (sets / summary["images"][0]["source"]).resolve()  # the input file it named
+    assert second["ref"] not in view.files and "kept no copy" in view.document["images"][second["ref"]]["error"]
+    assert first["match"]["file"] not in view.files and any("--match" in n for n in view.document["notes"])
 
 
 @pytest.mark.parametrize(

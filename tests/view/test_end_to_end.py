@@ -76,3 +76,30 @@ def test_an_rd_point_of_a_real_run_opens_its_decoded_file(sets, page):  # noqa: 
 @pytest.fixture(autouse=True)
 def _browser_or_skip(browser):
     """Every test here needs the browser (skipped with the reason where it is missing)."""
+
+
+def test_a_tune_cell_opens_the_original_the_match_and_the_codecs_choice(sets, page, tmp_path):  # noqa: F811
+    data = build_view(sets / "tune_out")
+    row = data.document["tune"]["rows"][1]
+    with serving(data) as server:
+        page.goto(server.url)
+        page.wait_for_function("() => prfnetView.view() === 'tune-view'")
+        assert page.locator("#tune-table tbody tr").count() == 2
+        assert page.locator("#tune-totals tbody tr").count() == 2  # webp, jpeg420
+        served_table = page.inner_text("#tune-table")
+        page.click('td.tune-cell[data-codec="webp"][data-row="1"] a')
+        wait_ready(page, "#/tune/webp/1")
+        shown = page.evaluate("['ref', 'a', 'b'].map((slot) => prfnetView.imageId(slot))")
+        assert shown == [row["ref"], row["match"]["file"], row["cells"]["webp"]["file"]]
+        assert data.files[shown[2]] == sets / "tune_out" / "files" / "webp" / "i1.webp"
+        page.keyboard.press("m")  # PRFNet's maps of the match encode and of WebP's choice, with the run's checkpoint
+        page.wait_for_function("() => prfnetView.mapState() === 'shown'")
+        assert page.get_attribute("#panel-a", "data-map") == page.get_attribute("#panel-b", "data-map") == "shown"
+        page.keyboard.press("p")  # the previous image, same codec
+        wait_ready(page, "#/tune/webp/0")
+        assert page.evaluate("prfnetView.imageId('b')") == data.document["tune"]["rows"][0]["cells"]["webp"]["file"]
+    site = tmp_path / "site"
+    assert main(["view", str(sets / "tune_out"), "--static", str(site)]) == 0
+    page.goto((site / "index.html").as_uri())
+    page.wait_for_function("() => prfnetView.view() === 'tune-view'")
+    assert page.inner_text("#tune-table") == served_table

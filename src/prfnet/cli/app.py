@@ -47,5 +47,5 @@ def warn_random_init() -> None:
 
 
 def view_hint(out: Path) -> str:
-    """The last line of demo, eval and rd: the command that shows their output folder ``out`` in the browser."""
+    """The last line of demo, eval, rd and tune: the command that shows their output folder ``out`` in the browser."""
     return f"look at them: prfnet view {shlex.quote(str(out))}"

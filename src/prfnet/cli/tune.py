@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import ConfigError
-from .app import USER_ERROR_EXIT, app, err, setup_logging
+from .app import USER_ERROR_EXIT, app, err, setup_logging, view_hint
 from .loading import model_loader
 from .options import (
     BackboneOpt,
@@ -173,6 +173,7 @@ def tune(
         typer.echo(json.dumps(summary, allow_nan=False))
     else:
         _print_totals(summary, time.perf_counter() - started)
+        err.print(view_hint(out), highlight=False, soft_wrap=True, markup=False)
     if not any(t["n_met"] for t in summary["totals"].values()):
         err.print("[bold red]error:[/] no image met the target with any codec (tune.json holds the closest encodes)",
                   highlight=False, soft_wrap=True)  # fmt: skip

@@ -1,5 +1,5 @@
-"""``prfnet view OUT``: a local web page of an output set (``eval clic|bapps|mos``, ``rd``, ``demo``): the triplets
-with flicker, zoom and score maps, the RD curves, the MOS scatter.
+"""``prfnet view OUT``: a local web page of an output set (``eval clic|bapps|mos``, ``rd``, ``tune``, ``demo``): the
+triplets with flicker, zoom and score maps, the RD curves, the MOS scatter, each tuned encode against the match.
 
 Serves on 127.0.0.1 and a free port by default; the URL, with its token, is the one line on stdout (``--json``: one
 JSON object ``{"url", "host", "port", "token", "out"}``); messages go to stderr. Ctrl-C stops the server (exit 130).
@@ -92,7 +92,7 @@ def _serve(data, out: Path, port: int, host: str, open_browser: bool, limit, as_
 )
 def view(
     out: Annotated[
-        Path, typer.Argument(help="Output folder of prfnet eval clic|bapps|mos, rd or demo.", metavar="OUT")
+        Path, typer.Argument(help="Output folder of prfnet eval clic|bapps|mos, rd, tune or demo.", metavar="OUT")
     ],
     port: Annotated[int, typer.Option("--port", help="Port to listen on (0: a free one).")] = 0,
     host: Annotated[

@@ -6,6 +6,8 @@ encode of an image against the same reference: PRFNet encodes that reference onc
 (:meth:`prfnet.scoring.metrics.PRFNetMetric.score_reference`) for the match encoding and every codec's search.
 
 Outputs (``OUT``, one set with ``manifest.json``): ``files/<codec>/<image><ext>`` (the chosen bitstreams),
+``files/match/<image><ext>`` (the ``--match`` encoding's bitstreams), ``files/original/<image>.png`` (the inputs of
+``--example``, which are no files of their own: so that ``prfnet view`` can show every encode against them),
 ``tune.csv`` (one row per image and codec), ``tune.json`` (the summary: per image, per codec, and the totals with
 95 % bootstrap intervals over images) and ``report.html``.
 """
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from ..data._files import IMAGE_SUFFIXES
 from ..errors import ConfigError, InputError
@@ -67,12 +70,14 @@ class Target:
 
 @dataclass(frozen=True)
 class TuneImage:
-    """An input: its unique ``name`` (the stem of its output files) and a loader of its uint8 (H, W, 3) pixels."""
+    """An input: its unique ``name`` (the stem of its output files), a loader of its uint8 (H, W, 3) pixels and its
+    ``file`` (``None`` for an image made in memory, such as the example photos)."""
 
     name: str
     source: str
     size: tuple[int, int]  # (width, height)
     load: Callable[[], np.ndarray]
+    file: Path | None = None
 
 
 def _pixels_of(path: Path, max_pixels: int | None) -> Callable[[], np.ndarray]:
@@ -110,7 +115,7 @@ def file_images(paths: Sequence[str | Path], max_pixels: int | None = None) -> l
             n += 1
             name = f"{path.stem}-{n}"
         used.add(name)
-        images.append(TuneImage(name, str(path), size, _pixels_of(path, max_pixels)))
+        images.append(TuneImage(name, str(path), size, _pixels_of(path, max_pixels), path.resolve()))
     return images
 
 
@@ -135,6 +140,17 @@ def check_images(images: Sequence[TuneImage], codecs: Sequence[str], min_side: i
             if codec.max_side and max(width, height) > codec.max_side:
                 raise InputError(f"{image.source}: {width}x{height} is larger than {name} stores "
                                  f"({codec.max_side} px per side); leave {name} out (--codecs)")  # fmt: skip
+
+
+def _write_original(outputs: OutputSet, image: TuneImage, pixels: np.ndarray) -> str:
+    """The input's path as the set names it: its own file (absolute), or ``files/original/<name>.png`` written
+    losslessly for an image made in memory."""
+    if image.file is not None:
+        return str(image.file)
+    file = f"files/original/{image.name}.png"
+    with atomic_write(outputs.path(file), "wb") as f:
+        Image.fromarray(pixels).save(f, format="PNG")
+    return file
 
 
 def _distance_of(metric, key: str, reference: np.ndarray) -> Callable[[np.ndarray], float]:
@@ -246,10 +262,16 @@ def run_tune(
         for i, image in enumerate(images, 1):
             pixels = image.load()
             distance = _distance_of(metric, f"{i}:{image.name}", pixels)
-            match = encode_once(pixels, target.match, distance) if target.match is not None else None
+            match, match_data = encode_once(pixels, target.match, distance) if target.match else (None, b"")
             value = match.distance if match is not None else float(target.value)
             entry = {"image": image.name, "source": image.source, "width": image.size[0], "height": image.size[1],
-                     "target": value, "match": _trial_fields(match) if match else None, "codecs": {}}  # fmt: skip
+                     "original": _write_original(outputs, image, pixels), "target": value,
+                     "match": None, "codecs": {}}  # fmt: skip
+            if match is not None:
+                file = f"files/match/{image.name}{get_codec(target.match.codec).extension}"
+                with atomic_write(outputs.path(file), "wb") as f:
+                    f.write(match_data)
+                entry["match"] = _trial_fields(match) | {"file": file}
             for name in codecs:
                 result = tune_image(pixels, name, distance, value, higher_better, max_encodes)
                 file = f"files/{name}/{image.name}{get_codec(name).extension}"

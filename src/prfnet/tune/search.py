@@ -195,7 +195,7 @@ def tune_image(
     )  # fmt: skip
 
 
-def encode_once(image: Array, encoding: Encoding, distance: Callable[[Array], float]) -> Trial:
-    """The :class:`Trial` of one fixed encoding (the ``--match`` encoding of an image)."""
+def encode_once(image: Array, encoding: Encoding, distance: Callable[[Array], float]) -> tuple[Trial, bytes]:
+    """The :class:`Trial` of one fixed encoding (the ``--match`` encoding of an image) and its bitstream."""
     data, decoded = encode(image, encoding.codec, encoding.setting)
-    return Trial(encoding.setting, len(data), bits_per_pixel(data, image.shape), float(distance(decoded)))
+    return Trial(encoding.setting, len(data), bits_per_pixel(data, image.shape), float(distance(decoded))), data

@@ -1,7 +1,8 @@
 """The catalog of ``prfnet view``: one output set of prfnet read into the viewer's document (:class:`ViewData`).
 
 Which set a folder holds is read from its ``manifest.json`` (a ``kind`` entry, else the recorded command line, else
-the files it lists, for runs made from Python): ``prfnet demo``, ``eval clic``, ``eval bapps``, ``eval mos`` or ``rd``.
+the files it lists, for runs made from Python): ``prfnet demo``, ``eval clic``, ``eval bapps``, ``eval mos``, ``rd`` or
+``tune``.
 The document (format ``prfnet-view``, version 1) is strict JSON; what a set does not hold is ``null`` and said in
 its ``notes``. Conventions: A and B of a triplet as the run oriented them; ``p_a`` the fraction of judges who found A
 closer (in [0, 1]); a metric's decision ``"A"``, ``"B"`` or ``"tie"`` in its own direction; ``prfnet_p`` PRFNet's
@@ -38,8 +39,9 @@ from .sources import (
     started_in,
     vote_fractions,
 )
+from .tuned import tune_part
 
-SETS = ("demo", "eval clic", "eval bapps", "eval mos", "rd")
+SETS = ("demo", "eval clic", "eval bapps", "eval mos", "rd", "tune")
 BAPPS_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
@@ -70,6 +72,8 @@ def set_kind(out: Path, manifest: dict) -> str:
     if not command.name:
         if "rd.json" in listed:
             return "rd"
+        if "tune.json" in listed:
+            return "tune"
         if {"eval/results.json", "results.json"} <= listed:
             return "demo"
         if "scores.csv" in listed:
@@ -82,7 +86,8 @@ def set_kind(out: Path, manifest: dict) -> str:
                 return "eval bapps"
     what = f"`{command.text}`" if command.text else "an unknown command"
     raise InputError(
-        f"{out}: outputs of {what}, which prfnet view does not show (it shows prfnet demo, eval clic|bapps|mos, rd)"
+        f"{out}: outputs of {what}, which prfnet view does not show "
+        "(it shows prfnet demo, eval clic|bapps|mos, rd, tune)"
     )
 
 
@@ -109,6 +114,7 @@ def _build(out: Path) -> ViewData:
         "eval bapps": _bapps,
         "eval mos": _mos,
         "rd": _rd,
+        "tune": _tune,
     }[kind]
     part = builder(ctx)
     model, how = _model(ctx)
@@ -402,3 +408,8 @@ def _rd(ctx: OutputSetContext) -> dict:
     cwd = started_in(recorded, ctx.out / "rd.json") or started_in(_out_option(ctx, "prfnet-rd"), ctx.out)
     ctx.inputs = Inputs(ctx.out, cwd)
     return rd_part(ctx, summary)
+
+
+def _tune(ctx: OutputSetContext) -> dict:
+    ctx.inputs = Inputs(ctx.out, started_in(_out_option(ctx, "prfnet-tune"), ctx.out))
+    return tune_part(ctx)

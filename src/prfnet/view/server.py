@@ -53,6 +53,7 @@ ASSET_TYPES = {
     "table.js": _JS,
     "compare.js": _JS,
     "plots.js": _JS,
+    "tune.js": _JS,
 }
 #: the page runs its own scripts only (the page's inline loader by its SHA-256, see :func:`csp`); images may be blobs
 #: or data URLs the page makes; nothing is fetched from elsewhere

@@ -444,6 +444,15 @@
     });
   };
 
+  C.openTune = function (codec, index) {
+    const item = V.tune.item(codec, index);
+    if (!item) {
+      V.status("no such tune item: " + codec + " / " + index, true);
+      return V.tune.enter();
+    }
+    return open(item);
+  };
+
   // ---- keys -------------------------------------------------------------------------------------------------------
 
   C.onKey = function (event) {

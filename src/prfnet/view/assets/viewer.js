@@ -1,6 +1,6 @@
 /* prfnet view, the core: loads the document, builds every URL, routes the location hash to a view and hands the
    keys to the view on screen. The views live in table.js (triplets), compare.js (the zoom / flicker / map viewer)
-   and plots.js (RD curves, MOS scatter); index.html loads them before this file, all on the namespace below. */
+   plots.js (RD curves, MOS scatter) and tune.js (tune sets); index.html loads them before this file, all on the namespace below. */
 "use strict";
 
 (function (V) {
@@ -146,6 +146,20 @@
       );
     },
 
+    tune(row, codec) {
+      const metric = V.metricLabel(V.doc.tune.metric.name);
+      const c = row.cells[codec];
+      const saved = c.saved_percent == null ? "" : " \u00b7 bits saved " + V.tune.pct(c.saved_percent);
+      return V.el(
+        "div",
+        { class: "facts" },
+        fact("target", metric + " " + V.tune.aim() + ": " + V.num(row.target, 4)),
+        row.match && fact("match " + row.match.label, metric + " " + V.num(row.match.distance, 4)),
+        fact(codec + " " + c.label, metric + " " + V.num(c.distance, 4) + " \u00b7 " + c.status + " \u00b7 " +
+          c.encodes + " encodes" + saved)
+      );
+    },
+
     mos(point) {
       const scores = Object.entries(point.scores || {}).map(([m, v]) => V.metricLabel(m) + " " + V.num(v, 4));
       return V.el(
@@ -157,14 +171,14 @@
     },
   };
 
-  // ---- routes: #/ (the overview of the kind), #/t/<id>, #/rd/<metric>/<codec>/<rate point>/<item>, #/m/<id> ----
+  // ---- routes: #/ (overview), #/t/<id>, #/rd/<metric>/<codec>/<rate point>/<item>, #/m/<id>, #/tune/<codec>/<row> --
 
   V.current = null; // the view on screen: an object with `section`, and optionally `leave()` and `onKey(event)`
 
   V.show = function (view) {
     if (V.current && V.current !== view && V.current.leave) V.current.leave();
     V.current = view;
-    for (const id of ["list-view", "rd-view", "mos-view", "compare-view"]) V.$("#" + id).hidden = id !== view.section;
+    for (const id of ["list-view", "rd-view", "mos-view", "tune-view", "compare-view"]) V.$("#" + id).hidden = id !== view.section;
   };
 
   V.go = (hash) => {
@@ -172,7 +186,7 @@
   };
 
   function overview() {
-    return { triplets: V.table, rd: V.rd, mos: V.mos }[V.doc.kind];
+    return { triplets: V.table, rd: V.rd, mos: V.mos, tune: V.tune }[V.doc.kind];
   }
 
   function route() {
@@ -182,6 +196,7 @@
     if (parts[0] === "t" && V.doc.kind === "triplets" && parts.length === 2) return V.compare.openTriplet(parts[1]);
     if (parts[0] === "rd" && V.doc.kind === "rd" && parts.length === 5) return V.compare.openRd(...parts.slice(1));
     if (parts[0] === "m" && V.doc.kind === "mos" && parts.length === 2) return V.compare.openMos(parts[1]);
+    if (parts[0] === "tune" && V.doc.kind === "tune" && parts.length === 3) return V.compare.openTune(...parts.slice(1));
     return overview().enter();
   }
 
