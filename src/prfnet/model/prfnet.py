@@ -21,12 +21,16 @@ A new ``PRFNet`` is in eval mode. The inference methods (``encode``, ``score``, 
 always run in eval mode and leave the model's mode as they found it; ``forward`` (the training path)
 follows the module's mode. The backbone runs under any active autocast; everything after it (feature
 normalisation, pair difference, fusion, pooling, cross subtraction, head) runs in float32.
+
+Here: :class:`PRFNet` and :class:`ReferenceFeatures`. Method bodies that are pipelines of their own live beside it,
+as functions of the model: :mod:`.vectors` (pair vectors by chunks and tiles), :mod:`.ranking` (``rank`` and
+:class:`~.ranking.Ranking`, re-exported here), :mod:`.memory_estimate` (``scoring_memory``, ``check_memory``) and
+:mod:`.maps` (score maps).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,8 +40,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, InputError
-from ..memory import check_memory
-from . import maps
+from . import maps, memory_estimate, ranking, vectors
 from .backbone import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -45,13 +48,13 @@ from .backbone import (
     build_backbone,
     feature_channels,
     freeze_norm_statistics,
-    scoring_bytes_per_pixel,
 )
 from .blocks import FUSION_BLOCKS, PAIR_BLOCKS, PositiveLinear, unit_normalise
 from .checkpoint import INFERENCE_OPTIONS, CheckpointFile, load_checkpoint, locate_checkpoint, save_checkpoint
 from .config import PRFNetConfig
 from .inference import InferencePolicy, compile_backbone, device_policy
-from .inputs import MIN_SIDE, check_images, same_dtype, unit_float
+from .inputs import check_images, unit_float
+from .ranking import Ranking
 from .runtime import OnnxRuntime, check_runtime, check_threads
 from .tiling import tile_windows
 
@@ -67,15 +70,6 @@ class ReferenceFeatures:
 
     feats: list[torch.Tensor]
     size: tuple[int, int]
-
-
-@dataclass
-class Ranking:
-    """Result of :meth:`PRFNet.rank`: ``order`` indexes the candidates best (closest) first;
-    ``scores`` (N,) are the distances of the candidates in their input order (lower = closer)."""
-
-    order: torch.Tensor
-    scores: torch.Tensor
 
 
 class PRFNet(nn.Module):
@@ -206,34 +200,14 @@ class PRFNet(nn.Module):
         (eval mode, the model's precision): :func:`~prfnet.model.backbone.scoring_bytes_per_pixel` of the backbone
         x the pixels of one window (the whole image, or a tile when :meth:`will_tile`) x (``images`` + 1); half
         that under 16-bit autocast. A lower bound (``docs/performance.md``, "Memory")."""
-        if self.will_tile(height, width):
-            height, width = min(height, self.config.tile_size), min(width, self.config.tile_size)
-        per_pixel = scoring_bytes_per_pixel(self.backbone, self.config.backbone)
-        if self.inference.autocast_dtype is not None:
-            per_pixel /= 2
-        return int(per_pixel * height * width * (images + 1))
+        return memory_estimate.scoring_memory(self, height, width, images)
 
     def check_memory(self, height: int, width: int, images: int, what: str, held: int = 0) -> None:
         """:class:`~prfnet.memory.NotEnoughMemory` (one line naming both amounts and a tile size that fits) when
         :meth:`scoring_memory` plus ``held`` (bytes the caller holds beside it, e.g. the decoded images) is more than
         the memory available on the model's device; called before any image is decoded or any backbone call by the
         file API and the scoring engine. ``what``: the job, for the message."""
-        scoring = self.scoring_memory(height, width, images)
-        tiling = self.will_tile(height, width)
-        side = self.config.tile_size if tiling else None
-        window = min(height, side or height) * min(width, side or width)
-
-        def advice(available: int) -> str:
-            fits = math.isqrt(int(max(0, available - held) * window / scoring))  # the square window that would fit
-            tile = min(2048, fits // 256 * 256 if fits >= 256 else fits)
-            if tile < MIN_SIDE:
-                return "free some memory, or score fewer images at once (--batch-size)"
-            return (
-                f"score in {'smaller tiles' if tiling else 'tiles'}: --tile {tile} "
-                f"(Python: load_model(..., tile_size={tile}) or model.set_tiling({tile}))"
-            )
-
-        check_memory(scoring + held, what, advice, device=self.device)
+        memory_estimate.check_scoring_memory(self, height, width, images, what, held)
 
     def freeze_norm_statistics(self, frozen: bool) -> PRFNet:
         """Freeze (``True``) the backbone's batch-norm statistics, in train mode too, or let them follow the
@@ -299,11 +273,7 @@ class PRFNet(nn.Module):
         """``pair_vector(ref_feats, features(dist))`` (N, F), eval mode, ``inference.backbone_batch`` images at a time
         on the torch path (CPUs: one): only one chunk's maps exist at once, which keeps them in the caches (N images'
         maps at 768 px are N x 70 MB, and joining them cost ``rank`` of 8 a quarter of its time)."""
-        step = (self.inference.backbone_batch if self.runtime is None else None) or dist.shape[0]
-        if ref_feats[0].shape[0] == 1:  # one reference for all
-            return torch.cat([self.pair_vector(ref_feats, self.features(d)) for d in dist.split(step)])
-        pairs = zip(zip(*(r.split(step) for r in ref_feats), strict=True), dist.split(step), strict=True)
-        return torch.cat([self.pair_vector(list(r), self.features(d)) for r, d in pairs])  # a reference per image
+        return vectors.pair_vectors(self, ref_feats, dist)
 
     def distance(self, v: torch.Tensor) -> torch.Tensor:
         """Pair vectors (N, F) >= 0 (:meth:`pair_vector`, or a mean of them over tiles) -> distances (N,) >= 0,
@@ -313,9 +283,7 @@ class PRFNet(nn.Module):
 
     def _joint_features(self, images: list[torch.Tensor]) -> list[list[torch.Tensor]]:
         """Features of several batches from one backbone call, so batch statistics (train mode) are shared."""
-        sizes = [x.shape[0] for x in images]
-        images = same_dtype(images)
-        return [list(parts) for parts in zip(*(f.split(sizes) for f in self.features(torch.cat(images))), strict=True)]
+        return vectors.joint_features(self, images)
 
     def _vectors(self, ref: torch.Tensor, dists: list[torch.Tensor]) -> list[torch.Tensor]:
         """Per distorted batch, the pair vector (N, F); tiles are averaged when tiling is on.
@@ -326,17 +294,7 @@ class PRFNet(nn.Module):
         through the backbone in one call: with ``backbone_norm="batch"`` they share batch statistics, so
         an image-wide difference between A and B is never normalised away.
         """
-        windows = self.windows(*ref.shape[-2:])
-        sums = [0.0] * len(dists)
-        for rows, cols in windows:
-            if self.training or self.inference.joint_batch:
-                ref_feats, *dist_feats = self._joint_features([x[..., rows, cols] for x in (ref, *dists)])
-                vectors = [self.pair_vector(ref_feats, feats) for feats in dist_feats]
-            else:
-                ref_feats = self.features(ref[..., rows, cols])
-                vectors = [self._pair_vectors(ref_feats, d[..., rows, cols]) for d in dists]
-            sums = [s + v for s, v in zip(sums, vectors, strict=True)]
-        return [s / len(windows) for s in sums]
+        return vectors.window_vectors(self, ref, dists)
 
     # -- public API ------------------------------------------------------------------------------
     def _refuse_tiles(self, size: tuple[int, int], what: str) -> None:
@@ -401,29 +359,7 @@ class PRFNet(nn.Module):
         are computed once (per tile); candidates go through the backbone ``batch_size`` at a time.
         Runs in eval mode whatever mode the model is in, and leaves it unchanged.
         """
-        stacked = candidates if isinstance(candidates, torch.Tensor) else None
-        if stacked is not None:
-            candidates = list(stacked.split(1))
-        if not candidates:
-            raise InputError("rank needs at least one candidate")
-        if ref.ndim != 4 or ref.shape[0] != 1:
-            raise InputError(f"rank takes one reference of shape (1, 3, H, W), got {tuple(ref.shape)}")
-        check_images(ref, *candidates, names=("ref", *(f"candidate {i}" for i in range(len(candidates)))))
-        ref = self.prepare(ref)
-        if stacked is not None:  # views of the caller's tensor, no copy
-            chunks = list(stacked.split(batch_size))
-        else:
-            chunks = [
-                torch.cat(same_dtype(candidates[i : i + batch_size])) for i in range(0, len(candidates), batch_size)
-            ]
-        with self.evaluating():
-            if not self.will_tile(*ref.shape[-2:]):
-                ref_feats = self.features(ref)
-                vectors = [self._pair_vectors(ref_feats, self.prepare(c)) for c in chunks]
-            else:
-                vectors = self._vectors(ref, [self.prepare(c) for c in chunks])
-            scores = self.distance(torch.cat(vectors))
-        return Ranking(order=torch.argsort(scores, stable=True), scores=scores)
+        return ranking.rank(self, ref, candidates, batch_size)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
