@@ -31,7 +31,7 @@ from tests.conftest import save_tiny_checkpoint
 SECRET = b"the secret bytes outside the roots"
 ASSET_TEXT = {"index.html": "<!doctype html><title>stand-in</title><script>go();</script><script src='x.js'></script>",
               "viewer.css": "/* */", "viewer.js": "// viewer", "table.js": "// table", "compare.js": "// compare",
-              "plots.js": "// plots"}  # fmt: skip
+              "plots.js": "// plots", "tune.js": "// tune"}  # fmt: skip
 INLINE_HASH = "'sha256-" + base64.b64encode(hashlib.sha256(b"go();").digest()).decode() + "'"
 
 

@@ -36,12 +36,12 @@ from .sources import (
     read_json,
     read_labels,
     read_manifest,
+    set_kind,
     started_in,
     vote_fractions,
 )
 from .tuned import tune_part
 
-SETS = ("demo", "eval clic", "eval bapps", "eval mos", "rd", "tune")
 BAPPS_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
@@ -58,37 +58,6 @@ class ViewData:
     files: dict[str, Path] = field(default_factory=dict)
     roots: list[Path] = field(default_factory=list)
     model: Path | None = None
-
-
-def set_kind(out: Path, manifest: dict) -> str:
-    """One of :data:`SETS`: the manifest's ``kind``, else its command line's subcommand, else (a run from Python)
-    told by the files it lists. :class:`InputError` for a set of another kind."""
-    if manifest.get("kind") in SETS:
-        return manifest["kind"]
-    command = Command(manifest.get("command"))
-    if command.name in SETS:
-        return command.name
-    listed = {f.get("path") for f in manifest.get("files", []) if isinstance(f, dict)}
-    if not command.name:
-        if "rd.json" in listed:
-            return "rd"
-        if "tune.json" in listed:
-            return "tune"
-        if {"eval/results.json", "results.json"} <= listed:
-            return "demo"
-        if "scores.csv" in listed:
-            return "eval mos"
-        if any(str(p).startswith("submission_") for p in listed):
-            return "eval clic"
-        if "results.json" in listed:
-            results = read_json(out / "results.json", "results")
-            if any(isinstance(e, dict) and "subsets" in e for e in results.values()):
-                return "eval bapps"
-    what = f"`{command.text}`" if command.text else "an unknown command"
-    raise InputError(
-        f"{out}: outputs of {what}, which prfnet view does not show "
-        "(it shows prfnet demo, eval clic|bapps|mos, rd, tune)"
-    )
 
 
 def build_view(out: str | Path) -> ViewData:

@@ -1,6 +1,6 @@
-"""What the catalog reads besides an output set's own JSON: the manifest and its command line, input paths recorded
-relative to the folder the run started in, the images (ids, roots, header sizes), CLIC-format CSVs (fast readers) and
-the run's score store, opened read-only.
+"""What the catalog reads besides an output set's own JSON: the manifest, its command line and the kind of set,
+input paths recorded relative to the folder the run started in, the images (ids, roots, header sizes), CLIC-format
+CSVs (fast readers) and the run's score store, opened read-only.
 
 Standard library, NumPy and Pillow only (no torch): ``prfnet view`` shows its first page before any model loads.
 """
@@ -30,6 +30,8 @@ HEADER_LIMIT = 5000
 #: at most this many bytes are hashed to find files the score store does not know by path (a moved set)
 HASH_BUDGET = 256 * 2**20
 _PNG = b"\x89PNG\r\n\x1a\n"
+#: the output sets the viewer shows, by the command that wrote them
+SETS = ("demo", "eval clic", "eval bapps", "eval mos", "rd", "tune")
 LABELS = {"prfnet": "PRFNet", "ms_ssim": "MS-SSIM", "ms_ssim_rgb": "MS-SSIM (RGB)", "haarpsi": "HaarPSI"}
 
 
@@ -96,6 +98,37 @@ class Command:
 
     def flag(self, name: str) -> bool:
         return name in self.words
+
+
+def set_kind(out: Path, manifest: dict) -> str:
+    """One of :data:`SETS`: the manifest's ``kind``, else its command line's subcommand, else (a run from Python)
+    told by the files it lists. :class:`InputError` for a set of another kind."""
+    if manifest.get("kind") in SETS:
+        return manifest["kind"]
+    command = Command(manifest.get("command"))
+    if command.name in SETS:
+        return command.name
+    listed = {f.get("path") for f in manifest.get("files", []) if isinstance(f, dict)}
+    if not command.name:
+        if "rd.json" in listed:
+            return "rd"
+        if "tune.json" in listed:
+            return "tune"
+        if {"eval/results.json", "results.json"} <= listed:
+            return "demo"
+        if "scores.csv" in listed:
+            return "eval mos"
+        if any(str(p).startswith("submission_") for p in listed):
+            return "eval clic"
+        if "results.json" in listed:
+            results = read_json(out / "results.json", "results")
+            if any(isinstance(e, dict) and "subsets" in e for e in results.values()):
+                return "eval bapps"
+    what = f"`{command.text}`" if command.text else "an unknown command"
+    raise InputError(
+        f"{out}: outputs of {what}, which prfnet view does not show "
+        "(it shows prfnet demo, eval clic|bapps|mos, rd, tune)"
+    )
 
 
 def started_in(recorded: str | None, actual: Path) -> Path | None:
