@@ -12,6 +12,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,41 @@ def test_an_export_that_fails_half_way_leaves_nothing_behind(tmp_path, monkeypat
         PRFNet("test_resnet").use_runtime("onnxruntime")
     (folder,) = (tmp_path / "onnx").iterdir()
     assert list(folder.iterdir()) == []
+
+
+def _graph_set(folder: Path, used: float, complete: bool = True) -> Path:
+    """A key folder as the runtime writes it (two graphs and, when complete, the index), last used at ``used``."""
+    folder.mkdir(parents=True)
+    for what in ("encoder", "pair"):
+        (folder / f"{what}-{os.urandom(8).hex()}.onnx").write_bytes(b"graph")
+    if complete:
+        (folder / "graphs.json").write_text("{}")
+        os.utime(folder / "graphs.json", (used, used))
+    os.utime(folder, (used, used))
+    return folder
+
+
+def test_the_graph_cache_keeps_the_most_recently_used_weights_and_only_removes_its_own_files(tmp_path):
+    now = time.time()
+    old = [_graph_set(tmp_path / f"old{i}", now - 86400 * (i + 1)) for i in range(5)]  # old0 the most recent
+    (old[4] / "mine.txt").write_text("not the cache's")
+    building = _graph_set(tmp_path / "building", now - 60, complete=False)  # another process exporting now
+    abandoned = _graph_set(tmp_path / "abandoned", now - 2 * runtime_module.STALE_BUILD_SECONDS, complete=False)
+    keep = _graph_set(tmp_path / "in-use", now - 10 * 86400)  # the oldest, but the folder in use
+    leftover = keep / f".encoder.{os.getpid()}.{os.urandom(4).hex()}.onnx"  # a build of this key killed half-way
+    leftover.write_bytes(b"half")
+    os.utime(leftover, (now - 7200, now - 7200))
+    removed = runtime_module.prune_graph_cache(tmp_path, keep, kept=3)
+    assert sorted(p.name for p in removed) == ["abandoned", "old2", "old3"]
+    assert old[0].is_dir() and old[1].is_dir() and building.is_dir() and len(list(keep.iterdir())) == 3
+    assert [p.name for p in old[4].iterdir()] == ["mine.txt"]  # its graphs went, the user's file and folder stay
+    assert not leftover.exists() and not abandoned.exists()
+
+
+def test_attaching_the_runtime_marks_its_graphs_used_and_prunes_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRFNET_CACHE", str(tmp_path))
+    stale = _graph_set(tmp_path / "onnx" / "stale", time.time() - 86400)
+    monkeypatch.setattr(runtime_module, "KEPT_GRAPH_SETS", 1)
+    torch.manual_seed(3)
+    runtime = PRFNet("test_resnet").use_runtime("onnxruntime").runtime
+    assert not stale.exists() and (runtime.folder / "graphs.json").stat().st_mtime > time.time() - 60

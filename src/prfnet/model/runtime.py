@@ -12,7 +12,9 @@ The graphs are exported once per weights and cached (:func:`prfnet.cache.cache_d
 the weights' SHA-256, the architecture and the prfnet, torch, onnx and onnxruntime versions. Graph files are named
 by their own SHA-256 and checked against it before a session opens them; a missing, corrupt or unreadable file is
 rebuilt (and the rebuilt graphs are checked against PyTorch on one image), never trusted. The weights are read when
-the runtime is attached: change them afterwards (training) and attach again.
+the runtime is attached: change them afterwards (training) and attach again. The graphs of the
+:data:`KEPT_GRAPH_SETS` most recently used weights are kept (about 80 MB each for SE-Res2Net50); older ones, and
+builds a killed process left behind, are removed (:func:`prune_graph_cache`).
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import secrets
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +49,12 @@ INSTALL = "pip install 'prfnet[onnxruntime]'"
 #: agreement required of freshly built graphs with PyTorch on one image (relative, on the pair vector)
 BUILD_CHECK_RTOL = 1e-3
 _GRAPHS = ("encoder", "pair")
+#: the cached graphs of this many weights, the most recently used, are kept (see :func:`prune_graph_cache`)
+KEPT_GRAPH_SETS = 8
+#: a build's temporary file (or an unfinished key folder) this old was left by a process that died: removed
+STALE_BUILD_SECONDS = 3600
+#: the only files :func:`prune_graph_cache` removes: those this module writes
+_OWN_FILE = re.compile(r"(?:encoder|pair)-[0-9a-f]{16}\.onnx|\.(?:encoder|pair)\.\d+\.[0-9a-f]{8}\.onnx|graphs\.json")
 _build_lock = threading.Lock()
 
 
@@ -115,6 +125,43 @@ def graph_key(model, digest: str) -> dict:
     }
 
 
+def prune_graph_cache(root: Path, keep: Path, kept: int | None = None) -> list[Path]:
+    """Remove the cached graphs under ``root`` (the ``onnx`` cache folder) of all but the ``kept`` (default
+    :data:`KEPT_GRAPH_SETS`) most recently used weights (an index's modification time is its last use; ``keep``, the
+    folder in use, always stays), and builds left half-way by a killed process once :data:`STALE_BUILD_SECONDS` old.
+    Only files this module writes are removed (a folder holding anything else keeps it, and stays). Returns the
+    folders removed."""
+    now, folders, kept = time.time(), [], kept or KEPT_GRAPH_SETS
+    for folder in root.iterdir():
+        if folder.is_dir() and folder != keep:
+            index = folder / "graphs.json"
+            complete = index.is_file()
+            try:
+                folders.append(((index if complete else folder).stat().st_mtime, complete, folder))
+            except FileNotFoundError:  # another process pruned it just now
+                continue
+    folders.sort(reverse=True)
+    removed, recent = [], 1  # the folder in use counts as one
+    for used, complete, folder in folders:
+        if complete and recent < kept:
+            recent += 1
+            continue
+        if not complete and now - used < STALE_BUILD_SECONDS:
+            continue  # perhaps another process is exporting into it now
+        for path in folder.iterdir():
+            if _OWN_FILE.fullmatch(path.name):
+                path.unlink(missing_ok=True)
+        try:
+            folder.rmdir()
+            removed.append(folder)
+        except OSError:
+            pass  # something that is not the cache's is in it: the folder stays
+    for leftover in keep.glob(".*.onnx"):  # a build of this key killed half-way (its `finally` never ran)
+        if _OWN_FILE.fullmatch(leftover.name) and now - leftover.stat().st_mtime >= STALE_BUILD_SECONDS:
+            leftover.unlink(missing_ok=True)
+    return removed
+
+
 def _key_name(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -135,6 +182,11 @@ class OnnxRuntime:
         self.folder = cache_dir("onnx", _key_name(self.key))
         self.levels = len(model.levels)
         self.files = self._cached() or self._build(model)
+        try:
+            os.utime(self.folder / "graphs.json")  # its last use, which pruning keeps by
+            prune_graph_cache(self.folder.parent, self.folder)
+        except OSError as exc:  # a cache that cannot be tidied still scores
+            log.warning("could not prune the ONNX graph cache %s: %s", self.folder.parent, exc)
         self._sessions = None
         try:
             self.sessions()
