@@ -103,3 +103,24 @@ def test_a_tune_cell_opens_the_original_the_match_and_the_codecs_choice(sets, pa
     page.goto((site / "index.html").as_uri())
     page.wait_for_function("() => prfnetView.view() === 'tune-view'")
     assert page.inner_text("#tune-table") == served_table
+
+
+def test_a_tune_set_with_a_value_target_compares_the_original_and_the_choice(sets, page, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.chdir(sets)
+    args = ["rd/orig", "--codecs", "webp", "--target", "30", "-m", "psnr", "--no-progress", "--bootstrap", "0"]
+    assert main(["tune", *args, "--out", str(tmp_path / "value")]) == 0
+    data = build_view(tmp_path / "value")
+    site = tmp_path / "site"
+    assert main(["view", str(tmp_path / "value"), "--static", str(site)]) == 0
+    page.goto((site / "index.html").as_uri())
+    page.wait_for_function("() => prfnetView.view() === 'tune-view'")
+    assert page.locator("#tune-totals th").all_inner_texts() == ["codec", "met", "mean bpp [95 %]", "webp"]
+    assert "(A)" in page.inner_text("#tune-help") and "match" not in page.inner_text("#tune-help")
+    page.click('td.tune-cell[data-codec="webp"][data-row="0"] a')
+    wait_ready(page, "#/tune/webp/0")
+    row = data.document["tune"]["rows"][0]
+    assert page.evaluate("['ref', 'a'].map((slot) => prfnetView.imageId(slot))") == [
+        row["ref"],
+        row["cells"]["webp"]["file"],
+    ]
+    assert not page.is_visible('.panel[data-slot="b"]')

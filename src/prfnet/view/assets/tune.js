@@ -24,7 +24,9 @@
 
   function totalsTable() {
     const tune = V.doc.tune;
-    const head = V.el("tr", {}, ["codec", "met", "mean bpp [95 %]", "bits saved [95 %]"].map((t) => V.el("th", {}, t)));
+    const matched = tune.target.kind === "match";
+    const names = ["codec", "met", "mean bpp [95 %]", matched && "bits saved [95 %]"].filter(Boolean);
+    const head = V.el("tr", {}, names.map((t) => V.el("th", {}, t)));
     const rows = tune.codecs.map((codec) => {
       const t = tune.totals[codec] || {};
       const bpp = t.mean_bpp || {};
@@ -35,12 +37,13 @@
         V.el("th", {}, codec),
         V.el("td", { class: "num" }, (t.n_met ?? "\u2014") + "/" + (t.n_images ?? "\u2014")),
         V.el("td", { class: "num" }, V.num(bpp.estimate, 3), V.el("small", {}, interval(bpp, 3))),
-        V.el(
-          "td",
-          { class: "num" + (saved && saved.estimate > 0 ? " better" : "") },
-          saved ? T.pct(saved.estimate) : "\u2014",
-          V.el("small", {}, saved ? interval(saved, 1) : "")
-        )
+        matched &&
+          V.el(
+            "td",
+            { class: "num" + (saved && saved.estimate > 0 ? " better" : "") },
+            saved ? T.pct(saved.estimate) : "\u2014",
+            V.el("small", {}, saved ? interval(saved, 1) : "")
+          )
       );
     });
     V.$("#tune-totals").replaceChildren(V.el("thead", {}, head), V.el("tbody", {}, rows));
@@ -50,9 +53,10 @@
     const c = row.cells[codec];
     if (!c) return V.el("td", { class: "num undefined" }, "\u2014");
     const href = "#/tune/" + encodeURIComponent(codec) + "/" + k;
-    const saved = c.saved_percent == null ? "" : " \u00b7 " + savedText(c.saved_percent);
+    const saved = c.status === "unreachable" ? " \u00b7 not met" : c.saved_percent == null ? "" : " \u00b7 " +
+      savedText(c.saved_percent);
     const title = V.metricLabel(V.doc.tune.metric.name) + " " + V.num(c.distance, 4) + " \u00b7 " + c.encodes +
-      " encodes \u00b7 " + c.status;
+      (c.encodes === 1 ? " encode" : " encodes") + " \u00b7 " + c.status;
     return V.el(
       "td",
       { class: "tune-cell " + c.status, title, dataset: { codec, row: k } },
@@ -88,9 +92,14 @@
     if (!built) {
       built = true;
       const tune = V.doc.tune;
+      const matched = tune.target.kind === "match";
       V.$("#tune-caption").textContent =
         "per image, each codec's setting with the fewest bits whose " + V.metricLabel(tune.metric.name) + " is " +
-        T.aim() + " (bits saved: against the match encode, per image; the totals with 95 % intervals over images)";
+        T.aim() + (matched ? " (bits saved against the match encode; " : " (") + "totals with 95 % intervals " +
+        "over images; \u201cnot met\u201d: the codec's closest encode)";
+      V.$("#tune-help").textContent = matched
+        ? "click a setting to compare the original (R), the match encode (A) and that codec's choice (B)"
+        : "click a setting to compare the original (R) and that codec's choice (A)";
       totalsTable();
       imagesTable();
       V.$("#tune-notes").replaceChildren(...(V.doc.notes || []).map((n) => V.el("li", {}, n)));

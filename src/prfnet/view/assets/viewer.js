@@ -156,7 +156,7 @@
         fact("target", metric + " " + V.tune.aim() + ": " + V.num(row.target, 4)),
         row.match && fact("match " + row.match.label, metric + " " + V.num(row.match.distance, 4)),
         fact(codec + " " + c.label, metric + " " + V.num(c.distance, 4) + " \u00b7 " + c.status + " \u00b7 " +
-          c.encodes + " encodes" + saved)
+          c.encodes + (c.encodes === 1 ? " encode" : " encodes") + saved)
       );
     },
 
