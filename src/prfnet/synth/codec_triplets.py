@@ -18,7 +18,7 @@ import numpy as np
 from ..stats.bootstrap import paired_difference
 from ..stats.ceilings import clic_correct, clic_noise_ceiling, judge_ceiling, official_dict
 from . import judge as jd
-from .common import balanced_flags
+from .common import orientation_flags
 
 KINDS = ("psnr_close", "psnr_apart")
 CLOSE_DB = 1.0  # |PSNR(A) - PSNR(B)| below this: kind psnr_close, else psnr_apart
@@ -82,12 +82,7 @@ def clic_rows(
     (O, B, A, 1 - T), and validation/kinds then list both orientations.
     """
     rng = np.random.default_rng([seed, 8])
-    judge_closer_first = np.zeros(len(triplets), dtype=bool)
-    for kind in KINDS:
-        members = [i for i, t in enumerate(triplets) if t[3] == kind]
-        judge_closer_first[members] = balanced_flags(len(members), rng)
-    swapped = np.zeros(len(triplets), dtype=bool)
-    swapped[rng.permutation(len(triplets))[: round(SWAPPED_FRACTION * len(triplets))]] = True
+    judge_closer_first, swapped = orientation_flags([t[3] for t in triplets], KINDS, SWAPPED_FRACTION, rng)
 
     validation, kinds_rows, oracle = [], [], []
     for i, (o, x, y, kind) in enumerate(triplets):

@@ -109,6 +109,22 @@ def balanced_flags(n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.permutation(flags)
 
 
+def orientation_flags(
+    kinds: list[str], kind_order, swapped_fraction: float, rng: np.random.Generator, swaps: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per triplet (``kinds``: its kind each): whether its first image is shown as A, balanced within each kind of
+    ``kind_order`` (drawn in that order), and whether it is one of the ``swapped_fraction`` of triplets that get
+    some votes written with A and B swapped (none when not ``swaps``). Both (n,) bool."""
+    first_as_a = np.zeros(len(kinds), dtype=bool)
+    for kind in kind_order:
+        members = [i for i, k in enumerate(kinds) if k == kind]
+        first_as_a[members] = balanced_flags(len(members), rng)
+    swapped = np.zeros(len(kinds), dtype=bool)
+    if swaps:
+        swapped[rng.permutation(len(kinds))[: round(swapped_fraction * len(kinds))]] = True
+    return first_as_a, swapped
+
+
 def check_int(function: str, name: str, value, minimum: int) -> int:
     """``value`` as an int; :class:`ConfigError` naming ``function`` and ``name`` unless an integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:

@@ -27,10 +27,10 @@ from ..ioutil import atomic_write
 from . import distortions as sd
 from .common import (
     SetSummary,
-    balanced_flags,
     check_int,
     check_set_memory,
     images_folder,
+    orientation_flags,
     remove_stale_images,
     write_png,
     write_rows,
@@ -196,13 +196,7 @@ def _clic_rows(triplets: list[tuple[str, str, str, str]], votes: int, seed: int)
     row as (O, B, A, 1 - T), and validation/kinds then list both orientations.
     """
     rng = np.random.default_rng([seed, 4])
-    a_better = np.zeros(len(triplets), dtype=bool)
-    for kind in KINDS:
-        members = [i for i, t in enumerate(triplets) if t[3] == kind]
-        a_better[members] = balanced_flags(len(members), rng)
-    swapped = np.zeros(len(triplets), dtype=bool)
-    if votes >= 2:
-        swapped[rng.permutation(len(triplets))[: round(SWAPPED_FRACTION * len(triplets))]] = True
+    a_better, swapped = orientation_flags([t[3] for t in triplets], KINDS, SWAPPED_FRACTION, rng, swaps=votes >= 2)
 
     validation, kinds_rows, oracle = [], [], []
     for i, (o, better, worse, kind) in enumerate(triplets):
