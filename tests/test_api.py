@@ -65,6 +65,18 @@ def test_identity_is_the_checkpoint_sha256_read_once_per_metric(checkpoint, monk
     assert model_identity(PRFNet.from_pretrained(checkpoint)) == metric.identity  # however it was loaded
 
 
+def test_the_onnxruntime_cache_key_and_the_store_identity_share_one_read(checkpoint, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    reads = []
+    real = prfnet.model.checkpoint.file_sha256
+    monkeypatch.setattr(prfnet.model.checkpoint, "file_sha256", lambda path: reads.append(path) or real(path))
+    model = load_model(checkpoint, runtime="onnxruntime")  # the graph cache is keyed by the file's SHA-256
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert model_identity(model) == PRFNetMetric(model).identity == f"prfnet/{digest[:16]}/whole/fp32/onnxruntime"
+    assert reads == [str(checkpoint)]
+
+
 def test_identity_falls_back_to_the_weights_once_they_may_differ_from_the_file(checkpoint, tmp_path):
     copy = tmp_path / "copy.safetensors"
     copy.write_bytes(checkpoint.read_bytes())

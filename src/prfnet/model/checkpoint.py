@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,7 @@ class CheckpointFile:
     path: str
     size: int
     mtime_ns: int
+    _sha256: str | None = field(default=None, init=False, repr=False, compare=False)  # read once, see sha256()
 
     @classmethod
     def of(cls, path: str | Path) -> CheckpointFile:
@@ -55,11 +56,15 @@ class CheckpointFile:
             return False
 
     def sha256(self) -> str:
-        """SHA-256 (hex) of the file's bytes; reads the whole file (:class:`CheckpointError` if it cannot)."""
-        try:
-            return file_sha256(self.path)
-        except OSError as exc:
-            raise CheckpointError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+        """SHA-256 (hex) of the file's bytes, read on the first call only (:class:`CheckpointError` if it cannot be
+        read): the store's identity and the onnxruntime cache key share one read. Callers check :meth:`unchanged`
+        first, as :func:`~prfnet.model.digest.weights_sha256` does."""
+        if self._sha256 is None:
+            try:
+                object.__setattr__(self, "_sha256", file_sha256(self.path))  # frozen: the file's facts never change
+            except OSError as exc:
+                raise CheckpointError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+        return self._sha256
 
 
 def save_checkpoint(model: PRFNet, path: str | Path, metadata: dict[str, str] | None = None) -> Path:

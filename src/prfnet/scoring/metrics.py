@@ -58,7 +58,6 @@ class PRFNetMetric:
     def __init__(self, model):
         self.model = model
         self._encoded: tuple[str, object] | None = None  # (reference key, its ReferenceFeatures)
-        self._digests: dict = {}  # CheckpointFile -> its SHA-256: read once, when a score store first asks
 
     @property
     def about(self) -> str:
@@ -70,10 +69,7 @@ class PRFNetMetric:
         now. The checkpoint file the model was loaded from (``model.checkpoint_file``) is hashed on the first call
         only, and never when no store asks; a model built in memory (or trained since loading) hashes its weights
         at every call."""
-        file = getattr(self.model, "checkpoint_file", None)
-        if file is not None and file not in self._digests and file.unchanged():
-            self._digests[file] = file.sha256()
-        return model_identity(self.model, self._digests.get(file))
+        return model_identity(self.model)
 
     def forget_reference(self) -> None:
         """Drop the features of the reference :meth:`score_reference` keeps (freeing their memory): the next call
