@@ -3,6 +3,7 @@ loop over its definition; the reader of jnd/val folders; evaluate_jnd and `prfne
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -92,7 +93,16 @@ def test_evaluate_jnd_ranks_in_each_metrics_direction(tmp_path):
         for subset, ap in entry["subsets"].items():
             low, high = entry["subsets_ci95"][subset]
             assert ap == pytest.approx(best, abs=0.03) and low <= ap <= high
-    assert {f["path"] for f in verify_outputs(tmp_path / "out")["files"]} >= {"results.json", "report.html"}
+    listed = {f["path"] for f in verify_outputs(tmp_path / "out")["files"]}
+    assert listed >= {"results.json", "report.html", "scores.csv"}
+    rows = list(csv.DictReader((tmp_path / "out" / "scores.csv").open(encoding="utf-8")))
+    pairs = read_bapps_jnd(root)
+    assert [r["subset"] for r in rows] == ["cnn"] * 24 + ["traditional"] * 24
+    assert [(r["p0"], r["p1"], float(r["same"])) for r in rows] == [
+        (p.p0, p.p1, p.same) for subset in ("cnn", "traditional") for p in pairs[subset]
+    ]
+    psnr = np.array([float(r["psnr"]) for r in rows[:24]])  # the values the AP was computed from
+    assert jnd_average_precision(-psnr, 1 - change) == pytest.approx(results["psnr"]["subsets"]["cnn"])
 
 
 def test_prfnet_eval_jnd_command(capsys, tmp_path):

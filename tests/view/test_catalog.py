@@ -380,6 +380,34 @@ def test_a_tune_set_from_before_the_originals_were_kept_says_what_it_lacks(sets)
     assert first["match"]["file"] not in view.files and any("--match" in n for n in view.document["notes"])
 
 
+def test_a_jnd_set_is_each_pairs_distance_against_the_fraction_who_saw_no_difference(tmp_path):
+    from prfnet.data import read_bapps_jnd
+    from prfnet.evaluation import evaluate_jnd
+    from tests.evaluation.test_jnd import write_jnd
+
+    root = write_jnd(tmp_path / "jnd" / "val", n=4)
+    _cli("eval", "jnd", "--root", root, "--metrics", "psnr,gmsd", "--no-progress", "-o", tmp_path / "cli")
+    evaluate_jnd(root, metrics=["psnr"], out_dir=tmp_path / "python", progress=False)  # no command line recorded
+    results = json.loads((tmp_path / "cli" / "results.json").read_text())
+    view = build_view(tmp_path / "cli")
+    doc = _strict(view)
+    pairs = [p for subset in ("cnn", "traditional") for p in read_bapps_jnd(root)[subset]]
+    assert doc["kind"] == "mos" and doc["source"]["set"] == "eval jnd"
+    assert doc["title"] == "prfnet eval jnd: 8 pairs in 2 subsets"
+    points = doc["mos"]["points"]
+    assert [(view.files[p["ref"]], view.files[p["dist"]], p["mos"]) for p in points] == [
+        (Path(p.p0), Path(p.p1), p.same) for p in pairs
+    ]
+    assert [p["kind"] for p in points] == ["cnn"] * 4 + ["traditional"] * 4
+    for name in ("psnr", "gmsd"):
+        fit = doc["mos"]["fits"][name]
+        assert fit["params"] is None and f"cnn {results[name]['subsets']['cnn']:.3f}" in fit["summary"]
+    assert build_view(tmp_path / "python").document["title"] == "prfnet eval jnd: 8 pairs in 2 subsets"
+    (tmp_path / "cli" / "scores.csv").unlink()  # a set of an older prfnet
+    with pytest.raises(InputError, match="no per-pair scores.csv"):
+        build_view(tmp_path / "cli")
+
+
 @pytest.mark.parametrize(
     ("make", "needle"),
     [

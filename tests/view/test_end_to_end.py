@@ -124,3 +124,22 @@ def test_a_tune_set_with_a_value_target_compares_the_original_and_the_choice(set
         row["cells"]["webp"]["file"],
     ]
     assert not page.is_visible('.panel[data-slot="b"]')
+
+
+def test_a_jnd_point_opens_its_pair_and_the_plot_says_its_average_precision(page, tmp_path):
+    from tests.evaluation.test_jnd import write_jnd
+
+    root = write_jnd(tmp_path / "jnd" / "val", n=3)
+    args = ["eval", "jnd", "--root", str(root), "--metrics", "psnr", "--no-progress", "-o", str(tmp_path / "o")]
+    assert main(args) == 0
+    data = build_view(tmp_path / "o")
+    site = tmp_path / "site"
+    assert main(["view", str(tmp_path / "o"), "--static", str(site)]) == 0
+    page.goto((site / "index.html").as_uri())
+    page.wait_for_function("() => prfnetView.view() === 'mos-view'")
+    assert page.locator("circle.mos-point").count() == 6 and page.locator("#mos-plot path.fit").count() == 0
+    assert "JND average precision: cnn" in page.inner_text("#mos-fit-info")
+    page.click('circle.mos-point[data-id="4"]')
+    wait_ready(page, "#/m/4")
+    point = data.document["mos"]["points"][4]
+    assert page.evaluate("[prfnetView.imageId('ref'), prfnetView.imageId('a')]") == [point["ref"], point["dist"]]

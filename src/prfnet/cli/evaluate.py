@@ -75,7 +75,7 @@ def _stored_in(out: Path, stored: dict) -> Path | None:
 
 def _emit(
     results: dict, as_json: bool, table: tuple[list[str], list[list]], title: str, out: Path, stored: dict,
-    method: str | None = None, viewable: bool = True,
+    method: str | None = None,
 ):  # fmt: skip
     from ..ioutil import json_safe
     from ..stats.intervals import METHOD, ceiling_note
@@ -104,8 +104,7 @@ def _emit(
     err.print(
         f"wrote {out / 'results.json'} and {out / 'report.html'}{note}", highlight=False, soft_wrap=True, markup=False
     )
-    if viewable:  # prfnet view shows eval clic|bapps|mos
-        err.print(view_hint(out), highlight=False, soft_wrap=True, markup=False)
+    err.print(view_hint(out), highlight=False, soft_wrap=True, markup=False)
 
 
 @eval_app.command(
@@ -254,7 +253,7 @@ def jnd(
         batch_size=batch_size, max_pixels=max_pixels_value(max_pixels), workers=workers, **stored,
     )  # fmt: skip
     subsets = next((list(e["subsets"]) for e in results.values() if e.get("available", True)), [])
-    _emit(results, as_json, jnd_rows(results, subsets), f"BAPPS JND: {root}", out, stored, JND_METHOD, False)
+    _emit(results, as_json, jnd_rows(results, subsets), f"BAPPS JND: {root}", out, stored, JND_METHOD)
 
 
 @eval_app.command(

@@ -11,6 +11,7 @@ form). Higher = better, 1 = every "same" pair ranked before every "different" on
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 from ..data import read_bapps_jnd
 from ..errors import DataError
 from ..images import DEFAULT_MAX_PIXELS
+from ..ioutil import atomic_write
 from ..protocol import EVAL_OUTPUTS, ProtocolRun
 from ..report.html import Report
 from ..stats.bootstrap import percentile_interval
@@ -77,7 +79,8 @@ def evaluate_jnd(
 
     Returns ``{metric: {"subsets": {name: AP}, "subsets_ci95": {name: [low, high]}, "n_pairs": {name: count},
     "mean_of_subsets": unweighted mean of the subsets' AP}}`` (unavailable metrics: ``available: False`` and
-    ``reason``). With ``out_dir``: ``results.json`` and ``report.html``; ``store``, ``workers``, ``max_pixels``: as
+    ``reason``). With ``out_dir``: ``results.json``, ``report.html`` and ``scores.csv`` (per pair: subset, p0, p1,
+    same, each metric's raw value); ``store``, ``workers``, ``max_pixels``: as
     :func:`prfnet.evaluation.evaluate_bapps`.
     """
     run = ProtocolRun(out_dir, EVAL_OUTPUTS, store)  # an unwritable out_dir fails now, not after the scoring
@@ -90,10 +93,13 @@ def evaluate_jnd(
         batch_size=batch_size, progress=progress, max_pixels=max_pixels, workers=workers,
     )  # fmt: skip
 
+    columns: dict[str, list[np.ndarray]] = {}
+
     def entry(metric) -> dict:
         ap, ci = {}, {}
         for name, items in subsets.items():
             raw = np.asarray(scores.lookup(metric.name, pairs[name]), dtype=np.float64)
+            columns.setdefault(metric.name, []).append(raw)
             distance = -raw if metric.higher_better else raw  # smaller = more alike, for every metric
             same = np.array([p.same for p in items])
             ap[name], ci[name] = jnd_average_precision(distance, same), _interval(distance, same)
@@ -102,8 +108,21 @@ def evaluate_jnd(
 
     results = run.entries(selection, entry)
     if run.outputs is not None:
-        run.publish(results, jnd_report(results, Path(root), list(subsets)))
+        report = jnd_report(results, Path(root), list(subsets))
+        run.publish(results, report, lambda sink: _write_scores_csv(sink.path("scores.csv"), subsets, columns))
     return results
+
+
+def _write_scores_csv(path: Path, subsets: dict, columns: dict[str, list[np.ndarray]]) -> None:
+    """One row per pair: ``subset, p0, p1, same`` (the fraction of judges who saw no difference) and each scored
+    metric's raw value (its own direction), as ``prfnet view`` and a user's own analysis read them."""
+    with atomic_write(path, newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["subset", "p0", "p1", "same", *columns])
+        for k, (name, items) in enumerate(subsets.items()):
+            for i, pair in enumerate(items):
+                values = (f"{col[k][i]:.8g}" for col in columns.values())
+                writer.writerow([name, pair.p0, pair.p1, repr(float(pair.same)), *values])
 
 
 #: what the table and report say about the intervals of the JND figures

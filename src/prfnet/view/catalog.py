@@ -1,8 +1,7 @@
 """The catalog of ``prfnet view``: one output set of prfnet read into the viewer's document (:class:`ViewData`).
 
 Which set a folder holds is read from its ``manifest.json`` (a ``kind`` entry, else the recorded command line, else
-the files it lists, for runs made from Python): ``prfnet demo``, ``eval clic``, ``eval bapps``, ``eval mos``, ``rd`` or
-``tune``.
+the files it lists, for runs made from Python): ``prfnet demo``, ``eval clic|bapps|mos|jnd``, ``rd`` or ``tune``.
 The document (format ``prfnet-view``, version 1) is strict JSON; what a set does not hold is ``null`` and said in
 its ``notes``. Conventions: A and B of a triplet as the run oriented them; ``p_a`` the fraction of judges who found A
 closer (in [0, 1]); a metric's decision ``"A"``, ``"B"`` or ``"tie"`` in its own direction; ``prfnet_p`` PRFNet's
@@ -25,7 +24,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..store import STORE_NAME
-from .curves import mos_part, rd_part
+from .curves import jnd_part, mos_part, rd_part
 from .sources import (
     Command,
     Images,
@@ -82,6 +81,7 @@ def _build(out: Path) -> ViewData:
         "eval clic": _clic,
         "eval bapps": _bapps,
         "eval mos": _mos,
+        "eval jnd": _jnd,
         "rd": _rd,
         "tune": _tune,
     }[kind]
@@ -382,3 +382,9 @@ def _rd(ctx: OutputSetContext) -> dict:
 def _tune(ctx: OutputSetContext) -> dict:
     ctx.inputs = Inputs(ctx.out, started_in(_out_option(ctx, "prfnet-tune"), ctx.out))
     return tune_part(ctx)
+
+
+def _jnd(ctx: OutputSetContext) -> dict:
+    results, names = _eval_results(ctx, ctx.out / "results.json")
+    ctx.inputs = Inputs(ctx.out, started_in(_out_option(ctx, "prfnet-eval/jnd"), ctx.out))
+    return jnd_part(ctx, results, names)

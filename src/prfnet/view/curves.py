@@ -1,5 +1,6 @@
-"""The catalog's sets that are not triplets: ``prfnet rd`` (RD curves, BD-rate, every decoded image behind a point)
-and ``prfnet eval mos`` (each metric against the subjective scores, with the run's logistic fits)."""
+"""The catalog's sets that are not triplets: ``prfnet rd`` (RD curves, BD-rate, every decoded image behind a point),
+``prfnet eval mos`` (each metric against the subjective scores, with the run's logistic fits) and ``prfnet eval jnd``
+(each metric's distance of a pair against the fraction of judges who saw no difference, on the same scatter)."""
 
 from __future__ import annotations
 
@@ -278,4 +279,45 @@ def mos_part(ctx: OutputSetContext, results: dict, names: list[str]) -> dict:
         "title": f"prfnet eval mos: {len(points)} images ({dataset or 'MOS set'})",
         "metrics": metric_entries(names, results),
         "mos": {"points": points, "fits": fits, "mos_label": label},
+    }
+
+
+JND_COLUMNS = ("subset", "p0", "p1", "same")
+
+
+def jnd_part(ctx: OutputSetContext, results: dict, names: list[str]) -> dict:
+    """The ``mos`` part for an ``eval jnd`` set: one point per pair of its ``scores.csv`` (p0 as the reference, p1 as
+    the distorted image, ``mos`` = the fraction of judges who saw no difference, in [0, 1]) with every metric's raw
+    value; no curve (JND is scored by average precision, which each metric's ``summary`` gives per subset)."""
+    path = ctx.out / "scores.csv"
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            columns, rows = list(reader.fieldnames or []), list(reader)
+    except FileNotFoundError:
+        raise InputError(
+            f"{ctx.out}: this eval jnd set has no per-pair scores.csv (an older prfnet): run it again"
+        ) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: unreadable ({exc})") from None
+    if not set(JND_COLUMNS) <= set(columns):
+        raise InputError(f"{path}: not the scores.csv of prfnet eval jnd (header subset,p0,p1,same,<metric>...)")
+    names = [n for n in names if n in columns]
+    _declare(ctx, [row[k] for row in rows for k in ("p0", "p1")])
+    points = [
+        {"id": i, "ref": ctx.images.id(row["p0"]), "dist": ctx.images.id(row["p1"]), "mos": finite(row["same"]),
+         "kind": row["subset"], "scores": {n: finite(row[n]) for n in names}}
+        for i, row in enumerate(rows)
+    ]  # fmt: skip
+    fits = {}
+    for name in names:
+        ap = results[name].get("subsets") or {}
+        per = ", ".join(f"{subset} {value:.3f}" for subset, value in ap.items() if finite(value) is not None)
+        fits[name] = {"function": None, "params": None, "summary": f"JND average precision: {per} (higher = better)"}
+    subsets = list(dict.fromkeys(row["subset"] for row in rows))
+    return {
+        "view": "mos",
+        "title": f"prfnet eval jnd: {len(points)} pairs in {len(subsets)} subset{'s' if len(subsets) != 1 else ''}",
+        "metrics": metric_entries(names, results),
+        "mos": {"points": points, "fits": fits, "mos_label": "judges who saw no difference (fraction)"},
     }

@@ -31,7 +31,7 @@ HEADER_LIMIT = 5000
 HASH_BUDGET = 256 * 2**20
 _PNG = b"\x89PNG\r\n\x1a\n"
 #: the output sets the viewer shows, by the command that wrote them
-SETS = ("demo", "eval clic", "eval bapps", "eval mos", "rd", "tune")
+SETS = ("demo", "eval clic", "eval bapps", "eval mos", "eval jnd", "rd", "tune")
 LABELS = {"prfnet": "PRFNet", "ms_ssim": "MS-SSIM", "ms_ssim_rgb": "MS-SSIM (RGB)", "haarpsi": "HaarPSI"}
 
 
@@ -117,7 +117,8 @@ def set_kind(out: Path, manifest: dict) -> str:
         if {"eval/results.json", "results.json"} <= listed:
             return "demo"
         if "scores.csv" in listed:
-            return "eval mos"
+            with open(out / "scores.csv", encoding="utf-8", errors="replace") as f:
+                return "eval jnd" if f.readline().startswith("subset,p0,p1,same") else "eval mos"
         if any(str(p).startswith("submission_") for p in listed):
             return "eval clic"
         if "results.json" in listed:
@@ -127,7 +128,7 @@ def set_kind(out: Path, manifest: dict) -> str:
     what = f"`{command.text}`" if command.text else "an unknown command"
     raise InputError(
         f"{out}: outputs of {what}, which prfnet view does not show "
-        "(it shows prfnet demo, eval clic|bapps|mos, rd, tune)"
+        "(it shows prfnet demo, eval clic|bapps|mos|jnd, rd, tune)"
     )
 
 

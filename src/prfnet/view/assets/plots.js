@@ -259,7 +259,9 @@
     const fit = (mos.fits || {})[metric];
     const srcc = fit && (fit.srocc != null ? fit.srocc : fit.srcc);
     const kind = fit && (fit.function || "logistic4");
-    const text = fit
+    const text = fit && fit.summary
+      ? fit.summary
+      : fit
       ? "PLCC " + V.num(fit.plcc, 3) + " \u00b7 SRCC " + V.num(srcc, 3) + " \u00b7 " + kind + " fit"
       : "no logistic fit for this metric";
     V.$("#mos-fit-info").textContent = text + " \u00b7 " + points.length + " items";
