@@ -1,4 +1,4 @@
-"""``prfnet eval clic|bapps|mos``: official evaluation protocols, PRFNet and the baselines side by side.
+"""``prfnet eval clic|bapps|mos|jnd``: official evaluation protocols, PRFNet and the baselines side by side.
 
 Every command writes ``results.json`` and ``report.html`` to ``--out`` (``-o``; ``--out-dir`` is its hidden old
 name); with ``--json`` it prints exactly one JSON object (``{metric: {...}}``) to stdout, otherwise a table.

@@ -1,4 +1,4 @@
-"""``prfnet view OUT``: a local web page of an output set (``eval clic|bapps|mos``, ``rd``, ``tune``, ``demo``): the
+"""``prfnet view OUT``: a local web page of an output set (``eval clic|bapps|mos|jnd``, ``rd``, ``tune``, ``demo``): the
 triplets with flicker, zoom and score maps, the RD curves, the MOS scatter, each tuned encode against the match.
 
 Serves on 127.0.0.1 and a free port by default; the URL, with its token, is the one line on stdout (``--json``: one
@@ -92,7 +92,7 @@ def _serve(data, out: Path, port: int, host: str, open_browser: bool, limit, as_
 )
 def view(
     out: Annotated[
-        Path, typer.Argument(help="Output folder of prfnet eval clic|bapps|mos, rd, tune or demo.", metavar="OUT")
+        Path, typer.Argument(help="Output folder of prfnet eval clic|bapps|mos|jnd, rd, tune or demo.", metavar="OUT")
     ],
     port: Annotated[int, typer.Option("--port", help="Port to listen on (0: a free one).")] = 0,
     host: Annotated[

@@ -1,4 +1,4 @@
-"""``prfnet view``: a local viewer of prfnet's output sets (``demo``, ``eval clic|bapps|mos``, ``rd``).
+"""``prfnet view``: a local viewer of prfnet's output sets (``demo``, ``eval clic|bapps|mos|jnd``, ``rd``, ``tune``).
 
 :func:`build_view` reads a set into a :class:`ViewData` (the page's JSON document, the image files it names and the
 folders they must lie under, the checkpoint for score maps); :func:`serve` serves it on 127.0.0.1 behind a token;
