@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import prfnet
-from prfnet.ioutil import atomic_write
+from prfnet.ioutil import atomic_write, write_csv
 
 
 def _names(folder: Path) -> list[str]:
@@ -194,3 +194,10 @@ def test_file_sha256_is_the_sha256_of_the_bytes(tmp_path):
     assert file_sha256(path) == hashlib.sha256(data).hexdigest()
     with pytest.raises(FileNotFoundError):
         file_sha256(tmp_path / "missing")
+
+
+def test_write_csv_writes_the_header_then_the_rows_with_newline_line_ends(tmp_path):
+    path = write_csv(tmp_path / "rows.csv", ([i, f"a,{i}"] for i in range(2)), ["n", "text"])
+    assert path.read_bytes() == b'n,text\n0,"a,0"\n1,"a,1"\n'
+    write_csv(path, [["only"]])  # replaced whole, no header when none is given
+    assert path.read_bytes() == b"only\n"

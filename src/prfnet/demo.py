@@ -35,7 +35,7 @@ from .data import Triplet, read_clic_oracle, read_clic_triplets, split_by_refere
 from .data.clic import read_kinds
 from .errors import ConfigError, Terminated
 from .evaluation import evaluate_clic
-from .ioutil import json_safe, write_json
+from .ioutil import json_safe, write_csv, write_json
 from .model import PRFNet
 from .model.runtime import check_runtime, check_threads
 from .outputs import MANIFEST, OutputSet
@@ -45,7 +45,6 @@ from .stats.bootstrap import accuracy_ci
 from .stats.ceilings import clic_correct, clic_noise_ceiling
 from .store import DEFAULT_STORE, ScoreStore, resolve_store
 from .synth.codec_set import MIN_SIZE, synthesize_codec_clic
-from .synth.common import write_rows
 from .training import TrainConfig, load_train_config, train
 from .training.curves import plot_training_curves, read_metrics_csv
 from .training.preflight import check_trainer_settings
@@ -89,9 +88,9 @@ def split_demo_data(data_dir: Path, holdout: float, seed: int) -> tuple[set[str]
     write_clic_csv(data_dir / "train_oracle.csv", [(t, v) for t, v in oracle.rows if t.ref in train_refs])
     write_clic_csv(data_dir / "test_oracle.csv", [(t, v) for t, v in oracle.rows if t.ref in test_refs])
     validation = read_clic_triplets(data_dir / "validation.csv")
-    write_rows(data_dir / "test_validation.csv", [(t.ref, t.a, t.b) for t in validation if t.ref in test_refs])
+    write_csv(data_dir / "test_validation.csv", [(t.ref, t.a, t.b) for t in validation if t.ref in test_refs])
     kinds = read_kinds(data_dir / "kinds.csv")
-    write_rows(
+    write_csv(
         data_dir / "test_kinds.csv",
         [(*key, kind) for key, kind in kinds.items() if key[0] in test_refs],
     )

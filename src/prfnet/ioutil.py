@@ -8,12 +8,14 @@ JSON file through :func:`write_json`; every file hash (the score store's digests
 
 from __future__ import annotations
 
+import csv
 import errno
 import hashlib
 import json
 import math
 import os
 import secrets
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -141,4 +143,14 @@ def write_json(path: str | Path, obj) -> Path:
     text = json.dumps(json_safe(obj), indent=2, allow_nan=False)
     with atomic_write(path, encoding="utf-8") as f:
         f.write(text + "\n")
+    return Path(path)
+
+
+def write_csv(path: str | Path, rows: Iterable[Sequence], header: Sequence[str] | None = None) -> Path:
+    """CSV rows (UTF-8, ``\\n`` line ends; ``header`` first when given), written atomically. Returns ``path``."""
+    with atomic_write(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        if header is not None:
+            writer.writerow(header)
+        writer.writerows(rows)
     return Path(path)

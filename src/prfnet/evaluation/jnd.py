@@ -11,7 +11,6 @@ form). Higher = better, 1 = every "same" pair ranked before every "different" on
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 from ..data import read_bapps_jnd
 from ..errors import DataError
 from ..images import DEFAULT_MAX_PIXELS
-from ..ioutil import atomic_write
+from ..ioutil import write_csv
 from ..protocol import EVAL_OUTPUTS, ProtocolRun
 from ..report.html import Report
 from ..stats.bootstrap import percentile_interval
@@ -116,13 +115,12 @@ def evaluate_jnd(
 def _write_scores_csv(path: Path, subsets: dict, columns: dict[str, list[np.ndarray]]) -> None:
     """One row per pair: ``subset, p0, p1, same`` (the fraction of judges who saw no difference) and each scored
     metric's raw value (its own direction), as ``prfnet view`` and a user's own analysis read them."""
-    with atomic_write(path, newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["subset", "p0", "p1", "same", *columns])
-        for k, (name, items) in enumerate(subsets.items()):
-            for i, pair in enumerate(items):
-                values = (f"{col[k][i]:.8g}" for col in columns.values())
-                writer.writerow([name, pair.p0, pair.p1, repr(float(pair.same)), *values])
+    rows = (
+        [name, pair.p0, pair.p1, repr(float(pair.same)), *(f"{col[k][i]:.8g}" for col in columns.values())]
+        for k, (name, items) in enumerate(subsets.items())
+        for i, pair in enumerate(items)
+    )
+    write_csv(path, rows, ["subset", "p0", "p1", "same", *columns])
 
 
 #: what the table and report say about the intervals of the JND figures

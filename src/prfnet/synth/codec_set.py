@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..ioutil import atomic_write, write_json
+from ..ioutil import atomic_write, write_csv, write_json
 from . import codecs as cd
 from . import distortions as sd
 from . import judge as jd
@@ -51,7 +51,6 @@ from .common import (
     map_in_order,
     remove_stale_images,
     write_png,
-    write_rows,
 )
 
 MIN_SIZE = 256
@@ -311,10 +310,10 @@ def synthesize_codec_clic(
         )
     }
     try:
-        write_rows(paths["val"], validation)
-        write_rows(paths["oracle"], oracle)
-        write_rows(paths["kinds"], kinds_rows)
-        write_rows(paths["files"], files_rows, FILES_HEADER)
+        write_csv(paths["val"], validation)
+        write_csv(paths["oracle"], oracle)
+        write_csv(paths["kinds"], kinds_rows)
+        write_csv(paths["files"], files_rows, FILES_HEADER)
         write_json(paths["ceiling"], ceiling)
         with atomic_write(paths["readme"], "w", encoding="utf-8") as f:
             f.write(_readme(refs, size, seed, codec_names, targets, counts, unreached))

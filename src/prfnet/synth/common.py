@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import ctypes
 import math
 import multiprocessing
@@ -11,7 +10,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict
 from numbers import Integral
 from pathlib import Path
@@ -91,15 +90,6 @@ def write_png(path: Path, img: np.ndarray) -> None:
     """An (H, W, 3) uint8 RGB array as a PNG, written atomically."""
     with atomic_write(path, "wb") as f:
         Image.fromarray(img, mode="RGB").save(f, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-
-
-def write_rows(path: Path, rows, header: Sequence[str] | None = None) -> None:
-    """CSV rows (UTF-8, ``\\n`` line ends; ``header`` first when given), written atomically."""
-    with atomic_write(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        if header is not None:
-            writer.writerow(header)
-        writer.writerows(rows)
 
 
 def balanced_flags(n: int, rng: np.random.Generator) -> np.ndarray:

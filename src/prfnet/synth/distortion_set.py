@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..ioutil import atomic_write
+from ..ioutil import atomic_write, write_csv
 from . import distortions as sd
 from .common import (
     SetSummary,
@@ -33,7 +33,6 @@ from .common import (
     orientation_flags,
     remove_stale_images,
     write_png,
-    write_rows,
 )
 
 KINDS = ("within_family", "matched_mse")
@@ -277,9 +276,9 @@ def synthesize_clic(
     counts = {kind: counts.get(kind, 0) for kind in KINDS}
     paths = {n: out_dir / f for n, f in (("val", "validation.csv"), ("oracle", "oracle.csv"), ("kinds", "kinds.csv"))}
     try:
-        write_rows(paths["val"], validation)
-        write_rows(paths["oracle"], oracle)
-        write_rows(paths["kinds"], kinds_rows)
+        write_csv(paths["val"], validation)
+        write_csv(paths["oracle"], oracle)
+        write_csv(paths["kinds"], kinds_rows)
         with atomic_write(out_dir / "README.txt") as f:
             f.write(_readme(refs, size, seed, votes, counts))
     except OSError as exc:

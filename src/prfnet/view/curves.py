@@ -224,6 +224,16 @@ def rd_part(ctx: OutputSetContext, summary: dict) -> dict:
     }
 
 
+def _read_scores(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """(header, rows as dicts) of a run's ``scores.csv``; :class:`InputError` (one line) when it cannot be read."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            return list(reader.fieldnames or []), list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: unreadable ({exc})") from None
+
+
 MOS_LABELS = {"kadid": "KADID-10k DMOS", "pipal": "PIPAL ELO", "tid2013": "TID2013 MOS"}
 
 
@@ -234,12 +244,7 @@ def mos_part(ctx: OutputSetContext, results: dict, names: list[str]) -> dict:
     the metric's direction is the opposite of the subjective scores')."""
     assert ctx.inputs is not None
     path = ctx.out / "scores.csv"
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            columns, rows = list(reader.fieldnames or []), list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: unreadable ({exc})") from None
+    columns, rows = _read_scores(path)
     if not {"ref", "dist", "mos"} <= set(columns):
         raise InputError(f"{path}: not the scores.csv of prfnet eval mos (header ref,dist,mos,<metric>...)")
     names = [n for n in names if n in columns]
@@ -290,16 +295,9 @@ def jnd_part(ctx: OutputSetContext, results: dict, names: list[str]) -> dict:
     the distorted image, ``mos`` = the fraction of judges who saw no difference, in [0, 1]) with every metric's raw
     value; no curve (JND is scored by average precision, which each metric's ``summary`` gives per subset)."""
     path = ctx.out / "scores.csv"
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            columns, rows = list(reader.fieldnames or []), list(reader)
-    except FileNotFoundError:
-        raise InputError(
-            f"{ctx.out}: this eval jnd set has no per-pair scores.csv (an older prfnet): run it again"
-        ) from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: unreadable ({exc})") from None
+    if not path.is_file():
+        raise InputError(f"{ctx.out}: this eval jnd set has no per-pair scores.csv (an older prfnet): run it again")
+    columns, rows = _read_scores(path)
     if not set(JND_COLUMNS) <= set(columns):
         raise InputError(f"{path}: not the scores.csv of prfnet eval jnd (header subset,p0,p1,same,<metric>...)")
     names = [n for n in names if n in columns]
