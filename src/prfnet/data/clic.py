@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataError
-from ..ioutil import atomic_write
+from ..ioutil import write_csv
 from ._files import csv_rows, require_file
 from .triplets import LabeledTriplet, Triplet
 
@@ -151,10 +151,7 @@ def write_clic_csv(path: str | Path, rows: Iterable[tuple[Triplet, int]]) -> Non
             raise DataError(f"{path}: row {i + 1} ({triplet.key()}): T must be 0 or 1, got {t!r}")
         for name in triplet.names():
             check_name(name, f"{path}: row {i + 1}")
-    with atomic_write(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        for triplet, t in rows:
-            writer.writerow([triplet.ref, triplet.a, triplet.b, int(t)])
+    write_csv(path, ([triplet.ref, triplet.a, triplet.b, int(t)] for triplet, t in rows))
 
 
 def read_kinds(path: str | Path) -> dict[tuple[str, str, str], str]:

@@ -9,7 +9,6 @@ their PSNR ranges overlap the JPEG anchor's, so BD-rate against JPEG is defined 
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +18,7 @@ import numpy as np
 from PIL import Image, features
 
 from ..errors import ConfigError
-from ..ioutil import atomic_write
+from ..ioutil import atomic_write, write_csv
 from ..synth.codecs import CodecUnavailable, get_codec, unavailable_reason
 from ..synth.codecs import encode as encode_with_layer
 from ..synth.photos import load_photo as load_example_image
@@ -145,8 +144,4 @@ def make_example(
                 original = Path("originals", f"{name}.png")
                 rows.append((codec, name, label, *(p.as_posix() for p in (decoded_path, original, bitstream_path))))
     csv_path = folder / "rd.csv"
-    with atomic_write(csv_path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(CSV_HEADER)
-        writer.writerows(rows)
-    return csv_path
+    return write_csv(csv_path, rows, CSV_HEADER)

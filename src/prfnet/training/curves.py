@@ -14,7 +14,7 @@ import math
 import re
 from pathlib import Path
 
-from ..ioutil import atomic_write
+from ..ioutil import write_csv
 from ..report.html import Report
 from .config import TrainConfig
 
@@ -63,11 +63,7 @@ def merge_step_metrics(step_dirs: dict[str, Path]) -> list[dict]:
 
 
 def write_metrics_csv(path: Path, rows: list[dict]) -> None:
-    with atomic_write(path, newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for row in rows:
-            writer.writerow([_csv_cell(c, row.get(c)) for c in COLUMNS])
+    write_csv(path, ([_csv_cell(c, row.get(c)) for c in COLUMNS] for row in rows), COLUMNS)
 
 
 def _csv_cell(column: str, value) -> str:

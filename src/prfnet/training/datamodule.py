@@ -6,7 +6,6 @@ so one :class:`~prfnet.data.TripletDataset` with ``root=None`` serves all format
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from ..data import (
     split_by_reference,
 )
 from ..errors import ConfigError, DataError
-from ..ioutil import atomic_write
+from ..ioutil import write_csv
 from .config import DEFAULT_TRAIN_PATH, DataSettings
 
 
@@ -113,10 +112,8 @@ def load_training_data(settings: DataSettings, seed: int = 0) -> TrainingData:
 
 def write_triplets_csv(path: Path, items: list[LabeledTriplet]) -> None:
     """``ref,a,b,p_a,votes,kind`` with a header row (e.g. ``out/val_triplets.csv``), written atomically."""
-    with atomic_write(path, newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["ref", "a", "b", "p_a", "votes", "kind"])
-        writer.writerows([t.ref, t.a, t.b, f"{t.p_a:.6g}", t.votes, t.kind] for t in items)
+    rows = ([t.ref, t.a, t.b, f"{t.p_a:.6g}", t.votes, t.kind] for t in items)
+    write_csv(path, rows, ["ref", "a", "b", "p_a", "votes", "kind"])
 
 
 def check_crop(dataset: TripletDataset, key: str, what: str) -> None:
