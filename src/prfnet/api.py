@@ -53,15 +53,15 @@ def finite_outputs(model, values: torch.Tensor, what: str) -> list[float]:
     return values.tolist()
 
 
-def model_identity(model: PRFNet, checkpoint_digest: str | None = None) -> str:
+def model_identity(model: PRFNet) -> str:
     """What a score store keys this model's scores on, as the model is now:
     ``prfnet/<sha256[:16]>/<tiling>/<precision>``: the SHA-256 of the checkpoint file that holds the model's
     weights (``model.checkpoint_file``, set by :func:`load_model` / ``PRFNet.from_pretrained``, unchanged on disk
-    since; the file is read here unless the caller passes its ``checkpoint_digest``), else of the weights
+    since; the file is read once per load: :meth:`~prfnet.model.checkpoint.CheckpointFile.sha256`), else of the weights
     (:func:`weights_digest`, at each call, since in-memory weights may change); the tiling (``whole`` or
     ``tile-<size>x<stride>``) and the backbone precision (``fp32``, ``bf16``, ``fp16``), and ``/onnxruntime`` when
     the model scores in onnxruntime (its scores agree with PyTorch's to float rounding, not bit for bit)."""
-    digest = weights_sha256(model, checkpoint_digest)
+    digest = weights_sha256(model)
     c = model.config
     tiling = "whole" if c.tile_size is None else f"tile-{c.tile_size}x{c.tile_stride or c.tile_size}"
     runtime = "" if getattr(model, "runtime", None) is None else f"/{model.runtime.name}"

@@ -17,10 +17,11 @@ def weights_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def weights_sha256(model, checkpoint_digest: str | None = None) -> str:
+def weights_sha256(model) -> str:
     """The SHA-256 that names ``model``'s weights: of the checkpoint file they were read from while that file is
-    unchanged (``checkpoint_digest`` when the caller has it, else the file is read), else :func:`weights_digest`."""
+    unchanged (read once per load: :meth:`~prfnet.model.checkpoint.CheckpointFile.sha256`), else
+    :func:`weights_digest`."""
     file = getattr(model, "checkpoint_file", None)
     if file is not None and file.unchanged():
-        return checkpoint_digest or file.sha256()
+        return file.sha256()
     return weights_digest(model)

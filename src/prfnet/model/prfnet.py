@@ -154,7 +154,7 @@ class PRFNet(nn.Module):
             self.inference_only = True
         return self.eval()
 
-    def use_runtime(self, runtime: str = "torch", threads: int | None = None, checkpoint_digest: str | None = None):
+    def use_runtime(self, runtime: str = "torch", threads: int | None = None):
         """Run eval-mode scoring in ``runtime``: ``"torch"`` (PyTorch, the default) or ``"onnxruntime"`` (CPU only,
         fp32: the backbone and the pair/fusion blocks as ONNX graphs, exported once per weights and cached; see
         :mod:`prfnet.model.runtime`) with ``threads`` intra-op threads (default: torch's setting; PyTorch's own is
@@ -162,7 +162,7 @@ class PRFNet(nn.Module):
         runtime (the weights may change): call this again afterwards. Returns self."""
         check_runtime(runtime, self.device, self.inference.precision, self.inference_only)
         check_threads(threads)
-        self.runtime = None if runtime == "torch" else OnnxRuntime(self, threads, checkpoint_digest)
+        self.runtime = None if runtime == "torch" else OnnxRuntime(self, threads)
         return self
 
     def train(self, mode: bool = True) -> PRFNet:

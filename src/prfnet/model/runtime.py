@@ -175,10 +175,10 @@ class OnnxRuntime:
 
     name = "onnxruntime"
 
-    def __init__(self, model, threads: int | None = None, checkpoint_digest: str | None = None):
+    def __init__(self, model, threads: int | None = None):
         check_exportable(model, whole_images=False)  # the runtime and thread checks are use_runtime's
         self.threads = threads or torch.get_num_threads()
-        self.key = graph_key(model, weights_sha256(model, checkpoint_digest))
+        self.key = graph_key(model, weights_sha256(model))
         self.folder = cache_dir("onnx", _key_name(self.key))
         self.levels = len(model.levels)
         self.files = self._cached() or self._build(model)
